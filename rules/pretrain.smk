@@ -1,0 +1,27 @@
+# One pretraining run per ablation. Resumable state goes to state/pretrain/, which is not a
+# declared output: Snakemake deletes declared outputs before a rerun, state survives it.
+rule pretrain:
+    input:
+        instances=instances_of,
+        tokenizer=rules.tokenizer.output[0],
+    output:
+        checkpoints=directory("results/pretrain/{ablation}/checkpoints"),
+        metrics="results/pretrain/{ablation}/metrics.json",
+        steps="results/pretrain/{ablation}/log.csv",
+    params:
+        spec=ablation_spec,
+        state="state/pretrain/{ablation}",
+    # Half the cores: two ablations pretrain side by side (tiny models scale poorly past a few
+    # threads). Override per run with --set-threads pretrain=N.
+    threads: max(1, workflow.cores // 2)
+    resources:
+        mem_mb=8000,
+        runtime=240,
+    conda:
+        "../envs/bert-ablation.yaml"
+    log:
+        "logs/pretrain/{ablation}.log",
+    benchmark:
+        "logs/pretrain/{ablation}.benchmark.tsv"
+    script:
+        "../workflow_scripts/pretrain.py"

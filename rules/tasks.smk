@@ -1,0 +1,14 @@
+rule tasks:
+    output:
+        directory("results/tasks/{task}"),
+    params:
+        source=task_source,
+    conda:
+        "../envs/bert-ablation.yaml"
+    log:
+        "logs/tasks/{task}.log",
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    script:
+        "../workflow_scripts/tasks.py"

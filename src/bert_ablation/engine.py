@@ -1,0 +1,134 @@
+"""The one training engine, shared by pretraining and fine-tuning (as cramming's backend).
+
+``Engine.step(batch)`` runs forward, backward, clipping, the optimizer and the schedule;
+``state_dict``/``load_state_dict`` capture everything a resumed run needs, RNG included.
+The loops that call it decide only *which* batches to feed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import os
+import random
+import time
+
+import numpy as np
+import torch
+from torch import nn
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def configure_threads(threads: int | None) -> None:
+    """Use exactly the cores Snakemake gave this job: oversubscription slows every job."""
+    if threads:
+        torch.set_num_threads(int(threads))
+
+
+def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """Weight decay on weight matrices only: not on biases and LayerNorm (BERT's exclusions)."""
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        (no_decay if param.ndim < 2 or "LayerNorm" in name else decay).append(param)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def linear_schedule(warmup_steps: int, total_steps: int):
+    """Linear warmup to the peak rate, then linear decay to zero (BERT's schedule)."""
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
+    return factor
+
+
+class Engine:
+    def __init__(self, model: nn.Module, *, lr: float, total_steps: int, warmup_steps: int = 0,
+                 weight_decay: float = 0.01, betas=(0.9, 0.999), eps: float = 1e-6,
+                 grad_clip: float = 1.0, precision: str = "fp32", device: str | torch.device = "cpu"):
+        self.device = torch.device(device)
+        self.model = model.to(self.device)
+        fused = self.device.type == "cuda"
+        self.optimizer = torch.optim.AdamW(parameter_groups(model, weight_decay), lr=lr, betas=tuple(betas),
+                                           eps=eps, fused=fused or None)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, linear_schedule(warmup_steps, total_steps))
+        self.grad_clip = grad_clip
+        self.autocast_dtype = torch.bfloat16 if precision == "bf16" else None
+        self.steps_done = 0
+
+    def autocast(self):
+        if self.autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
+
+    def to_device(self, batch: dict) -> dict:
+        return {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+
+    def step(self, batch: dict):
+        """One optimisation step on ``batch``; returns the model's output (loss detached)."""
+        self.model.train()
+        with self.autocast():
+            output = self.model(**self.to_device(batch))
+        output.loss.backward()
+        if self.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.steps_done += 1
+        output.loss = output.loss.detach()
+        return output
+
+    @torch.no_grad()
+    def evaluate(self, batch: dict):
+        self.model.eval()
+        with self.autocast():
+            return self.model(**self.to_device(batch))
+
+    @property
+    def lr(self) -> float:
+        return self.scheduler.get_last_lr()[0]
+
+    def state_dict(self) -> dict:
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "steps_done": self.steps_done,
+            "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()},
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.steps_done = state["steps_done"]
+        torch.set_rng_state(state["rng"]["torch"])
+        np.random.set_state(state["rng"]["numpy"])
+        random.setstate(state["rng"]["python"])
+
+
+class StepLog:
+    """Per-step CSV log (one file per run: parallel jobs never share a file)."""
+
+    def __init__(self, path: str | os.PathLike, fields: list[str], append: bool = False):
+        exists = append and os.path.exists(path)
+        self.handle = open(path, "a" if exists else "w", newline="")
+        self.writer = csv.DictWriter(self.handle, fieldnames=["step", "elapsed_s", *fields])
+        if not exists:
+            self.writer.writeheader()
+        self.start = time.perf_counter()
+
+    def write(self, step: int, **values) -> None:
+        self.writer.writerow({"step": step, "elapsed_s": round(time.perf_counter() - self.start, 3), **values})
+        self.handle.flush()
+
+    def close(self) -> None:
+        self.handle.close()

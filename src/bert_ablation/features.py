@@ -1,0 +1,98 @@
+"""Task records -> model inputs, and model outputs -> task predictions.
+
+Classification: segment A (and B) truncated to max_seq_length. Span QA follows the BERT /
+HF run_qa recipe: the question (cut to max_query_length tokens) followed by windows of the
+context of max_seq_length tokens overlapping by doc_stride; a window that does not contain
+the whole answer is trained to point at [CLS]. At evaluation the best span over all windows
+of a question wins, with score start_logit(i) + end_logit(j), j >= i, at most
+max_answer_length tokens, from the n_best starts and ends of each window.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .tasks import TaskSpec
+
+
+def _truncate_questions(questions: list[str], tokenizer, max_query_length: int) -> list[str]:
+    encoded = tokenizer(questions, add_special_tokens=False, return_offsets_mapping=True)
+    out = []
+    for question, offsets in zip(questions, encoded["offset_mapping"]):
+        out.append(question[: offsets[max_query_length - 1][1]] if len(offsets) > max_query_length else question)
+    return out
+
+
+def classification_features(spec: TaskSpec, records, tokenizer, max_seq_length: int) -> dict:
+    texts = [records[field] for field in spec.text_fields]
+    encoded = tokenizer(*texts, truncation=True, max_length=max_seq_length)
+    return {"input_ids": encoded["input_ids"], "token_type_ids": encoded["token_type_ids"],
+            "labels": list(records["label"])}
+
+
+def span_features(records, tokenizer, settings: dict, train: bool) -> dict:
+    questions = _truncate_questions(list(records["question"]), tokenizer, settings["max_query_length"])
+    encoded = tokenizer(questions, list(records["context"]), truncation="only_second",
+                        max_length=settings["max_seq_length"], stride=settings["doc_stride"],
+                        return_overflowing_tokens=True, return_offsets_mapping=True)
+    features = {"input_ids": encoded["input_ids"], "token_type_ids": encoded["token_type_ids"],
+                "example": list(encoded["overflow_to_sample_mapping"]), "offsets": [],
+                "start_positions": [], "end_positions": []}
+    for k, offsets in enumerate(encoded["offset_mapping"]):
+        sequence_ids = encoded.sequence_ids(k)
+        context = [i for i, s in enumerate(sequence_ids) if s == 1]
+        # Only context tokens may be predicted; others get no offsets.
+        features["offsets"].append([offsets[i] if sequence_ids[i] == 1 else None for i in range(len(offsets))])
+        if not train:
+            continue
+        answer = records["answers"][features["example"][k]]
+        start_char = answer["answer_start"][0]
+        end_char = start_char + len(answer["text"][0])
+        first, last = context[0], context[-1]
+        if offsets[first][0] > start_char or offsets[last][1] < end_char:
+            start = end = 0  # the answer is not (wholly) in this window: point at [CLS]
+        else:
+            start = next(i for i in context if offsets[i][1] > start_char)
+            end = next(i for i in reversed(context) if offsets[i][0] < end_char)
+        features["start_positions"].append(start)
+        features["end_positions"].append(end)
+    return features
+
+
+def pad_batch(features: dict, index, pad_id: int, label_keys: tuple[str, ...]) -> dict:
+    """Rows ``index`` of ``features`` padded to their own longest row (dynamic padding)."""
+    rows = [features["input_ids"][i] for i in index]
+    width = max(map(len, rows))
+    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    token_type_ids = torch.zeros((len(rows), width), dtype=torch.long)
+    attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for r, i in enumerate(index):
+        n = len(features["input_ids"][i])
+        input_ids[r, :n] = torch.tensor(features["input_ids"][i])
+        token_type_ids[r, :n] = torch.tensor(features["token_type_ids"][i])
+        attention_mask[r, :n] = 1
+    batch = {"input_ids": input_ids, "token_type_ids": token_type_ids, "attention_mask": attention_mask}
+    for key in label_keys:
+        batch[key] = torch.tensor([features[key][i] for i in index], dtype=torch.long)
+    return batch
+
+
+def best_spans(records, features: dict, start_logits: list[np.ndarray], end_logits: list[np.ndarray],
+               n_best: int, max_answer_length: int) -> dict[str, str]:
+    """The highest-scoring valid span of each question over all of its windows: id -> text."""
+    best: dict[int, tuple[float, str]] = {}
+    for k, (starts, ends) in enumerate(zip(start_logits, end_logits)):
+        example = features["example"][k]
+        offsets = features["offsets"][k]
+        context = records["context"][example]
+        for s in np.argsort(starts)[::-1][:n_best]:
+            if offsets[s] is None:
+                continue
+            for e in np.argsort(ends)[::-1][:n_best]:
+                if offsets[e] is None or e < s or e - s + 1 > max_answer_length:
+                    continue
+                score = float(starts[s] + ends[e])
+                if example not in best or score > best[example][0]:
+                    best[example] = (score, context[offsets[s][0]: offsets[e][1]])
+    return {records["id"][i]: best.get(i, (0.0, ""))[1] for i in range(len(records["id"]))}

@@ -1,0 +1,127 @@
+"""The fine-tuning loop: one checkpoint x task x head x grid point, all restarts in one process.
+
+Restarts share the checkpoint and differ in exactly two seeds, derived separately from
+(finetune.seed, restart): one for the task head's initialisation (and dropout), one for the
+data order. Each restart writes its own metrics.json. Running the restarts in one process
+pays the ~5 s import of torch + transformers once instead of once per restart.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import time
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from .engine import Engine, configure_threads, seed_everything
+from .features import best_spans, classification_features, pad_batch, span_features
+from .metrics import classification_scores, squad_scores
+from .modeling import FinetuneModel
+from .storage import derive_seed, read_json, stable_hash, write_json
+from .tasks import TASKS
+
+log = logging.getLogger(__name__)
+
+CLASSIFICATION_LABELS = ("labels",)
+SPAN_LABELS = ("start_positions", "end_positions")
+
+
+def restart_seeds(base_seed: int, restart: int) -> dict[str, int]:
+    return {"init_seed": derive_seed(base_seed, restart, "init"), "data_seed": derive_seed(base_seed, restart, "data")}
+
+
+def featurize(spec, split_records: dict, tokenizer, task_settings: dict, train: bool) -> dict:
+    if spec.kind == "span":
+        return span_features(split_records, tokenizer, task_settings, train)
+    return classification_features(spec, split_records, tokenizer, task_settings["max_seq_length"])
+
+
+@torch.no_grad()
+def evaluate(engine: Engine, spec, records: dict, features: dict, batch_size: int, task_settings: dict,
+             pad_id: int) -> dict:
+    n = len(features["input_ids"])
+    # Length-sorted batches waste no compute on padding; order does not change predictions.
+    order = np.argsort([len(ids) for ids in features["input_ids"]], kind="stable")
+    outputs = [None] * n
+    for start in range(0, n, batch_size):
+        index = order[start: start + batch_size]
+        batch = pad_batch(features, index, pad_id, ())
+        logits = engine.evaluate(batch).logits.float().cpu()
+        for r, i in enumerate(index):
+            outputs[i] = logits[r, : len(features["input_ids"][i])].numpy() if spec.kind == "span" else logits[r].numpy()
+    if spec.kind == "span":
+        predictions = best_spans(records, features, [o[:, 0] for o in outputs], [o[:, 1] for o in outputs],
+                                 task_settings["n_best"], task_settings["max_answer_length"])
+        references = {qid: a["text"] for qid, a in zip(records["id"], records["answers"])}
+        return squad_scores(predictions, references)
+    return classification_scores([int(o.argmax()) for o in outputs], features["labels"], spec.metrics)
+
+
+def train_restart(encoder, spec, head: str, train_features: dict, settings: dict, seeds: dict,
+                  pad_id: int, device: str, desc: str) -> Engine:
+    hp = settings["hp"]
+    seed_everything(seeds["init_seed"])
+    model = FinetuneModel(copy.deepcopy(encoder), spec.kind, len(spec.labels), head, settings["dropout"])
+    n = len(train_features["input_ids"])
+    steps_per_epoch = math.ceil(n / hp["batch_size"])
+    total = steps_per_epoch * hp["epochs"]
+    engine = Engine(model, lr=hp["lr"], total_steps=total, warmup_steps=int(settings["warmup_ratio"] * total),
+                    weight_decay=settings["weight_decay"], grad_clip=settings["grad_clip"], device=device)
+    label_keys = SPAN_LABELS if spec.kind == "span" else CLASSIFICATION_LABELS
+    data_order = torch.Generator().manual_seed(seeds["data_seed"])
+    progress = tqdm(total=total, mininterval=10, desc=desc)
+    for _ in range(hp["epochs"]):
+        order = torch.randperm(n, generator=data_order).tolist()
+        for start in range(0, n, hp["batch_size"]):
+            out = engine.step(pad_batch(train_features, order[start: start + hp["batch_size"]], pad_id, label_keys))
+            progress.update()
+            progress.set_postfix(loss=f"{out.loss.item():.3f}", refresh=False)
+    progress.close()
+    return engine
+
+
+def finetune(checkpoint_dir: str, task_dir: str, task: str, head: str, settings: dict, outputs: list[str],
+             threads: int | None = None, device: str | None = None) -> list[dict]:
+    """Fine-tune ``checkpoint_dir`` on ``task`` once per output path (restart k -> outputs[k])."""
+    import datasets
+    from transformers import BertModel
+
+    from .tokenizer import load_tokenizer
+
+    configure_threads(threads)
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    spec = TASKS[task]
+    tokenizer = load_tokenizer(checkpoint_dir)
+    encoder = BertModel.from_pretrained(checkpoint_dir)
+    pretrain_spec = read_json(f"{checkpoint_dir}/ablation.json")
+    data = datasets.load_from_disk(task_dir)
+    records = {split: data[split].to_dict() for split in ("train", *spec.dev_splits)}
+    train_features = featurize(spec, records["train"], tokenizer, settings["task"], train=True)
+    dev_features = {split: featurize(spec, records[split], tokenizer, settings["task"], train=False)
+                    for split in spec.dev_splits}
+
+    results = []
+    for restart, path in enumerate(outputs):
+        seeds = restart_seeds(settings["seed"], restart)
+        began = time.perf_counter()
+        engine = train_restart(encoder, spec, head, train_features, settings, seeds, tokenizer.pad_token_id,
+                               device, desc=f"{task} {head} restart {restart}")
+        dev = {split: evaluate(engine, spec, records[split], dev_features[split], settings["eval_batch_size"],
+                               settings["task"], tokenizer.pad_token_id) for split in spec.dev_splits}
+        metrics = {
+            "task": task, "head": head, "restart": restart, **seeds,
+            "checkpoint": checkpoint_dir, "ablation": pretrain_spec["name"], "pretrain_step": pretrain_spec["step"],
+            "pretrain_spec_hash": pretrain_spec["spec_hash"],
+            "finetune_hash": stable_hash(settings), "hyperparameters": settings["hp"],
+            "train_examples": len(records["train"][spec.text_fields[0]]), "train_features": len(train_features["input_ids"]),
+            "dev_split": spec.dev_splits[0], "dev": dev[spec.dev_splits[0]], "all_dev": dev,
+            "seconds": round(time.perf_counter() - began, 2), "device": device,
+        }
+        write_json(path, metrics)
+        log.info("%s restart %d: %s", task, restart, dev)
+        results.append(metrics)
+    return results

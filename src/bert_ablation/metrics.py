@@ -1,0 +1,55 @@
+"""Task metrics with the official semantics, on a 0-100 scale as the paper reports them.
+
+SQuAD v1.1: the official evaluate-v1.1.py normalisation (lower-case, strip punctuation,
+articles and extra whitespace), exact match and token-overlap F1, each the maximum over the
+ground-truth answers, averaged over questions. (``evaluate.load("squad")`` would need the hub.)
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from collections import Counter
+
+from sklearn.metrics import f1_score
+
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+_PUNCTUATION = set(string.punctuation)
+
+
+def normalize_answer(text: str) -> str:
+    text = "".join(ch for ch in text.lower() if ch not in _PUNCTUATION)
+    return " ".join(_ARTICLES.sub(" ", text).split())
+
+
+def squad_exact(prediction: str, truth: str) -> float:
+    return float(normalize_answer(prediction) == normalize_answer(truth))
+
+
+def squad_f1(prediction: str, truth: str) -> float:
+    pred_tokens, true_tokens = normalize_answer(prediction).split(), normalize_answer(truth).split()
+    common = Counter(pred_tokens) & Counter(true_tokens)
+    overlap = sum(common.values())
+    if overlap == 0:
+        return 0.0
+    precision, recall = overlap / len(pred_tokens), overlap / len(true_tokens)
+    return 2 * precision * recall / (precision + recall)
+
+
+def squad_scores(predictions: dict[str, str], references: dict[str, list[str]]) -> dict[str, float]:
+    """predictions: id -> text; references: id -> answer texts. Missing predictions score 0."""
+    exact = f1 = 0.0
+    for qid, truths in references.items():
+        prediction = predictions.get(qid, "")
+        exact += max(squad_exact(prediction, t) for t in truths)
+        f1 += max(squad_f1(prediction, t) for t in truths)
+    n = len(references)
+    return {"exact_match": 100.0 * exact / n, "f1": 100.0 * f1 / n}
+
+
+def classification_scores(predictions, labels, metrics: tuple[str, ...]) -> dict[str, float]:
+    predictions, labels = list(map(int, predictions)), list(map(int, labels))
+    scores = {"accuracy": 100.0 * sum(p == y for p, y in zip(predictions, labels)) / len(labels)}
+    if "f1" in metrics:  # GLUE's MRPC/QQP F1: binary, positive class 1
+        scores["f1"] = 100.0 * f1_score(labels, predictions, pos_label=1, zero_division=0)
+    return scores

@@ -1,0 +1,60 @@
+"""Pretraining objectives: what the model predicts, and from which inputs.
+
+An objective is independent of how inputs are packed (sentence pairs or contiguous text):
+``packings`` lists those it accepts, the first being its default.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .masking import IGNORE_INDEX, Masker
+
+
+@dataclass(frozen=True)
+class Objective:
+    name: str
+    description: str
+    causal: bool  # left-to-right attention and next-token targets instead of masked tokens
+    nsp: bool  # adds the next-sentence-prediction loss on the pooled [CLS]
+    packings: tuple[str, ...]
+
+    def targets(self, batch: dict, masker: Masker, generator: torch.Generator) -> dict:
+        """Add the objective's labels to a batch of clean inputs (and corrupt them if masked)."""
+        batch = dict(batch)
+        nsp_labels = batch.pop("next_sentence_label")
+        if self.causal:
+            batch["labels"] = next_token_labels(batch["input_ids"], batch["attention_mask"])
+        else:
+            batch["input_ids"], batch["labels"] = masker(batch["input_ids"], generator)
+        if self.nsp:
+            if (nsp_labels < 0).any():
+                raise ValueError(f"objective '{self.name}' needs NSP labels: use packing 'nsp_pairs'.")
+            batch["next_sentence_label"] = nsp_labels
+        return batch
+
+
+def next_token_labels(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """labels[:, t] = input_ids[:, t + 1]: the one and only shift of the LTR objective.
+
+    Our pretraining model scores position t against labels[:, t] without shifting, unlike
+    HF's causal-LM heads, which shift internally; so exactly one shift happens either way.
+    """
+    labels = torch.full_like(input_ids, IGNORE_INDEX)
+    labels[:, :-1] = torch.where(attention_mask[:, 1:].bool(), input_ids[:, 1:], IGNORE_INDEX)
+    return labels
+
+
+OBJECTIVES: dict[str, Objective] = {
+    o.name: o
+    for o in (
+        Objective("mlm_nsp", "masked LM + next sentence prediction (BERT)", causal=False, nsp=True,
+                  packings=("nsp_pairs",)),
+        Objective("mlm", "masked LM only (No NSP)", causal=False, nsp=False,
+                  packings=("contiguous", "nsp_pairs")),
+        Objective("ltr", "left-to-right LM (LTR & No NSP, GPT-like)", causal=True, nsp=False,
+                  packings=("contiguous", "nsp_pairs")),
+    )
+}

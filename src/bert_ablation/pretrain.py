@@ -1,0 +1,202 @@
+"""The pretraining loop: one ablation, from instances to an HF checkpoint and metrics.
+
+Batches are a pure function of (seed, step): the epoch's permutation comes from
+(seed, epoch) and the step's masks from (seed, step). A resumed run therefore sees exactly
+the batches an uninterrupted run would have seen. Resumable state (and the intermediate
+checkpoints and log it will publish) lives under ``state_dir``, outside Snakemake's declared
+outputs, which Snakemake deletes before re-running a job.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from .config import ablation_hash
+from .engine import Engine, StepLog, configure_threads, seed_everything
+from .masking import Masker, MaskingProcedure
+from .modeling import BertForAblationPretraining, bert_config
+from .objectives import OBJECTIVES
+from .storage import atomic_dir, atomic_file, derive_seed, file_digest, stable_hash, write_json
+
+log = logging.getLogger(__name__)
+
+
+class InstanceBatches:
+    """Fixed-size batches of stored instances, trimmed to their longest row (no padding waste)."""
+
+    def __init__(self, path: str, batch_size: int, seed: int):
+        with np.load(path) as arrays:
+            self.input_ids = torch.from_numpy(arrays["input_ids"].astype(np.int64))
+            self.token_type_ids = torch.from_numpy(arrays["token_type_ids"].astype(np.int64))
+            self.lengths = torch.from_numpy(arrays["lengths"].astype(np.int64))
+            self.nsp = torch.from_numpy(arrays["next_sentence_label"].astype(np.int64))
+        self.path, self.batch_size, self.seed = path, batch_size, seed
+        self.steps_per_epoch = len(self) // batch_size
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def rows(self, index: torch.Tensor) -> dict:
+        width = int(self.lengths[index].max())
+        attention_mask = (torch.arange(width) < self.lengths[index, None]).long()
+        return {
+            "input_ids": self.input_ids[index, :width],
+            "token_type_ids": self.token_type_ids[index, :width],
+            "attention_mask": attention_mask,
+            "next_sentence_label": self.nsp[index],
+        }
+
+    def for_step(self, step: int) -> dict:
+        if not self.steps_per_epoch:
+            raise ValueError(f"{self.path}: {len(self)} instances, fewer than one batch of {self.batch_size}; "
+                             "use a larger corpus, a larger instances.dupe_factor or a smaller batch_size.")
+        epoch, k = divmod(step, self.steps_per_epoch)
+        order = torch.randperm(len(self), generator=torch.Generator().manual_seed(derive_seed(self.seed, "epoch", epoch)))
+        return self.rows(order[k * self.batch_size: (k + 1) * self.batch_size])
+
+    def in_order(self, max_batches: int):
+        for k in range(min(max_batches, math.ceil(len(self) / self.batch_size))):
+            yield self.rows(torch.arange(k * self.batch_size, min(len(self), (k + 1) * self.batch_size)))
+
+
+def step_generator(seed: int, step: int) -> torch.Generator:
+    return torch.Generator().manual_seed(derive_seed(seed, "mask", step))
+
+
+@torch.no_grad()
+def heldout_metrics(engine: Engine, objective, masker: Masker, batches: InstanceBatches, max_batches: int) -> dict:
+    """Perplexity of held-out instances: masked-LM for MLM models, next-token for LTR ones.
+
+    Masks come from a fixed seed so that every model is scored on the same corrupted inputs.
+    """
+    total_loss, predictions, correct, nsp_correct, rows = 0.0, 0, 0, 0, 0
+    for k, batch in enumerate(batches.in_order(max_batches)):
+        batch = objective.targets(batch, masker, step_generator(0, f"heldout-{k}"))
+        out = engine.evaluate(batch)
+        total_loss += float(out.lm_loss) * out.lm_predictions
+        predictions += out.lm_predictions
+        correct += out.lm_correct
+        nsp_correct += out.nsp_correct
+        rows += len(batch["input_ids"])
+    metrics = {
+        "heldout_perplexity": math.exp(total_loss / predictions),
+        "heldout_perplexity_kind": "next-token" if objective.causal else "masked-LM",
+        "heldout_lm_accuracy": correct / predictions,
+        "heldout_predictions": predictions,
+    }
+    if objective.nsp:
+        metrics["heldout_nsp_accuracy"] = nsp_correct / rows
+    return metrics
+
+
+def save_checkpoint(model, tokenizer, spec: dict, path: Path) -> None:
+    with atomic_dir(path) as tmp:
+        model.save_pretrained(str(tmp))
+        tokenizer.save_pretrained(str(tmp))
+        write_json(tmp / "ablation.json", spec)
+
+
+def _load_state(state_file: Path, engine: Engine, state_key: str) -> int:
+    if not state_file.exists():
+        return 0
+    state = torch.load(state_file, map_location="cpu", weights_only=False)
+    if state.get("state_key") != state_key:
+        log.warning("ignoring %s: it belongs to another configuration", state_file)
+        return 0
+    engine.load_state_dict(state["engine"])
+    log.info("resumed from %s at step %d", state_file, engine.steps_done)
+    return engine.steps_done
+
+
+def _save_state(state_file: Path, engine: Engine, state_key: str) -> None:
+    with atomic_file(state_file, "wb") as handle:
+        torch.save({"state_key": state_key, "engine": engine.state_dict()}, handle)
+
+
+def pretrain(spec: dict, instances_dir: str, tokenizer_dir: str, checkpoints_dir: str, metrics_path: str,
+             log_path: str, state_root: str, threads: int | None = None, device: str | None = None,
+             stop_after: int | None = None) -> dict | None:
+    """Pretrain one ablation. ``stop_after`` ends the run early (as a kill would) for tests."""
+    from .tokenizer import load_tokenizer
+
+    configure_threads(threads)
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    train = spec["pretrain"]
+    objective = OBJECTIVES[spec["objective"]]
+    # Resumable state is keyed by the spec *and* the data it trains on, so a changed corpus or
+    # vocabulary never resumes from a stale state.
+    spec_hash = ablation_hash(spec)
+    state_key = stable_hash([spec_hash, file_digest(os.path.join(instances_dir, "train.npz")),
+                             file_digest(os.path.join(tokenizer_dir, "tokenizer.json"))])
+    state_dir = Path(state_root) / state_key
+    state_dir.mkdir(parents=True, exist_ok=True)
+
+    tokenizer = load_tokenizer(tokenizer_dir)
+    batches = InstanceBatches(os.path.join(instances_dir, "train.npz"), train["batch_size"], train["seed"])
+    heldout = InstanceBatches(os.path.join(instances_dir, "heldout.npz"), train["batch_size"], train["seed"])
+    masker = Masker.for_tokenizer(MaskingProcedure.from_config(spec["masking"]), tokenizer)
+
+    seed_everything(train["seed"])
+    model = BertForAblationPretraining(bert_config(spec["model"], len(tokenizer), tokenizer.pad_token_id, objective.causal))
+    engine = Engine(model, lr=train["lr"], total_steps=train["steps"], warmup_steps=train["warmup_steps"],
+                    weight_decay=train["weight_decay"], betas=train["adam_betas"], eps=train["adam_eps"],
+                    grad_clip=train["grad_clip"], precision=train["precision"], device=device)
+    start = _load_state(state_dir / "state.pt", engine, state_key)
+    step_log = StepLog(state_dir / "log.csv", ["loss", "lm_loss", "nsp_loss", "lr", "tokens"], append=start > 0)
+    log.info("pretraining %s (%s, %s): %d parameters, %d instances, steps %d..%d on %s",
+             spec["name"], objective.name, spec["packing"], sum(p.numel() for p in model.parameters()),
+             len(batches), start, train["steps"], device)
+
+    tokens, began, recent, final_loss = 0, time.perf_counter(), [], None
+    progress = tqdm(range(start, train["steps"]), initial=start, total=train["steps"], mininterval=10,
+                    desc=f"pretrain {spec['name']}")
+    for step in progress:
+        batch = objective.targets(batches.for_step(step), masker, step_generator(train["seed"], step))
+        out = engine.step(batch)
+        tokens += int(batch["attention_mask"].sum())
+        recent.append(float(out.loss))
+        done = step + 1
+        if done % train["log_every"] == 0 or done == train["steps"]:
+            step_log.write(done, loss=round(float(np.mean(recent)), 5), lm_loss=round(out.lm_loss.item(), 5),
+                           nsp_loss=None if out.nsp_loss is None else round(out.nsp_loss.item(), 5),
+                           lr=engine.lr, tokens=tokens)
+            progress.set_postfix(loss=f"{np.mean(recent):.3f}")
+            final_loss, recent = float(np.mean(recent)), []
+        if done in train["save_steps"]:
+            save_checkpoint(model, tokenizer, {**spec, "spec_hash": spec_hash, "step": done}, state_dir / f"step-{done}")
+        if done % train["state_every"] == 0 or done == train["steps"]:
+            _save_state(state_dir / "state.pt", engine, state_key)
+        if stop_after is not None and done >= stop_after:
+            step_log.close()
+            return None
+    step_log.close()
+    elapsed = time.perf_counter() - began
+
+    metrics = {
+        "ablation": spec["name"], "spec_hash": spec_hash, "objective": objective.name, "packing": spec["packing"],
+        "steps": train["steps"], "resumed_from_step": start, "parameters": sum(p.numel() for p in model.parameters()),
+        "tokens_this_run": tokens, "seconds_this_run": round(elapsed, 2),
+        "tokens_per_second": round(tokens / elapsed, 1) if elapsed > 0 and tokens else None,
+        "final_train_loss": final_loss,
+        "optimizer": {"name": "AdamW", "bias_correction": True, "betas": train["adam_betas"], "eps": train["adam_eps"]},
+        "device": device, "threads": torch.get_num_threads(),
+        **heldout_metrics(engine, objective, masker, heldout, train["eval_batches"]),
+    }
+    with atomic_dir(checkpoints_dir) as tmp:
+        save_checkpoint(model, tokenizer, {**spec, "spec_hash": spec_hash, "step": train["steps"]}, tmp / "final")
+        for saved in train["save_steps"]:
+            shutil.copytree(state_dir / f"step-{saved}", tmp / f"step-{saved}")
+    with atomic_file(log_path) as handle:
+        handle.write((state_dir / "log.csv").read_text())
+    write_json(metrics_path, metrics)
+    log.info("pretrain %s: %s", spec["name"], metrics)
+    return metrics

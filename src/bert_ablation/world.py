@@ -1,0 +1,977 @@
+"""A small generated world: an offline stand-in for BERT's corpus and GLUE/SQuAD.
+
+The BERT ablations (MLM+NSP vs MLM only vs left-to-right LM, ...) need an
+unlabeled pretraining corpus plus fine-tuning tasks whose solution benefits from
+what pretraining learnt.  Downloading BooksCorpus/Wikipedia and GLUE is neither
+possible offline nor affordable for tiny models, so this module *generates* a
+consistent world from one seed:
+
+* Entities with pseudo-word names built from syllables (so WordPiece splits them
+  into several pieces): people (first + last name; the first name's ending
+  marks the gender, hence he/she), cities and companies.  People come in
+  sibling pairs that share a last name and a birth city.
+* Real English lexicons: jobs, foods, hobbies, places, review aspects and
+  sentiment adjectives (25 positive, 25 negative).
+* A fact table per person (``World.people``): birth city and year, job,
+  employer (usually a company based where they live), the city they moved to
+  and when, hobby, favourite food, sibling, a friend and opinions about places.
+
+``World.documents()`` renders the facts as natural text: mostly biographies
+(temporal order, pronoun coreference, several paraphrase templates per fact,
+occasional sentences about a sibling or friend), plus city descriptions and
+review-style documents in which sentiment adjectives occur in context.
+Frequencies are Zipfian: some people, cities, jobs and foods are far more
+common than others.  All sentences end with a full stop and carry no document
+marker, so next-sentence prediction cannot rely on punctuation or ids.
+
+``World.task(name, ...)`` builds the five fine-tuning tasks from the same facts
+and lexicons, with the record schema of their Hugging Face hub datasets (GLUE
+``mnli``/``qnli``/``mrpc``/``sst2`` and ``squad``).  Negatives are made with
+near-identical wording (a changed value of similar length, another person), so
+neither bag-of-words nor length solves them; a few sentiment adjectives and the
+MNLI "mismatched" templates appear in the corpus but never in training data, so
+pretraining helps generalisation.
+
+Determinism: every random stream is seeded through ``_stable_seed`` (BLAKE2 of
+the parts), never Python's per-process randomised ``hash()``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import re
+from dataclasses import dataclass
+from functools import cached_property
+
+WORLD_TASKS = ("mnli", "qnli", "mrpc", "sst2", "squad")
+
+# --------------------------------------------------------------------------- lexicons
+
+JOBS = (
+    "teacher", "nurse", "engineer", "baker", "carpenter", "doctor", "lawyer", "pilot",
+    "farmer", "architect", "journalist", "electrician", "librarian", "chemist",
+    "accountant", "plumber", "musician", "chef", "mechanic", "dentist", "photographer",
+    "tailor", "firefighter", "pharmacist", "translator", "gardener", "economist",
+    "surgeon", "editor", "astronomer",
+)
+FOODS = (
+    "pasta", "fish soup", "apple pie", "rice pudding", "cheese", "dumplings",
+    "roast chicken", "lentil stew", "pancakes", "noodles", "tomato salad",
+    "mushroom risotto", "lamb curry", "fried potatoes", "honey cake", "grilled salmon",
+    "bean soup", "plum jam", "porridge", "pizza", "goulash", "corn bread", "chocolate",
+    "strawberries", "onion tart",
+)
+HOBBIES = (
+    "painting", "fishing", "playing chess", "hiking", "gardening", "cycling", "swimming",
+    "reading poetry", "playing the piano", "baking bread", "birdwatching", "sailing",
+    "knitting", "running", "collecting stamps", "taking photographs", "dancing",
+    "climbing", "cooking", "playing football", "writing stories", "carving wood",
+    "singing", "playing the violin", "skiing",
+)
+PLACES = (
+    "bakery", "museum", "library", "theatre", "park", "market", "cafe", "restaurant",
+    "hotel", "zoo", "cinema", "gallery", "harbour", "stadium", "bookshop",
+    "concert hall", "old castle", "botanical garden", "swimming pool", "town hall",
+)
+# Things a review can talk about, with whether the noun is plural ("were").
+ASPECTS = (
+    ("food", False), ("service", False), ("staff", True), ("music", False),
+    ("view", False), ("rooms", True), ("coffee", False), ("atmosphere", False),
+    ("prices", True), ("exhibition", False), ("show", False), ("bread", False),
+    ("seats", True), ("guide", False), ("concert", False), ("soup", False),
+    ("decor", False), ("waiters", True), ("cakes", True), ("tour", False),
+)
+POSITIVE_ADJECTIVES = (
+    "wonderful", "excellent", "delightful", "superb", "pleasant", "lovely", "charming",
+    "brilliant", "fantastic", "impressive", "enjoyable", "marvellous", "splendid",
+    "terrific", "outstanding", "remarkable", "fabulous", "magnificent", "stunning",
+    "amazing", "great", "good", "nice", "beautiful", "memorable",
+)
+NEGATIVE_ADJECTIVES = (
+    "awful", "terrible", "horrible", "dreadful", "dull", "boring", "disappointing",
+    "unpleasant", "mediocre", "poor", "bad", "miserable", "dismal", "appalling",
+    "tedious", "lousy", "shabby", "annoying", "frustrating", "depressing", "gloomy",
+    "ugly", "pathetic", "atrocious", "bland",
+)
+MONTHS = (
+    "January", "February", "March", "April", "May", "June", "July", "August",
+    "September", "October", "November", "December",
+)
+TRAITS = ("quiet", "patient", "curious", "shy", "stubborn", "practical", "calm", "tidy")
+
+# How many sentiment adjectives of each polarity never occur in SST-2 training data.
+N_HELDOUT_ADJECTIVES = 5
+
+# --------------------------------------------------------------------------- facts & templates
+
+# The per-person attributes that sentences state and tasks ask about.
+FACT_KINDS = (
+    "birth_city", "birth_year", "job", "employer", "moved_city", "moved_year",
+    "hobby", "food", "sibling",
+)
+
+# Fact sentences about a subject.  {S}/{s}/{P}/{p}/{o} refer to the subject
+# (subject / possessive / object, capitalised at sentence start); the first
+# reference becomes the name when the sentence is "named", later ones pronouns.
+# {a} is the article of {job}; {sib_rel} is "brother" or "sister".
+STANDARD_TEMPLATES = (
+    "{S} was born in {birth_city} in {birth_year}.",
+    "{S} was born in {birth_year} in the city of {birth_city}.",
+    "In {birth_year}, {s} was born in {birth_city}.",
+    "{S} was born in {birth_city}.",
+    "{S} grew up in {birth_city}.",
+    "{P} hometown is {birth_city}.",
+    "{S} comes from {birth_city}.",
+    "{S} was born in {birth_year}.",
+    "{S} was born in the year {birth_year}.",
+    "{P} year of birth is {birth_year}.",
+    "{S} works as {a} {job}.",
+    "{S} is {a} {job} by trade.",
+    "{S} earns a living as {a} {job}.",
+    "{S} works for {employer}.",
+    "{S} is employed by {employer}.",
+    "{S} has a job at {employer}.",
+    "{S} works as {a} {job} at {employer}.",
+    "After finishing school, {s} found work as {a} {job} at {employer}.",
+    "{S} is {a} {job} at {employer}.",
+    "{S} found work as {a} {job} at {employer}.",
+    "In {moved_year}, {s} moved to {moved_city}.",
+    "{S} moved to {moved_city} in {moved_year}.",
+    "{S} relocated to {moved_city} in {moved_year}.",
+    "In {moved_year}, {s} left {p} hometown and moved to {moved_city}.",
+    "{S} now lives in {moved_city}.",
+    "{S} moved to {moved_city} as an adult.",
+    "These days {s} lives in {moved_city}.",
+    "{S} left {p} hometown in {moved_year}.",
+    "{S} moved away from home in {moved_year}.",
+    "{S} changed cities in {moved_year}.",
+    "In {p} free time, {s} enjoys {hobby}.",
+    "{S} loves {hobby}.",
+    "{P} favourite hobby is {hobby}.",
+    "When {s} is not working, {s} enjoys {hobby} with friends.",
+    "{P} favourite food is {food}.",
+    "{S} loves eating {food}.",
+    "{S} likes {food} more than anything.",
+    "{S} could happily eat {food} every single day of the week.",
+    "{P} {sib_rel} is {sibling}.",
+    "{S} has a {sib_rel} named {sibling}.",
+    "{S} grew up with {p} {sib_rel}, {sibling}.",
+)
+# A second "genre" with its own wording.  MNLI's mismatched split uses only
+# these; its train and matched splits never see them (the corpus does).
+HELDOUT_TEMPLATES = (
+    "{S} was born in {birth_city} back in {birth_year}.",
+    "{S} is a native of {birth_city}.",
+    "{birth_city} is where {s} was born.",
+    "{S} came into the world in {birth_year}.",
+    "The year {s} was born was {birth_year}.",
+    "By profession, {s} is {a} {job}.",
+    "{S} makes a living working as {a} {job}.",
+    "{employer} is {p} employer.",
+    "{S} is on the payroll of {employer}.",
+    "{S} is on the payroll of {employer} as {a} {job}.",
+    "{S} has made {p} home in {moved_city}.",
+    "{moved_city} is where {s} lives today.",
+    "{moved_year} was the year {s} moved away.",
+    "{S} packed {p} bags and left home in {moved_year}.",
+    "{S} packed up and moved to {moved_city} in {moved_year}.",
+    "{S} spends {p} weekends {hobby}.",
+    "Nothing makes {o} happier than {hobby}.",
+    "{S} never says no to {food}.",
+    "If {s} could eat one thing, it would be {food}.",
+    "{sibling} is {p} {sib_rel}.",
+    "{S} is very close to {p} {sib_rel} {sibling}.",
+)
+# Sentences about a second person ({x_...}: their facts) related to the
+# subject by {rel}: distractors for SQuAD/MNLI/QNLI, and corpus variety.
+DISTRACTOR_TEMPLATES = (
+    "{P} {rel}, {x_name}, works as {x_a} {x_job}.",
+    "{P} {rel} {x_name} was born in {x_birth_year}.",
+    "{P} {rel} {x_name} moved to {x_moved_city} in {x_moved_year}.",
+    "{P} {rel} {x_name} works for {x_employer}.",
+    "{P} {rel} {x_name} loves {x_hobby}.",
+    "{P} {rel} {x_name} grew up in {x_birth_city}.",
+    "{P} {rel}, {x_name}, loves eating {x_food}.",
+)
+OPINION_TEMPLATES = (
+    "{S} thinks the {place} in {city} is {adj}.",
+    "According to {o}, the {place} in {city} is {adj}.",
+    "{S} often says that the {place} in {city} is {adj}.",
+)
+# Fact-free sentences: early ones belong to childhood, late ones anywhere after.
+CHILDHOOD_FILLERS = (
+    "As a child, {s} spent every summer near the sea.",
+    "{S} was a {trait} child who read a lot.",
+    "At school, {s} was known for {p} neat handwriting.",
+    "{P} parents ran a small shop near the station.",
+)
+LATE_FILLERS = (
+    "{S} rarely talks about {p} childhood.",
+    "Friends describe {o} as {trait} and {trait2}.",
+    "{S} is known for {p} sense of humour.",
+    "{S} spends most evenings at home with a good book.",
+    "{S} once travelled across the whole country by train.",
+    "{S} keeps a small diary on {p} desk.",
+    "Neighbours say {s} is always {trait}.",
+    "{S} has never owned a car and walks everywhere.",
+    "{S} usually wakes up before sunrise and goes for a long walk.",
+    "On Sundays, {s} likes to visit old friends in the countryside.",
+    "Every winter, {s} spends a few quiet weeks by the lake.",
+)
+QUESTIONS = {
+    "birth_city": ("Where was {name} born?", "In which city was {name} born?",
+                   "What is {name}'s hometown?"),
+    "birth_year": ("When was {name} born?", "In what year was {name} born?",
+                   "What year was {name} born in?"),
+    "job": ("What does {name} do for a living?", "What is {name}'s job?",
+            "What is {name}'s profession?"),
+    "employer": ("Which company does {name} work for?", "Who employs {name}?",
+                 "Where does {name} work?"),
+    "moved_city": ("Where does {name} live now?", "To which city did {name} move?",
+                   "Where did {name} move to?"),
+    "moved_year": ("When did {name} move to {moved_city}?",
+                   "In what year did {name} leave {p} hometown?", "When did {name} move away?"),
+    "hobby": ("What does {name} enjoy doing in {p} free time?",
+              "What is {name}'s favourite hobby?", "What does {name} like to do for fun?"),
+    "food": ("What is {name}'s favourite food?", "What does {name} love to eat?",
+             "Which dish does {name} like best?"),
+    "sibling": ("Who is {name}'s {sib_rel}?", "What is the name of {name}'s {sib_rel}?",
+                "Who did {name} grow up with?"),
+}
+
+_PRONOUNS = {
+    "female": {"S": "She", "s": "she", "P": "Her", "p": "her", "o": "her"},
+    "male": {"S": "He", "s": "he", "P": "His", "p": "his", "o": "him"},
+}
+_REFERENCE_SLOTS = frozenset(_PRONOUNS["female"])
+
+# Syllables for pseudo-word names; endings make names look like a name class.
+_ONSETS = ("b", "d", "f", "g", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z",
+           "br", "dr", "gr", "kr", "st", "th", "tr", "sh")
+_VOWELS = ("a", "e", "i", "o", "u", "ai", "ei", "ou", "ia")
+_CODAS = ("", "", "", "n", "r", "l", "s", "m", "k")
+_FEMALE_ENDINGS = ("a", "ina", "ella", "ora", "isa", "ene")
+_MALE_ENDINGS = ("o", "an", "ek", "us", "ar", "ion")
+_LAST_ENDINGS = ("", "sen", "mir", "ov", "wick", "dal")
+_CITY_ENDINGS = ("holm", "ford", "burg", "port", "vale", "stad", "mouth", "gard")
+_COMPANY_SUFFIXES = ("Industries", "Labs", "Group", "Systems", "Motors", "Foods",
+                     "Media", "Works", "Bank", "Textiles")
+
+_SIZES = ("small", "large", "busy", "quiet", "old", "growing")
+_REGIONS = ("north", "south", "east", "west")
+
+# Corpus composition per person at scale 1.0 (about 3000 documents in total).
+_PEOPLE_PER_SCALE = 1200
+_CITIES_PER_SCALE = 80
+_COMPANIES_PER_SCALE = 150
+_EXTRA_BIOGRAPHIES_PER_PERSON = 0.6
+_REVIEWS_PER_PERSON = 0.65
+_DOCUMENTS_PER_CITY = 4
+
+_MAX_ATTEMPTS = 1000  # redraws allowed per task record before giving up on dedupe
+
+
+# --------------------------------------------------------------------------- data classes
+
+
+@dataclass(frozen=True)
+class Person:
+    first: str
+    last: str
+    gender: str  # "female" | "male"
+    birth_city: str
+    birth_year: int
+    job: str
+    employer: str
+    moved_city: str
+    moved_year: int
+    hobby: str
+    food: str
+    sibling: str  # full name of the sibling (same last name and birth city)
+    sibling_relation: str  # "brother" | "sister": what the sibling is to this person
+    friend: str  # full name of another person
+    opinions: tuple[tuple[str, str, str], ...]  # (place, city, adjective)
+
+    @property
+    def name(self) -> str:
+        return f"{self.first} {self.last}"
+
+    @property
+    def facts(self) -> dict[str, str]:
+        """The FACT_KINDS values as they appear in text."""
+        return {kind: str(getattr(self, kind)) for kind in FACT_KINDS}
+
+
+@dataclass(frozen=True)
+class City:
+    name: str
+    size: str
+    region: str
+    founded: int
+    landmark: str  # a place from PLACES
+    landmark_adjective: str  # what visitors say about the landmark
+    speciality: str  # a food from FOODS
+
+
+@dataclass(frozen=True)
+class Company:
+    name: str
+    city: str  # headquarters
+
+
+@dataclass(frozen=True)
+class _Template:
+    """A sentence pattern pre-split into (is_slot, text) pieces."""
+
+    text: str
+    pieces: tuple[tuple[bool, str], ...]
+    kinds: frozenset[str]  # subject facts it states
+    other_kinds: frozenset[str]  # facts of the second person ({x_...} slots)
+
+
+@dataclass(frozen=True)
+class _Sentence:
+    text: str
+    # (person name, fact kind, start, end) for every fact value in the text.
+    mentions: tuple[tuple[str, str, int, int], ...] = ()
+
+
+_SLOT = re.compile(r"\{(\w+)\}")
+
+
+def _parse(text: str) -> _Template:
+    pieces, last = [], 0
+    for match in _SLOT.finditer(text):
+        if match.start() > last:
+            pieces.append((False, text[last:match.start()]))
+        pieces.append((True, match.group(1)))
+        last = match.end()
+    if last < len(text):
+        pieces.append((False, text[last:]))
+    slots = {piece for is_slot, piece in pieces if is_slot}
+    return _Template(
+        text=text,
+        pieces=tuple(pieces),
+        kinds=frozenset(slots & set(FACT_KINDS)),
+        other_kinds=frozenset(s[2:] for s in slots if s[2:] in FACT_KINDS and s.startswith("x_")),
+    )
+
+
+class _TemplatePool:
+    """Fact templates of one genre, indexed the ways the generators need them."""
+
+    def __init__(self, texts):
+        self.templates = tuple(_parse(t) for t in texts)
+        self.by_kinds: dict[frozenset, list[_Template]] = {}
+        for template in self.templates:
+            self.by_kinds.setdefault(template.kinds, []).append(template)
+        # Biographies open with the name and the birth city.
+        self.openers = [t for t in self.templates if t.text.startswith("{S}")
+                        and "birth_city" in t.kinds and t.kinds <= {"birth_city", "birth_year"}]
+
+    def single(self, kind: str) -> list[_Template]:
+        return self.by_kinds.get(frozenset([kind]), [])
+
+    def stating(self, kind: str) -> list[_Template]:
+        return [t for t in self.templates if kind in t.kinds]
+
+    def within(self, allowed, exclude=frozenset()) -> list[_Template]:
+        return [t for t in self.templates if t.kinds <= allowed and not t.kinds & exclude]
+
+
+_STANDARD = _TemplatePool(STANDARD_TEMPLATES)
+_HELDOUT = _TemplatePool(HELDOUT_TEMPLATES)
+_ALL = _TemplatePool(STANDARD_TEMPLATES + HELDOUT_TEMPLATES)
+_DISTRACTORS = tuple(_parse(t) for t in DISTRACTOR_TEMPLATES)
+_OPINIONS = tuple(_parse(t) for t in OPINION_TEMPLATES)
+_CHILDHOOD = tuple(_parse(t) for t in CHILDHOOD_FILLERS)
+_LATE = tuple(_parse(t) for t in LATE_FILLERS)
+
+# Optional biography sections in temporal order; each yields at most one sentence.
+_BIO_SECTIONS = (
+    "birth_year", "childhood", "sibling", "sibling_detail", "move", "work", "work_rest",
+    "friend", "food", "hobby", "opinion", "late", "late", "late",
+)
+_SECTION_KINDS = {
+    "birth_year": frozenset({"birth_year"}),
+    "sibling": frozenset({"sibling"}),
+    "move": frozenset({"moved_city", "moved_year"}),
+    "work": frozenset({"job", "employer"}),
+    "work_rest": frozenset({"job", "employer"}),
+    "food": frozenset({"food"}),
+    "hobby": frozenset({"hobby"}),
+}
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _stable_seed(*parts) -> int:
+    """A process-independent 64-bit seed from arbitrary printable parts."""
+    key = "\x1f".join(str(part) for part in parts).encode()
+    return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big")
+
+
+def _zipf_cum_weights(n: int, exponent: float) -> list[float]:
+    total, cumulative = 0.0, []
+    for rank in range(1, n + 1):
+        total += rank ** -exponent
+        cumulative.append(total)
+    return cumulative
+
+
+def _article(word: str) -> str:
+    return "an" if word[0] in "aeiou" else "a"
+
+
+def _capitalise(text: str) -> str:
+    return text[0].upper() + text[1:]
+
+
+def _biography_length(rng) -> int:
+    """5-12 sentences, skewed towards long biographies (mean about 10.5)."""
+    return 12 - min(rng.randint(0, 7), rng.randint(0, 7), rng.randint(0, 7))
+
+
+def _word_count(sentences) -> int:
+    return sum(len(s.text.split()) for s in sentences)
+
+
+def _join(sentences) -> tuple[str, list[tuple[str, str, int, int]]]:
+    """Concatenate sentences into a paragraph, shifting mention offsets."""
+    texts, mentions, offset = [], [], 0
+    for sentence in sentences:
+        texts.append(sentence.text)
+        mentions.extend((who, kind, start + offset, end + offset)
+                        for who, kind, start, end in sentence.mentions)
+        offset += len(sentence.text) + 1
+    return " ".join(texts), mentions
+
+
+# --------------------------------------------------------------------------- the world
+
+
+class World:
+    """Entities, facts and lexicons derived deterministically from ``seed``.
+
+    ``scale`` multiplies the number of people, cities and companies, and so the
+    size of the corpus returned by :meth:`documents`.
+    """
+
+    def __init__(self, seed: int = 0, scale: float = 1.0):
+        if scale <= 0:
+            raise ValueError(f"scale must be positive, got {scale}")
+        self.seed = seed
+        self.scale = scale
+        rng = self._rng("entities")
+        self._used_names: set[str] = set()
+        self.cities = self._make_cities(rng, max(6, round(_CITIES_PER_SCALE * scale)))
+        self.companies = self._make_companies(rng, max(6, round(_COMPANIES_PER_SCALE * scale)))
+        self._lexicon_order = {  # which jobs/foods/hobbies are common differs per seed
+            name: rng.sample(words, len(words))
+            for name, words in (("job", JOBS), ("food", FOODS), ("hobby", HOBBIES))
+        }
+        self.people = self._make_people(rng, 2 * max(4, round(_PEOPLE_PER_SCALE * scale / 2)))
+        self._by_name = {person.name: person for person in self.people}
+        self._slot_values = {person.name: self._values_of(person) for person in self.people}
+        heldout = (rng.sample(NEGATIVE_ADJECTIVES, N_HELDOUT_ADJECTIVES),
+                   rng.sample(POSITIVE_ADJECTIVES, N_HELDOUT_ADJECTIVES))
+        # Sentiment adjectives indexed by polarity (0 negative, 1 positive).
+        self.adjectives = (NEGATIVE_ADJECTIVES, POSITIVE_ADJECTIVES)
+        self.train_adjectives = tuple(
+            tuple(a for a in words if a not in held) for words, held in zip(self.adjectives, heldout))
+        self.heldout_adjectives = tuple(sorted(heldout[0] + heldout[1]))
+
+    def person(self, name: str) -> Person:
+        return self._by_name[name]
+
+    def _rng(self, *parts) -> random.Random:
+        return random.Random(_stable_seed(self.seed, *parts))
+
+    # ------------------------------------------------------------------ entities
+
+    def _new_name(self, rng, syllables: tuple[int, int], endings) -> str:
+        while True:
+            n = rng.randint(*syllables)
+            stem = "".join(rng.choice(_ONSETS) + rng.choice(_VOWELS) + rng.choice(_CODAS)
+                           for _ in range(n))
+            name = _capitalise(stem + rng.choice(endings))
+            if name not in self._used_names:
+                self._used_names.add(name)
+                return name
+
+    def _make_cities(self, rng, n: int) -> list[City]:
+        return [City(name=self._new_name(rng, (1, 2), _CITY_ENDINGS),
+                     size=rng.choice(_SIZES), region=rng.choice(_REGIONS),
+                     founded=rng.randint(900, 1850), landmark=rng.choice(PLACES),
+                     landmark_adjective=rng.choice(rng.choice((NEGATIVE_ADJECTIVES,
+                                                               POSITIVE_ADJECTIVES))),
+                     speciality=rng.choice(FOODS))
+                for _ in range(n)]
+
+    def _make_companies(self, rng, n: int) -> list[Company]:
+        city_weights = _zipf_cum_weights(len(self.cities), 0.8)
+        return [Company(name=f"{self._new_name(rng, (1, 2), ('ex', 'on', 'ia', 'ar', ''))} "
+                             f"{rng.choice(_COMPANY_SUFFIXES)}",
+                        city=rng.choices(self.cities, cum_weights=city_weights)[0].name)
+                for _ in range(n)]
+
+    def _zipf_choice(self, rng, items, exponent: float = 0.8):
+        return rng.choices(items, cum_weights=_zipf_cum_weights(len(items), exponent))[0]
+
+    def _make_people(self, rng, n: int) -> list[Person]:
+        """People come in sibling pairs sharing a last name and a birth city."""
+        first_names = {gender: [self._new_name(rng, (1, 2), endings)
+                                for _ in range(max(10, n // 3))]
+                       for gender, endings in (("female", _FEMALE_ENDINGS), ("male", _MALE_ENDINGS))}
+        city_names = [city.name for city in self.cities]
+        companies_in = {}
+        for company in self.companies:
+            companies_in.setdefault(company.city, []).append(company.name)
+        rows = []
+        for _ in range(n // 2):
+            last = self._new_name(rng, (2, 2), _LAST_ENDINGS)
+            birth_city = self._zipf_choice(rng, city_names)
+            first_year = rng.randint(1945, 1990)
+            pair = []
+            for year in (first_year, first_year + rng.randint(1, 9)):
+                gender = rng.choice(("female", "male"))
+                first = self._zipf_choice(rng, first_names[gender], 0.7)
+                while pair and first == pair[0]["first"]:
+                    first = rng.choice(first_names[gender])
+                pair.append(self._personal_facts(rng, first, last, gender, birth_city, year,
+                                                 city_names, companies_in))
+            for me, sibling in ((pair[0], pair[1]), (pair[1], pair[0])):
+                me["sibling"] = f"{sibling['first']} {last}"
+                me["sibling_relation"] = "sister" if sibling["gender"] == "female" else "brother"
+            rows.extend(pair)
+        names = [f"{row['first']} {row['last']}" for row in rows]
+        for i, row in enumerate(rows):
+            friend = rng.choice(names)
+            while friend in (names[i], row["sibling"]):
+                friend = rng.choice(names)
+            row["friend"] = friend
+        return [Person(**row) for row in rows]
+
+    def _personal_facts(self, rng, first, last, gender, birth_city, birth_year,
+                        city_names, companies_in) -> dict:
+        moved_city = birth_city
+        while moved_city == birth_city:
+            moved_city = self._zipf_choice(rng, city_names)
+        local = companies_in.get(moved_city)
+        employer = (rng.choice(local) if local and rng.random() < 0.8
+                    else self._zipf_choice(rng, [c.name for c in self.companies]))
+        opinions = tuple(
+            (rng.choice(PLACES), rng.choice((birth_city, moved_city)),
+             self._zipf_choice(rng, rng.choice((NEGATIVE_ADJECTIVES, POSITIVE_ADJECTIVES)), 0.5))
+            for _ in range(rng.randint(1, 2)))
+        return dict(first=first, last=last, gender=gender, birth_city=birth_city,
+                    birth_year=birth_year, job=self._zipf_choice(rng, self._lexicon_order["job"]),
+                    employer=employer, moved_city=moved_city,
+                    moved_year=min(2023, birth_year + rng.randint(18, 35)),
+                    hobby=self._zipf_choice(rng, self._lexicon_order["hobby"]),
+                    food=self._zipf_choice(rng, self._lexicon_order["food"]), opinions=opinions)
+
+    @staticmethod
+    def _values_of(person: Person) -> dict[str, str]:
+        return {**person.facts, "name": person.name, "a": _article(person.job),
+                "sib_rel": person.sibling_relation}
+
+    # ------------------------------------------------------------------ rendering
+
+    def _render(self, template: _Template, subject: Person, named: bool = False,
+                other: Person | None = None, override: dict | None = None,
+                extra: dict | None = None) -> _Sentence:
+        """Fill a template for ``subject`` and record where each fact value sits.
+
+        ``override`` replaces subject facts (used for contradictions); ``other``
+        fills the {x_...} slots; ``extra`` fills non-fact slots (place, adj...).
+        """
+        values = self._slot_values[subject.name]
+        if override:
+            values = {**values, **override}
+            values["a"] = _article(values["job"])
+        other_values = self._slot_values[other.name] if other else {}
+        pronouns = _PRONOUNS[subject.gender]
+        parts, mentions, position, use_name = [], [], 0, named
+        for is_slot, piece in template.pieces:
+            if not is_slot:
+                value = piece
+            elif piece in _REFERENCE_SLOTS:
+                value = pronouns[piece]
+                if use_name:
+                    value = subject.name + ("'s" if piece in "Pp" else "")
+                use_name = False
+            elif piece.startswith("x_"):
+                value = other_values[piece[2:]]
+                if piece[2:] in FACT_KINDS:
+                    mentions.append((other.name, piece[2:], position, position + len(value)))
+                elif piece == "x_name" and other.name == subject.sibling:
+                    mentions.append((subject.name, "sibling", position, position + len(value)))
+            elif piece == "rel":
+                value = subject.sibling_relation if other.name == subject.sibling else "friend"
+            elif piece in values:
+                value = values[piece]
+                if piece in FACT_KINDS:
+                    mentions.append((subject.name, piece, position, position + len(value)))
+            else:
+                value = extra[piece]
+            parts.append(value)
+            position += len(value)
+        return _Sentence("".join(parts), tuple(mentions))
+
+    def _question(self, rng, person: Person, kind: str) -> str:
+        return rng.choice(QUESTIONS[kind]).format(
+            name=person.name, p=_PRONOUNS[person.gender]["p"],
+            sib_rel=person.sibling_relation, moved_city=person.moved_city)
+
+    def _alternative(self, rng, kind: str, value: str, person: Person) -> str:
+        """A wrong value for ``kind`` of about the same length (no length cue)."""
+        if kind in ("birth_year", "moved_year"):
+            return str(int(value) + rng.choice((-1, 1)) * rng.randint(1, 12))
+        if kind == "sibling":  # same gender keeps "brother"/"sister" right
+            gender = self.person(value).gender
+            pool = [p.name for p in self.people if p.gender == gender and p.name != person.name]
+        else:
+            pool = {"birth_city": [c.name for c in self.cities],
+                    "moved_city": [c.name for c in self.cities],
+                    "employer": [c.name for c in self.companies],
+                    "job": JOBS, "hobby": HOBBIES, "food": FOODS}[kind]
+        words = len(value.split())
+        candidates = [v for v in pool if v != value and len(v.split()) == words
+                      and abs(len(v) - len(value)) <= 2]
+        if not candidates:
+            candidates = sorted((v for v in pool if v != value),
+                                key=lambda v: abs(len(v) - len(value)))[:5]
+        return rng.choice(candidates)
+
+    def _similar_person(self, rng, person: Person) -> Person:
+        """Another person: the sibling (same last name) or one with a similar name length."""
+        if rng.random() < 0.5:
+            return self.person(person.sibling)
+        while True:
+            other = rng.choice(self.people)
+            if other is not person and abs(len(other.name) - len(person.name)) <= 2:
+                return other
+
+    # ------------------------------------------------------------------ documents
+
+    @cached_property
+    def _documents(self) -> tuple[tuple[str, ...], ...]:
+        rng = self._rng("documents")
+        n = len(self.people)
+        docs = [self._biography(rng, person, _biography_length(rng)) for person in self.people]
+        # Zipfian extra biographies: popular people are written about again and again.
+        popular = rng.sample(self.people, n)
+        weights = _zipf_cum_weights(n, 0.7)
+        for _ in range(round(_EXTRA_BIOGRAPHIES_PER_PERSON * n)):
+            person = rng.choices(popular, cum_weights=weights)[0]
+            docs.append(self._biography(rng, person, _biography_length(rng)))
+        city_weights = _zipf_cum_weights(len(self.cities), 0.8)
+        for _ in range(_DOCUMENTS_PER_CITY * len(self.cities)):
+            docs.append(self._city_document(rng, rng.choices(self.cities, cum_weights=city_weights)[0]))
+        for _ in range(round(_REVIEWS_PER_PERSON * n)):
+            docs.append(self._review_document(rng))
+        rng.shuffle(docs)
+        return tuple(tuple(s.text for s in doc) for doc in docs)
+
+    def documents(self) -> list[list[str]]:
+        """The pretraining corpus: documents as ordered lists of sentences."""
+        return [list(doc) for doc in self._documents]
+
+    def _biography(self, rng, person: Person, n_sentences: int, pool: _TemplatePool = _ALL,
+                   required: tuple[str, ...] = ()) -> list[_Sentence]:
+        """``n_sentences`` sentences about ``person``, in temporal order.
+
+        The first names the person and their birth city; the rest mostly use
+        pronouns.  Sections in ``required`` are always included.
+        """
+        opener = rng.choice(pool.openers)
+        sentences = [self._render(opener, person, named=True)]
+        stated = set(opener.kinds)
+        optional = [i for i, s in enumerate(_BIO_SECTIONS) if s not in required]
+        chosen = {i for i, s in enumerate(_BIO_SECTIONS) if s in required}
+        chosen.update(rng.sample(optional, max(0, min(len(optional), n_sentences - 1 - len(chosen)))))
+        late = rng.sample(_LATE, len(_LATE))  # fillers, each used at most once
+        for i in sorted(chosen):
+            sentences.append(self._bio_section(rng, _BIO_SECTIONS[i], person, pool, stated, late))
+        return sentences
+
+    def _bio_section(self, rng, section, person, pool, stated, late) -> _Sentence:
+        named = rng.random() < 0.15
+        if section in _SECTION_KINDS:
+            allowed = _SECTION_KINDS[section]
+            if section == "work_rest":  # whichever of job/employer is still unsaid
+                allowed = frozenset(k for k in allowed if k not in stated)
+            candidates = [t for t in pool.within(allowed, exclude=stated) if t.kinds]
+            if not candidates:
+                return self._filler(rng, late.pop(), person)
+            template = rng.choice(candidates)
+            stated.update(template.kinds)
+            return self._render(template, person, named)
+        if section in ("sibling_detail", "friend"):
+            other = self.person(person.sibling if section == "sibling_detail" else person.friend)
+            return self._render(rng.choice(_DISTRACTORS), person, named, other=other)
+        if section == "opinion":
+            place, city, adj = rng.choice(person.opinions)
+            return self._render(rng.choice(_OPINIONS), person, named,
+                                extra={"place": place, "city": city, "adj": adj})
+        template = rng.choice(_CHILDHOOD) if section == "childhood" else late.pop()
+        return self._filler(rng, template, person, named)
+
+    def _filler(self, rng, template, person, named=False) -> _Sentence:
+        trait, trait2 = rng.sample(TRAITS, 2)
+        return self._render(template, person, named, extra={"trait": trait, "trait2": trait2})
+
+    def _city_document(self, rng, city: City) -> list[_Sentence]:
+        name = city.name
+        natives = [p for p in self.people if p.birth_city == name]
+        movers = [p for p in self.people if p.moved_city == name]
+        companies = [c for c in self.companies if c.city == name]
+        pool = [
+            f"It was founded in {city.founded}.",
+            f"The {city.landmark} in {name} is famous across the region.",
+            f"Visitors often say that the {city.landmark} there is {city.landmark_adjective}.",
+            f"The local speciality is {city.speciality}.",
+            f"Every {rng.choice(MONTHS)}, the city holds a large market.",
+            f"Many people in {name} enjoy {rng.choice(HOBBIES)}.",
+        ]
+        pool += [f"{c.name} has its headquarters in {name}." for c in rng.sample(companies, min(2, len(companies)))]
+        pool += [f"{p.name} was born in {name} in {p.birth_year}." for p in rng.sample(natives, min(2, len(natives)))]
+        pool += [f"{p.name} moved to {name} in {p.moved_year}." for p in rng.sample(movers, min(2, len(movers)))]
+        body = sorted(rng.sample(range(len(pool)), min(len(pool), rng.randint(4, 7))))
+        intro = f"{name} is a {city.size} city in the {city.region} of the country."
+        return [_Sentence(intro)] + [_Sentence(pool[i]) for i in body]
+
+    # ------------------------------------------------------------------ sentiment
+
+    def _sentiment_clause(self, rng, polarity: int, adjectives, negate: bool,
+                          place: str | None = None) -> str:
+        """'the <thing> was [not] <adj>' whose overall polarity is ``polarity``.
+
+        With ``place`` (a review) the thing is an aspect of that place.
+        """
+        roll = rng.random()
+        if roll < 0.75:
+            noun, plural = rng.choice(ASPECTS)
+            at = place or rng.choice(PLACES)
+            thing = f"the {noun}" if roll < 0.5 else f"the {noun} at the {at}"
+        else:
+            plural = False
+            thing = f"the {place}" if place else (
+                f"the {rng.choice(PLACES)} in {rng.choice(self.cities).name}")
+        verb = "were" if plural else "was"
+        negation = rng.choice(("not ", "never ")) if negate else ""
+        adverb = rng.choice(("", "", "", "very ", "really ", "quite ", "truly "))
+        adjective = rng.choice(adjectives[polarity ^ negate])
+        return f"{thing} {verb} {negation}{adverb}{adjective}"
+
+    def _sentiment_sentence(self, rng, polarity: int, adjectives, prefixes,
+                            place: str | None = None) -> str:
+        """A sentence whose sentiment is ``polarity``: plain, negated or contrastive.
+
+        In contrastive sentences ('A but B', 'Although A, B') the last clause
+        decides the polarity, as in SST-2.
+        """
+        def clause(p):
+            return self._sentiment_clause(rng, p, adjectives, rng.random() < 0.25, place)
+
+        form = rng.random()
+        if form < 0.65:
+            return _capitalise(rng.choice(prefixes) + clause(polarity)) + "."
+        first = clause(1 - polarity if rng.random() < 0.8 else polarity)
+        if form < 0.9:
+            return _capitalise(f"{first}{rng.choice((' but ', ', but '))}{clause(polarity)}.")
+        return f"Although {first}, {clause(polarity)}."
+
+    def _review_document(self, rng) -> list[_Sentence]:
+        """A short review in which one polarity dominates, by a person or by 'I'."""
+        reviewer = rng.choice(self.people)
+        if rng.random() < 0.6:
+            place, city, adjective = rng.choice(reviewer.opinions)
+            polarity = int(adjective in POSITIVE_ADJECTIVES)
+            ref = dict(_PRONOUNS[reviewer.gender])
+            first = reviewer.name
+        else:
+            place, city = rng.choice(PLACES), rng.choice(self.cities).name
+            polarity = rng.randint(0, 1)
+            ref = {"S": "I", "s": "I", "P": "My", "p": "my", "o": "me"}
+            first = "I"
+        opener = rng.choice((
+            "Last {month}, {who} visited the {place} in {city}.",
+            "In {month}, {who} spent an afternoon at the {place} in {city}.",
+            "On a rainy day in {month}, {who} went to the {place} in {city}.",
+        )).format(month=rng.choice(MONTHS), who=first, place=place, city=city)
+        prefixes = ("", "", "", f"{ref['s']} thought ", f"{ref['s']} felt that ")
+        body = []
+        for _ in range(rng.randint(3, 6)):
+            # Reviews are mostly, not entirely, of one polarity.
+            p = polarity if rng.random() < 0.85 else 1 - polarity
+            body.append(self._sentiment_sentence(rng, p, self.adjectives, prefixes, place))
+        closer = rng.choice((
+            ("{S} will never go back.", "{S} would not recommend it to anyone.",
+             "{S} left feeling let down."),
+            ("{S} would happily go back.", "{S} would recommend it to anyone.",
+             "{S} cannot wait to return."),
+        )[polarity]).format(**ref)
+        return [_Sentence(_capitalise(opener))] + [_Sentence(t) for t in body] + [_Sentence(closer)]
+
+    # ------------------------------------------------------------------ tasks
+
+    def task(self, name: str, n_train: int, n_dev: int, seed: int = 0) -> dict[str, list[dict]]:
+        """Fine-tuning data for ``name`` in the schema of its hub dataset.
+
+        Development splits are drawn first (so they do not depend on n_train),
+        then the training split, skipping any example already drawn.
+        """
+        if name not in WORLD_TASKS:
+            raise ValueError(f"unknown task {name!r}; expected one of {WORLD_TASKS}")
+        if n_train < 0 or n_dev < 0:
+            raise ValueError("n_train and n_dev must be non-negative")
+        splits = _SPLITS[name]
+        generate = getattr(self, f"_{name}_example")
+        seen: set = set()
+        out = {}
+        for split, variant in splits[1:] + splits[:1]:
+            rng = self._rng("task", name, seed, split)
+            n = n_train if split == "train" else n_dev
+            labels = [i % _N_LABELS[name] for i in range(n)] if _N_LABELS[name] else [None] * n
+            rng.shuffle(labels)
+            records = []
+            for i, label in enumerate(labels):
+                record = self._draw_unique(rng, generate, label, variant, seen)
+                if name == "squad":
+                    uid = hashlib.md5(f"{self.seed}/{seed}/{split}/{i}".encode()).hexdigest()[:24]
+                    record = {"id": uid, **record}
+                else:
+                    record["idx"] = i
+                records.append(record)
+            out[split] = records
+        return {split: out[split] for split, _ in splits}
+
+    @staticmethod
+    def _draw_unique(rng, generate, label, variant, seen) -> dict:
+        for _ in range(_MAX_ATTEMPTS):
+            record = generate(rng, label, variant)
+            key = tuple(v for k, v in record.items() if k not in ("label", "answers"))
+            if key not in seen:
+                seen.add(key)
+                return record
+        raise RuntimeError("could not draw a new unique example; ask for fewer")
+
+    def _mnli_example(self, rng, label, variant) -> dict:
+        """Premise: 1-3 sentences about a person (maybe a distractor about
+        another).  Entailment paraphrases a stated fact, contradiction changes
+        its value, neutral states an unmentioned attribute."""
+        pool = _HELDOUT if variant == "heldout" else _STANDARD
+        person = rng.choice(self.people)
+        stated, used, premise = set(), set(), []
+        for i in range(rng.randint(1, 3)):
+            template = rng.choice([t for t in pool.templates if t.kinds and not t.kinds & stated])
+            stated.update(template.kinds)
+            used.add(template.text)
+            premise.append(self._render(template, person, named=i == 0 or rng.random() < 0.2))
+        if rng.random() < 0.25:
+            other = self.person(rng.choice((person.sibling, person.friend)))
+            premise.insert(rng.randint(1, len(premise)),
+                           self._render(rng.choice(_DISTRACTORS), person, other=other))
+        if label == 1:
+            kind = rng.choice([k for k in FACT_KINDS if k not in stated])
+        else:
+            kind = rng.choice(sorted(stated))
+        template = rng.choice([t for t in pool.single(kind) if t.text not in used])
+        override = None
+        if label == 2 or (label == 1 and rng.random() < 0.5):  # neutral: true or not, unknowable
+            override = {kind: self._alternative(rng, kind, person.facts[kind], person)}
+        hypothesis = self._render(template, person, named=True, override=override)
+        return {"premise": " ".join(s.text for s in premise), "hypothesis": hypothesis.text,
+                "label": label}
+
+    def _qnli_example(self, rng, label, variant) -> dict:
+        """Does the sentence answer the question about a person?  Hard negatives
+        state another attribute of that person, or the asked attribute of
+        someone else (possibly in a sentence that names the asked person)."""
+        person = rng.choice(self.people)
+        kind = rng.choice(FACT_KINDS)
+        question = self._question(rng, person, kind)
+        two_people = [t for t in _DISTRACTORS if kind in t.other_kinds]
+        mode = rng.random()
+        if two_people and mode < 0.25:
+            # Both labels use sentences naming two people, so that is no cue.
+            template = rng.choice(two_people)
+            if label == 0:  # "<sibling>'s brother, <person>, works as ..."
+                sentence = self._render(template, self.person(person.sibling), True, other=person)
+            else:  # "<person>'s brother, <sibling>, works as ..."
+                other = self.person(rng.choice((person.sibling, person.friend)))
+                sentence = self._render(template, person, True, other=other)
+        elif label == 0:
+            sentence = self._render(rng.choice(_ALL.stating(kind)), person, True)
+        elif mode < 0.6:
+            other_kind = [t for t in _ALL.templates if t.kinds and kind not in t.kinds]
+            sentence = self._render(rng.choice(other_kind), person, True)
+        else:
+            other = self._similar_person(rng, person)
+            sentence = self._render(rng.choice(_ALL.stating(kind)), other, True)
+        return {"question": question, "sentence": sentence.text, "label": label}
+
+    def _mrpc_example(self, rng, label, variant) -> dict:
+        """Two wordings of a fact; not equivalent when one value or the person
+        differs, keeping the word overlap high."""
+        person = rng.choice(self.people)
+        kinds = rng.choice(_PARAPHRASE_KINDS)
+        first, second = rng.sample(_ALL.by_kinds[kinds], 2)
+        sentence1 = self._render(first, person, True)
+        if label == 1:
+            sentence2 = self._render(second, person, True)
+        elif "sibling" in kinds or rng.random() < 0.7:
+            kind = rng.choice(sorted(kinds))
+            override = {kind: self._alternative(rng, kind, person.facts[kind], person)}
+            sentence2 = self._render(second, person, True, override=override)
+        else:  # someone else with the same values
+            other = self._similar_person(rng, person)
+            override = {k: person.facts[k] for k in kinds}
+            sentence2 = self._render(second, other, True, override=override)
+        return {"sentence1": sentence1.text, "sentence2": sentence2.text, "label": label}
+
+    def _sst2_example(self, rng, label, variant) -> dict:
+        """A review sentence; training never sees the held-out adjectives."""
+        adjectives = self.train_adjectives if variant == "train" else self.adjectives
+        name = rng.choice(self.people).name
+        prefixes = ("", "", "", "", "Honestly, ", "I thought ", "In my opinion, ",
+                    f"{name} said that ", "Everyone agreed that ", "To be fair, ")
+        return {"sentence": self._sentiment_sentence(rng, label, adjectives, prefixes),
+                "label": label}
+
+    def _squad_example(self, rng, label, variant) -> dict:
+        """A 60-150 word biography with a distractor sentence about a sibling or
+        friend; the question asks for one attribute stated in it."""
+        person = rng.choice(self.people)
+        distractor = (rng.choice(("sibling_detail", "friend")),)
+        sentences = []
+        while not 60 <= _word_count(sentences) <= 150:
+            sentences = self._biography(rng, person, rng.randint(8, 12), required=distractor)
+        context, mentions = _join(sentences)
+        about = [m for m in mentions if m[0] == person.name]
+        kind = rng.choice(sorted({m[1] for m in about}))
+        # The answer is the first mention of the subject's value, not a distractor's.
+        start, end = min((m[2], m[3]) for m in about if m[1] == kind)
+        return {"title": person.name, "context": context,
+                "question": self._question(rng, person, kind),
+                "answers": {"text": [context[start:end]], "answer_start": [start]}}
+
+
+# Split names with the generation variant: "train", "dev" (same distribution,
+# all sentiment adjectives) or "heldout" (MNLI mismatched: other templates).
+_SPLITS = {
+    "mnli": (("train", "train"), ("validation_matched", "dev"),
+             ("validation_mismatched", "heldout")),
+    "qnli": (("train", "train"), ("validation", "dev")),
+    "mrpc": (("train", "train"), ("validation", "dev")),
+    "sst2": (("train", "train"), ("validation", "dev")),
+    "squad": (("train", "train"), ("validation", "dev")),
+}
+_N_LABELS = {"mnli": 3, "qnli": 2, "mrpc": 2, "sst2": 2, "squad": 0}
+# Fact combinations with at least two wordings, so MRPC can paraphrase them.
+_PARAPHRASE_KINDS = sorted((k for k, ts in _ALL.by_kinds.items() if k and len(ts) >= 2),
+                           key=sorted)

@@ -1,0 +1,67 @@
+import random
+
+import numpy as np
+import pytest
+
+from bert_ablation.corpus import CorpusError
+from bert_ablation.instances import create_instances, encode
+
+
+def numbered_docs(n_docs=40, sentences=6, length=7):
+    """Token ids encode (document, sentence, position), so provenance can be read back."""
+    return [[[10_000 * d + 100 * s + p for p in range(length)] for s in range(sentences)] for d in range(n_docs)]
+
+
+def doc_of(token):
+    return token // 10_000
+
+
+def test_nsp_pairs_label_half_random_and_negatives_come_from_another_document():
+    instances = create_instances(numbered_docs(), "nsp_pairs", 64, 0.0, 3, seed=1)
+    labels = np.array([i.nsp_label for i in instances])
+    assert 0.4 < labels.mean() < 0.65  # about half NotNext (google's recipe forces some)
+    for inst in instances:
+        docs_a = {doc_of(t) for t in inst.tokens_a}
+        docs_b = {doc_of(t) for t in inst.tokens_b}
+        assert docs_a == {inst.doc_a}
+        if inst.nsp_label == 1:
+            assert docs_b == {inst.doc_b} and inst.doc_b != inst.doc_a
+        else:
+            assert docs_b == {inst.doc_a}
+            # IsNext: B continues A (sentence numbers go on, never back)
+            assert max(t // 100 % 100 for t in inst.tokens_a) <= min(t // 100 % 100 for t in inst.tokens_b)
+        assert len(inst.tokens_a) + len(inst.tokens_b) <= 64 - 3
+
+
+def test_contiguous_segments_stay_inside_one_document_and_in_order():
+    instances = create_instances(numbered_docs(), "contiguous", 32, 0.0, 1, seed=2)
+    for inst in instances:
+        assert {doc_of(t) for t in inst.tokens_a} == {inst.doc_a}
+        assert inst.tokens_a == sorted(inst.tokens_a)
+        assert inst.nsp_label == -1 and not inst.tokens_b and len(inst.tokens_a) <= 30
+
+
+def test_short_seq_prob_creates_shorter_targets():
+    long_docs = numbered_docs(20, sentences=30, length=5)
+    full = create_instances(long_docs, "contiguous", 64, 0.0, 1, seed=0)
+    short = create_instances(long_docs, "contiguous", 64, 1.0, 1, seed=0)
+    assert np.mean([len(i.tokens_a) for i in short]) < np.mean([len(i.tokens_a) for i in full]) - 10
+
+
+def test_encode_layout_matches_bert_inputs():
+    instances = create_instances(numbered_docs(4), "nsp_pairs", 64, 0.0, 1, seed=0)
+    arrays = encode(instances, 64, cls_id=2, sep_id=3, pad_id=0)
+    row, inst = arrays["input_ids"][0], instances[0]
+    n_a, n_b = len(inst.tokens_a), len(inst.tokens_b)
+    assert row[0] == 2 and row[n_a + 1] == 3 and row[n_a + n_b + 2] == 3
+    assert arrays["lengths"][0] == n_a + n_b + 3 and (row[n_a + n_b + 3:] == 0).all()
+    types = arrays["token_type_ids"][0]
+    assert (types[: n_a + 2] == 0).all() and (types[n_a + 2: n_a + n_b + 3] == 1).all()
+
+
+def test_instances_are_deterministic_and_nsp_needs_two_documents():
+    a = create_instances(numbered_docs(), "nsp_pairs", 64, 0.1, 2, seed=5)
+    b = create_instances(numbered_docs(), "nsp_pairs", 64, 0.1, 2, seed=5)
+    assert [(i.tokens_a, i.tokens_b) for i in a] == [(i.tokens_a, i.tokens_b) for i in b]
+    with pytest.raises(CorpusError, match="at least 2 documents"):
+        create_instances(numbered_docs(1), "nsp_pairs", 64, 0.0, 1, seed=0)

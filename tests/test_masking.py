@@ -1,0 +1,57 @@
+import torch
+
+from bert_ablation.masking import IGNORE_INDEX, Masker, MaskingProcedure
+
+SPECIALS = [0, 1, 2, 3, 4]  # pad, unk, cls, sep, mask
+MASK_ID = 4
+
+
+def masked_sample(procedure, n=400, t=256, vocab=1000, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(5, vocab, (n, t), generator=g)
+    ids[:, 0], ids[:, -1], ids[:, -20:-1] = 2, 3, 0  # [CLS] ... [PAD]s [SEP]
+    masker = Masker(procedure, vocab, SPECIALS, MASK_ID)
+    corrupted, labels = masker(ids, torch.Generator().manual_seed(seed + 1))
+    return ids, corrupted, labels
+
+
+def test_selection_rate_and_mix_match_the_procedure():
+    ids, corrupted, labels = masked_sample(MaskingProcedure(0.15, 0.8, 0.1, 0.1))
+    candidates = ~torch.isin(ids, torch.tensor(SPECIALS))
+    selected = labels != IGNORE_INDEX
+    assert abs(selected.sum() / candidates.sum() - 0.15) < 0.005
+    assert torch.equal(labels[selected], ids[selected])  # labels are the original tokens
+    to_mask = (corrupted == MASK_ID) & selected
+    same = (corrupted == ids) & selected
+    changed = selected & ~to_mask & ~same
+    n = selected.sum().item()
+    assert abs(to_mask.sum().item() / n - 0.8) < 0.01
+    # a random draw can hit the original token: SAME gets 10% + 10%/|V| of the selected
+    assert abs(same.sum().item() / n - 0.1) < 0.01
+    assert abs(changed.sum().item() / n - 0.1) < 0.01
+    assert torch.equal(corrupted[~selected], ids[~selected])  # nothing else changes
+
+
+def test_specials_are_never_selected_and_never_drawn_as_replacements():
+    ids, corrupted, labels = masked_sample(MaskingProcedure(0.5, 0.0, 0.0, 1.0))
+    special = torch.isin(ids, torch.tensor(SPECIALS))
+    assert (labels[special] == IGNORE_INDEX).all()
+    assert torch.equal(corrupted[special], ids[special])
+    selected = labels != IGNORE_INDEX
+    assert not torch.isin(corrupted[selected], torch.tensor(SPECIALS)).any()
+
+
+def test_all_mask_and_all_same_extremes():
+    ids, corrupted, labels = masked_sample(MaskingProcedure(0.15, 1.0, 0.0, 0.0))
+    selected = labels != IGNORE_INDEX
+    assert (corrupted[selected] == MASK_ID).all()
+    ids, corrupted, labels = masked_sample(MaskingProcedure(0.15, 0.0, 1.0, 0.0))
+    assert torch.equal(corrupted, ids)
+
+
+def test_masks_are_a_function_of_the_seed():
+    a = masked_sample(MaskingProcedure(), seed=3)
+    b = masked_sample(MaskingProcedure(), seed=3)
+    c = masked_sample(MaskingProcedure(), seed=4)
+    assert torch.equal(a[1], b[1]) and torch.equal(a[2], b[2])
+    assert not torch.equal(a[2], c[2])

@@ -1,0 +1,52 @@
+import numpy as np
+import pytest
+
+from bert_ablation.features import best_spans
+from bert_ablation.metrics import classification_scores, normalize_answer, squad_f1, squad_scores
+
+
+@pytest.mark.parametrize("raw, normal", [
+    ("The Eiffel Tower", "eiffel tower"),
+    ("  a  cat, an owl!  ", "cat owl"),
+    ("Theatre", "theatre"),  # 'the' only as a whole word
+    ("U.S.A.", "usa"),
+])
+def test_official_squad_normalisation(raw, normal):
+    assert normalize_answer(raw) == normal
+
+
+def test_squad_scores_take_the_best_ground_truth_and_average_questions():
+    predictions = {"q1": "the Denver Broncos", "q2": "Santa Clara, California", "q3": "blue"}
+    references = {"q1": ["Denver Broncos", "Broncos"], "q2": ["Levi's Stadium"], "q3": ["red", "Blue"]}
+    scores = squad_scores(predictions, references)
+    assert scores["exact_match"] == pytest.approx(200 / 3)
+    assert scores["f1"] == pytest.approx(200 / 3)
+    # partial overlap: precision 1/2, recall 1/1 -> F1 2/3
+    assert squad_f1("Denver Broncos", "Broncos") == pytest.approx(2 / 3)
+    assert squad_scores({}, {"q": ["x"]}) == {"exact_match": 0.0, "f1": 0.0}
+
+
+def test_classification_scores_accuracy_and_mrpc_f1():
+    scores = classification_scores([1, 0, 1, 1], [1, 0, 0, 1], ("accuracy", "f1"))
+    assert scores["accuracy"] == 75.0
+    assert scores["f1"] == pytest.approx(100 * 0.8)  # tp=2, fp=1, fn=0
+
+
+def test_span_decoding_picks_the_best_valid_span_across_windows():
+    context = "Mira was born in Vesk and moved to Olm"
+    records = {"id": ["q"], "context": [context]}
+    words = [(0, 4), (5, 8), (9, 13), (14, 16), (17, 21), (22, 25), (26, 31), (32, 34), (35, 38)]
+    # window 0: question tokens (no offsets) then the first 6 words; window 1: the last 5 words
+    features = {"example": [0, 0], "offsets": [[None, None] + words[:6], [None] + words[4:]]}
+    start0, end0 = np.zeros(8), np.zeros(8)
+    start0[0] = end0[0] = 100.0  # a question token scores highest: it must be ignored
+    start0[6], end0[6] = 5.0, 5.0  # "Vesk" (word 4) scores 10
+    start1, end1 = np.zeros(6), np.zeros(6)
+    start1[5], end1[3] = 9.0, 9.0  # end before start: invalid
+    start1[5], end1[5] = 6.0, 6.0  # "Olm" scores 12: best overall
+    assert best_spans(records, features, [start0, start1], [end0, end1], 20, 30) == {"q": "Olm"}
+    # the same span is rejected when longer than max_answer_length
+    start1[:] = 0
+    end1[:] = 0
+    start1[1], end1[5] = 7.0, 7.0  # "Vesk and moved to Olm": 5 tokens
+    assert best_spans(records, features, [start0, start1], [end0, end1], 20, 4) == {"q": "Vesk"}

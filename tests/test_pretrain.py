@@ -1,0 +1,76 @@
+"""Pretraining end to end on a small text corpus: determinism, resume, outputs."""
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from bert_ablation import config as cfg
+from bert_ablation.corpus import CorpusError, build_corpus, read_text_file
+from bert_ablation.instances import build_instances
+from bert_ablation.pretrain import pretrain
+from bert_ablation.tokenizer import build_tokenizer
+
+
+@pytest.fixture(scope="module")
+def prepared(text_corpus, tmp_path_factory):
+    root = tmp_path_factory.mktemp("pretrain")
+    config = cfg.validate({
+        "corpus": {"source": "text", "text": {"paths": [str(text_corpus)]}},
+        "tokenizer": {"vocab_size": 128, "min_frequency": 1},
+        "instances": {"max_seq_length": 48},
+        "model": {"layers": 1, "hidden": 32, "heads": 2, "intermediate": 64, "max_position_embeddings": 48},
+        "pretrain": {"steps": 12, "batch_size": 8, "warmup_steps": 2, "state_every": 4, "log_every": 2,
+                     "save_steps": [6], "eval_batches": 2},
+        "tables": {},
+    })
+    build_corpus(config, root / "corpus")
+    build_tokenizer(str(root / "corpus"), str(root / "tokenizer"), config["tokenizer"])
+    for packing in ("nsp_pairs", "contiguous"):
+        build_instances(str(root / "corpus"), str(root / "tokenizer"), packing, config["instances"],
+                        str(root / packing / "train.npz"), str(root / packing / "heldout.npz"))
+    return config, root
+
+
+def run(config, root, name, out, stop_after=None, state="state"):
+    spec = cfg.resolve_ablation(config, name)
+    return pretrain(spec, str(root / spec["packing"]), str(root / "tokenizer"), str(out / "checkpoints"),
+                    str(out / "metrics.json"), str(out / "log.csv"), str(root / state / name), threads=1,
+                    device="cpu", stop_after=stop_after)
+
+
+def test_interrupted_run_resumes_to_the_same_model(prepared, tmp_path):
+    config, root = prepared
+    straight = run(config, root, "bert_base", tmp_path / "straight", state="state-a")
+    assert run(config, root, "bert_base", tmp_path / "resumed", stop_after=5, state="state-b") is None
+    assert not (tmp_path / "resumed" / "metrics.json").exists()  # nothing published by a killed run
+    resumed = run(config, root, "bert_base", tmp_path / "resumed", state="state-b")
+    assert resumed["resumed_from_step"] == 4  # last state written every 4 steps
+    assert resumed["heldout_perplexity"] == pytest.approx(straight["heldout_perplexity"], rel=1e-6)
+    a = load_file(tmp_path / "straight/checkpoints/final/model.safetensors")
+    b = load_file(tmp_path / "resumed/checkpoints/final/model.safetensors")
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], msg=key)
+    assert (tmp_path / "resumed/checkpoints/step-6/config.json").exists()
+    spec = json.loads((tmp_path / "straight/checkpoints/final/ablation.json").read_text())
+    assert spec["step"] == 12 and spec["spec_hash"] == straight["spec_hash"]
+
+
+def test_objectives_report_their_own_perplexity(prepared, tmp_path):
+    config, root = prepared
+    ltr = run(config, root, "ltr", tmp_path / "ltr")
+    mlm = run(config, root, "no_nsp", tmp_path / "mlm")
+    assert ltr["heldout_perplexity_kind"] == "next-token" and mlm["heldout_perplexity_kind"] == "masked-LM"
+    assert "heldout_nsp_accuracy" not in mlm
+    assert 1 < ltr["heldout_perplexity"] < 128 and 1 < mlm["heldout_perplexity"] < 128
+
+
+def test_corpus_errors_name_the_file_and_line(tmp_path):
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"A fine line.\nAnother \xff line.\n")
+    with pytest.raises(CorpusError, match=r"bad.txt:2: not valid UTF-8"):
+        read_text_file(bad)
+    config = cfg.validate({"corpus": {"source": "text", "text": {"paths": [str(tmp_path / "missing")]}}})
+    with pytest.raises(CorpusError, match="does not exist"):
+        build_corpus(config, tmp_path / "out")
+    assert not (tmp_path / "out").exists()

@@ -1,0 +1,98 @@
+"""The whole DAG, end to end, on the micro config: outputs, caching and rerun scope."""
+import math
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+MICRO = ROOT / "tests" / "micro.yaml"
+
+pytestmark = pytest.mark.integration
+
+
+def snakemake(workdir: Path, *args: str, configfiles=(MICRO,)) -> str:
+    command = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(workdir),
+               "--cores", "2", "--configfile", *map(str, configfiles), *args]
+    result = subprocess.run(command, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result.stdout + result.stderr
+
+
+def planned_jobs(output: str) -> dict[str, int]:
+    """Job counts from a dry run's 'Job stats' table ({} when there is nothing to do)."""
+    if "Nothing to be done" in output:
+        return {}
+    table = output.split("Job stats:")[1].split("total")[0]
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.MULTILINE)}
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("micro")
+    snakemake(workdir)
+    return workdir
+
+
+def test_table5_has_every_cell_from_every_restart(run):
+    table = pd.read_csv(run / "results/tables/table5.csv")
+    assert len(table) == 4 * 5
+    assert list(dict.fromkeys(table["row"])) == ["BERT-Base", "No NSP", "LTR & No NSP", "+ BiLSTM"]
+    assert set(table["column"]) == {"MNLI-m (Acc)", "QNLI (Acc)", "MRPC (Acc)", "SST-2 (Acc)", "SQuAD (F1)"}
+    assert (table["n"] == 2).all()
+    assert table["mean"].between(0, 100).all() and table["sd"].map(math.isfinite).all()
+    assert table["best"].ge(table["mean"]).all()
+    paper = table.set_index(["row", "column"])["paper"]
+    assert paper[("BERT-Base", "MNLI-m (Acc)")] == 84.4 and paper[("+ BiLSTM", "SQuAD (F1)")] == 84.9
+    markdown = (run / "results/tables/table5.md").read_text()
+    assert "Ablation over the pre-training tasks" in markdown and markdown.count("\n| ") == 5
+    assert (run / "results/figures/table5.png").stat().st_size > 10_000
+    assert (run / "results/tables/table5.tex").read_text().count(r"\\") >= 6
+
+
+def test_every_restart_has_its_own_seeds_and_metrics(run):
+    seeds = sorted((run / "results/finetune/ltr/final/squad/bilstm").glob("*/seed*/metrics.json"))
+    assert len(seeds) == 2
+    import json
+
+    a, b = (json.loads(p.read_text()) for p in seeds)
+    assert a["init_seed"] != b["init_seed"] and a["data_seed"] != b["data_seed"]
+    assert a["init_seed"] != a["data_seed"]
+    assert set(a["dev"]) == {"exact_match", "f1"}
+
+
+def test_checkpoints_and_pretraining_metrics(run):
+    from transformers import AutoModel
+
+    for ablation, kind in (("bert_base", "masked-LM"), ("ltr", "next-token")):
+        metrics = pd.read_json(run / f"results/pretrain/{ablation}/metrics.json", typ="series")
+        assert metrics["steps"] == 20 and metrics["heldout_perplexity_kind"] == kind
+        assert 1 < metrics["heldout_perplexity"] < 512
+    model = AutoModel.from_pretrained(run / "results/pretrain/ltr/checkpoints/final")
+    assert model.config.is_decoder and model.config.num_hidden_layers == 1
+    log = pd.read_csv(run / "results/pretrain/bert_base/log.csv")
+    assert list(log["step"]) == [5, 10, 15, 20] and log["loss"].map(math.isfinite).all()
+
+
+def test_a_complete_run_has_nothing_left_to_do(run):
+    assert planned_jobs(snakemake(run, "-n")) == {}
+
+
+def test_changing_one_task_hyperparameter_reruns_only_its_finetuning(run, tmp_path):
+    change = tmp_path / "change.yaml"
+    change.write_text("finetune: {warmup_ratio: 0.2}\n")  # params of every finetune job
+    jobs = planned_jobs(snakemake(run, "-n", configfiles=(MICRO, change)))
+    assert jobs == {"finetune": 20, "table": 1, "all": 1}
+    change.write_text("tasks: {sst2: {grid: {lr: [0.0002]}}}\n")  # a new grid point, one task
+    jobs = planned_jobs(snakemake(run, "-n", configfiles=(MICRO, change)))
+    assert jobs == {"finetune": 4, "table": 1, "all": 1}
+
+
+def test_changing_the_masking_of_one_ablation_reruns_it_and_its_descendants_only(run, tmp_path):
+    change = tmp_path / "change.yaml"
+    change.write_text("ablations: {bert_base: {objective: mlm_nsp, masking: {mask: 1.0, same: 0.0, random: 0.0}}}\n")
+    jobs = planned_jobs(snakemake(run, "-n", configfiles=(MICRO, change)))
+    assert jobs == {"pretrain": 1, "finetune": 5, "table": 1, "all": 1}
