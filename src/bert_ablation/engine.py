@@ -30,6 +30,25 @@ def configure_threads(threads: int | None) -> None:
         torch.set_num_threads(int(threads))
 
 
+def native_bf16(device: torch.device) -> bool:
+    """Whether bf16 matmuls run natively (faster than fp32) on this device."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    try:
+        with open("/proc/cpuinfo") as handle:
+            flags = handle.read()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """'auto' -> bf16 autocast where the hardware computes bf16 natively, else fp32."""
+    if precision == "auto":
+        return "bf16" if native_bf16(device) else "fp32"
+    return precision
+
+
 def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     """Weight decay on weight matrices only: not on biases and LayerNorm (BERT's exclusions)."""
     decay, no_decay = [], []
@@ -60,7 +79,8 @@ class Engine:
                                            eps=eps, fused=fused or None)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, linear_schedule(warmup_steps, total_steps))
         self.grad_clip = grad_clip
-        self.autocast_dtype = torch.bfloat16 if precision == "bf16" else None
+        self.precision = resolve_precision(precision, self.device)
+        self.autocast_dtype = torch.bfloat16 if self.precision == "bf16" else None
         self.steps_done = 0
 
     def autocast(self):

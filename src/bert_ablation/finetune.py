@@ -70,7 +70,8 @@ def train_restart(encoder, spec, head: str, train_features: dict, settings: dict
     steps_per_epoch = math.ceil(n / hp["batch_size"])
     total = steps_per_epoch * hp["epochs"]
     engine = Engine(model, lr=hp["lr"], total_steps=total, warmup_steps=int(settings["warmup_ratio"] * total),
-                    weight_decay=settings["weight_decay"], grad_clip=settings["grad_clip"], device=device)
+                    weight_decay=settings["weight_decay"], grad_clip=settings["grad_clip"],
+                    precision=settings["precision"], device=device)
     label_keys = SPAN_LABELS if spec.kind == "span" else CLASSIFICATION_LABELS
     data_order = torch.Generator().manual_seed(seeds["data_seed"])
     progress = tqdm(total=total, mininterval=10, desc=desc)
@@ -119,7 +120,7 @@ def finetune(checkpoint_dir: str, task_dir: str, task: str, head: str, settings:
             "finetune_hash": stable_hash(settings), "hyperparameters": settings["hp"],
             "train_examples": len(records["train"][spec.text_fields[0]]), "train_features": len(train_features["input_ids"]),
             "dev_split": spec.dev_splits[0], "dev": dev[spec.dev_splits[0]], "all_dev": dev,
-            "seconds": round(time.perf_counter() - began, 2), "device": device,
+            "seconds": round(time.perf_counter() - began, 2), "device": device, "precision": engine.precision,
         }
         write_json(path, metrics)
         log.info("%s restart %d: %s", task, restart, dev)

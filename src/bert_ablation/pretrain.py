@@ -188,7 +188,7 @@ def pretrain(spec: dict, instances_dir: str, tokenizer_dir: str, checkpoints_dir
         "tokens_per_second": round(tokens / elapsed, 1) if elapsed > 0 and tokens else None,
         "final_train_loss": final_loss,
         "optimizer": {"name": "AdamW", "bias_correction": True, "betas": train["adam_betas"], "eps": train["adam_eps"]},
-        "device": device, "threads": torch.get_num_threads(),
+        "device": device, "precision": engine.precision, "threads": torch.get_num_threads(),
         **heldout_metrics(engine, objective, masker, heldout, train["eval_batches"]),
     }
     with atomic_dir(checkpoints_dir) as tmp:

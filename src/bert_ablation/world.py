@@ -6,10 +6,11 @@ what pretraining learnt.  Downloading BooksCorpus/Wikipedia and GLUE is neither
 possible offline nor affordable for tiny models, so this module *generates* a
 consistent world from one seed:
 
-* Entities with pseudo-word names built from syllables (so WordPiece splits them
-  into several pieces): people (first + last name; the first name's ending
-  marks the gender, hence he/she), cities and companies.  People come in
-  sibling pairs that share a last name and a birth city.
+* Entities with pseudo-word names built from a small syllable inventory (so
+  names share sub-word pieces, and a WordPiece vocabulary smaller than the
+  name inventory splits rare ones): people (first + last name; the first
+  name's ending marks the gender, hence he/she), cities and companies.  People
+  come in sibling pairs that share a last name and a birth city.
 * Real English lexicons: jobs, foods, hobbies, places, review aspects and
   sentiment adjectives (25 positive, 25 negative).
 * A fact table per person (``World.people``): birth city and year, job,
@@ -26,10 +27,14 @@ marker, so next-sentence prediction cannot rely on punctuation or ids.
 
 ``World.task(name, ...)`` builds the five fine-tuning tasks from the same facts
 and lexicons, with the record schema of their Hugging Face hub datasets (GLUE
-``mnli``/``qnli``/``mrpc``/``sst2`` and ``squad``).  Negatives are made with
-near-identical wording (a changed value of similar length, another person), so
-neither bag-of-words nor length solves them; a few sentiment adjectives and the
-MNLI "mismatched" templates appear in the corpus but never in training data, so
+``mnli``/``qnli``/``mrpc``/``sst2`` and ``squad``).  Most negatives are near
+copies (a value swapped for one of similar length, another person, the same
+value under a related relation), so neither length nor bag-of-words solves
+them.  Like the real datasets, each task also has a share of lexically easier
+cases (negated contradictions and speculative neutrals in MNLI, fact-free
+sentences in QNLI, another fact in MRPC) so that tiny, briefly fine-tuned
+models get off the ground.  A few sentiment adjectives and the MNLI
+"mismatched" templates appear in the corpus but never in training data, so
 pretraining helps generalisation.
 
 Determinism: every random stream is seeded through ``_stable_seed`` (BLAKE2 of
@@ -183,6 +188,53 @@ HELDOUT_TEMPLATES = (
     "{sibling} is {p} {sib_rel}.",
     "{S} is very close to {p} {sib_rel} {sibling}.",
 )
+# Negated statements, one per fact kind and genre: MNLI hypotheses that
+# contradict a stated value, or are entailed when they deny a wrong value.
+NEGATED_TEMPLATES = (
+    "{S} was not born in {birth_city}.",
+    "{S} was not born in {birth_year}.",
+    "{S} does not work as {a} {job}.",
+    "{S} does not work for {employer}.",
+    "{S} does not live in {moved_city}.",
+    "{S} did not move away in {moved_year}.",
+    "{S} does not enjoy {hobby}.",
+    "{S} does not like {food}.",
+    "{S} does not have a {sib_rel} named {sibling}.",
+)
+HELDOUT_NEGATED_TEMPLATES = (
+    "{S} is not a native of {birth_city}.",
+    "The year {s} was born was not {birth_year}.",
+    "By profession, {s} is not {a} {job}.",
+    "{employer} is not {p} employer.",
+    "{moved_city} is not where {s} lives today.",
+    "{moved_year} was not the year {s} moved away.",
+    "{S} never spends {p} weekends {hobby}.",
+    "{S} would never eat {food}.",
+    "{sibling} is not {p} {sib_rel}.",
+)
+# Plans, wishes and feelings: never world facts, so always neutral (MNLI
+# neutral hypotheses also tend to add such new content).  {city}, {job} and
+# {hobby} are filled at random.
+SPECULATION_TEMPLATES = (
+    "{S} hopes to live in {city}.",
+    "{S} plans to visit {city}.",
+    "{S} wants to become {a2} {job2}.",
+    "{S} wants to try {hobby2}.",
+    "{S} would like a house in {city}.",
+    "{S} enjoys {p} work.",
+)
+HELDOUT_SPECULATION_TEMPLATES = (
+    "{S} dreams of visiting {city}.",
+    "{S} may soon train as {a2} {job2}.",
+    "{S} wishes {s} had time for {hobby2}.",
+    "{S} is tired of {p} routine.",
+)
+# Kinds with exactly one true value: denying a wrong value is entailed.
+SINGLE_VALUED = frozenset(FACT_KINDS) - {"hobby", "food"}
+# Same kind of value, different relation ("born in X" vs "moved to X").
+SWAPPED_KIND = {"birth_city": "moved_city", "moved_city": "birth_city",
+                "birth_year": "moved_year", "moved_year": "birth_year"}
+
 # Sentences about a second person ({x_...}: their facts) related to the
 # subject by {rel}: distractors for SQuAD/MNLI/QNLI, and corpus variety.
 DISTRACTOR_TEMPLATES = (
@@ -224,18 +276,18 @@ QUESTIONS = {
                    "What is {name}'s hometown?"),
     "birth_year": ("When was {name} born?", "In what year was {name} born?",
                    "What year was {name} born in?"),
-    "job": ("What does {name} do for a living?", "What is {name}'s job?",
-            "What is {name}'s profession?"),
-    "employer": ("Which company does {name} work for?", "Who employs {name}?",
-                 "Where does {name} work?"),
+    "job": ("What does {name} do for a living?", "What does {name} work as?",
+            "What is {name}'s job?"),
+    "employer": ("Which company does {name} work for?", "Who is {name} employed by?",
+                 "Where does {name} have a job?"),
     "moved_city": ("Where does {name} live now?", "To which city did {name} move?",
                    "Where did {name} move to?"),
     "moved_year": ("When did {name} move to {moved_city}?",
                    "In what year did {name} leave {p} hometown?", "When did {name} move away?"),
     "hobby": ("What does {name} enjoy doing in {p} free time?",
-              "What is {name}'s favourite hobby?", "What does {name} like to do for fun?"),
-    "food": ("What is {name}'s favourite food?", "What does {name} love to eat?",
-             "Which dish does {name} like best?"),
+              "What is {name}'s favourite hobby?", "What does {name} love doing?"),
+    "food": ("What is {name}'s favourite food?", "What does {name} love eating?",
+             "Which food does {name} like best?"),
     "sibling": ("Who is {name}'s {sib_rel}?", "What is the name of {name}'s {sib_rel}?",
                 "Who did {name} grow up with?"),
 }
@@ -383,12 +435,16 @@ class _TemplatePool:
 _STANDARD = _TemplatePool(STANDARD_TEMPLATES)
 _HELDOUT = _TemplatePool(HELDOUT_TEMPLATES)
 _ALL = _TemplatePool(STANDARD_TEMPLATES + HELDOUT_TEMPLATES)
+_STANDARD_NEGATED = _TemplatePool(NEGATED_TEMPLATES)
+_HELDOUT_NEGATED = _TemplatePool(HELDOUT_NEGATED_TEMPLATES)
+_STANDARD_SPECULATION = tuple(_parse(t) for t in SPECULATION_TEMPLATES)
+_HELDOUT_SPECULATION = tuple(_parse(t) for t in HELDOUT_SPECULATION_TEMPLATES)
 _DISTRACTORS = tuple(_parse(t) for t in DISTRACTOR_TEMPLATES)
 _OPINIONS = tuple(_parse(t) for t in OPINION_TEMPLATES)
 _CHILDHOOD = tuple(_parse(t) for t in CHILDHOOD_FILLERS)
 _LATE = tuple(_parse(t) for t in LATE_FILLERS)
 
-# Optional biography sections in temporal order; each yields at most one sentence.
+# Optional biography sections in temporal order; each yields one sentence.
 _BIO_SECTIONS = (
     "birth_year", "childhood", "sibling", "sibling_detail", "move", "work", "work_rest",
     "friend", "food", "hobby", "opinion", "late", "late", "late",
@@ -432,6 +488,11 @@ def _capitalise(text: str) -> str:
 def _biography_length(rng) -> int:
     """5-12 sentences, skewed towards long biographies (mean about 10.5)."""
     return 12 - min(rng.randint(0, 7), rng.randint(0, 7), rng.randint(0, 7))
+
+
+def _some(rng, items, k: int = 2) -> list:
+    """Up to ``k`` random items."""
+    return rng.sample(items, min(k, len(items)))
 
 
 def _word_count(sentences) -> int:
@@ -479,8 +540,8 @@ class World:
                    rng.sample(POSITIVE_ADJECTIVES, N_HELDOUT_ADJECTIVES))
         # Sentiment adjectives indexed by polarity (0 negative, 1 positive).
         self.adjectives = (NEGATIVE_ADJECTIVES, POSITIVE_ADJECTIVES)
-        self.train_adjectives = tuple(
-            tuple(a for a in words if a not in held) for words, held in zip(self.adjectives, heldout))
+        self.train_adjectives = tuple(tuple(a for a in words if a not in held)
+                                      for words, held in zip(self.adjectives, heldout))
         self.heldout_adjectives = tuple(sorted(heldout[0] + heldout[1]))
 
     def person(self, name: str) -> Person:
@@ -524,7 +585,8 @@ class World:
         """People come in sibling pairs sharing a last name and a birth city."""
         first_names = {gender: [self._new_name(rng, (1, 2), endings)
                                 for _ in range(max(10, n // 3))]
-                       for gender, endings in (("female", _FEMALE_ENDINGS), ("male", _MALE_ENDINGS))}
+                       for gender, endings in (("female", _FEMALE_ENDINGS),
+                                               ("male", _MALE_ENDINGS))}
         city_names = [city.name for city in self.cities]
         companies_in = {}
         for company in self.companies:
@@ -670,7 +732,8 @@ class World:
             docs.append(self._biography(rng, person, _biography_length(rng)))
         city_weights = _zipf_cum_weights(len(self.cities), 0.8)
         for _ in range(_DOCUMENTS_PER_CITY * len(self.cities)):
-            docs.append(self._city_document(rng, rng.choices(self.cities, cum_weights=city_weights)[0]))
+            city = rng.choices(self.cities, cum_weights=city_weights)[0]
+            docs.append(self._city_document(rng, city))
         for _ in range(round(_REVIEWS_PER_PERSON * n)):
             docs.append(self._review_document(rng))
         rng.shuffle(docs)
@@ -680,31 +743,33 @@ class World:
         """The pretraining corpus: documents as ordered lists of sentences."""
         return [list(doc) for doc in self._documents]
 
-    def _biography(self, rng, person: Person, n_sentences: int, pool: _TemplatePool = _ALL,
+    def _biography(self, rng, person: Person, n_sentences: int,
                    required: tuple[str, ...] = ()) -> list[_Sentence]:
         """``n_sentences`` sentences about ``person``, in temporal order.
 
         The first names the person and their birth city; the rest mostly use
         pronouns.  Sections in ``required`` are always included.
         """
-        opener = rng.choice(pool.openers)
+        opener = rng.choice(_ALL.openers)
         sentences = [self._render(opener, person, named=True)]
         stated = set(opener.kinds)
         optional = [i for i, s in enumerate(_BIO_SECTIONS) if s not in required]
         chosen = {i for i, s in enumerate(_BIO_SECTIONS) if s in required}
-        chosen.update(rng.sample(optional, max(0, min(len(optional), n_sentences - 1 - len(chosen)))))
+        n_optional = min(len(optional), max(0, n_sentences - 1 - len(chosen)))
+        chosen.update(rng.sample(optional, n_optional))
         late = rng.sample(_LATE, len(_LATE))  # fillers, each used at most once
         for i in sorted(chosen):
-            sentences.append(self._bio_section(rng, _BIO_SECTIONS[i], person, pool, stated, late))
+            sentences.append(self._bio_section(rng, _BIO_SECTIONS[i], person, stated, late))
         return sentences
 
-    def _bio_section(self, rng, section, person, pool, stated, late) -> _Sentence:
+    def _bio_section(self, rng, section, person, stated, late) -> _Sentence:
+        """One sentence for ``section``; a filler when it has nothing new to say."""
         named = rng.random() < 0.15
         if section in _SECTION_KINDS:
             allowed = _SECTION_KINDS[section]
             if section == "work_rest":  # whichever of job/employer is still unsaid
                 allowed = frozenset(k for k in allowed if k not in stated)
-            candidates = [t for t in pool.within(allowed, exclude=stated) if t.kinds]
+            candidates = [t for t in _ALL.within(allowed, exclude=stated) if t.kinds]
             if not candidates:
                 return self._filler(rng, late.pop(), person)
             template = rng.choice(candidates)
@@ -714,21 +779,40 @@ class World:
             other = self.person(person.sibling if section == "sibling_detail" else person.friend)
             return self._render(rng.choice(_DISTRACTORS), person, named, other=other)
         if section == "opinion":
-            place, city, adj = rng.choice(person.opinions)
-            return self._render(rng.choice(_OPINIONS), person, named,
-                                extra={"place": place, "city": city, "adj": adj})
+            return self._opinion(rng, person, named)
         template = rng.choice(_CHILDHOOD) if section == "childhood" else late.pop()
         return self._filler(rng, template, person, named)
+
+    def _opinion(self, rng, person, named) -> _Sentence:
+        place, city, adj = rng.choice(person.opinions)
+        return self._render(rng.choice(_OPINIONS), person, named,
+                            extra={"place": place, "city": city, "adj": adj})
+
+    def _opinion_or_filler(self, rng, person) -> _Sentence:
+        """A named sentence about ``person`` that states none of their facts."""
+        if rng.random() < 0.3:
+            return self._opinion(rng, person, named=True)
+        return self._filler(rng, rng.choice(_CHILDHOOD + _LATE), person, named=True)
 
     def _filler(self, rng, template, person, named=False) -> _Sentence:
         trait, trait2 = rng.sample(TRAITS, 2)
         return self._render(template, person, named, extra={"trait": trait, "trait2": trait2})
 
+    @cached_property
+    def _city_index(self) -> dict[str, tuple[list[Person], list[Person], list[Company]]]:
+        """City name -> (people born there, people who moved there, companies)."""
+        index = {city.name: ([], [], []) for city in self.cities}
+        for person in self.people:
+            index[person.birth_city][0].append(person)
+            index[person.moved_city][1].append(person)
+        for company in self.companies:
+            index[company.city][2].append(company)
+        return index
+
     def _city_document(self, rng, city: City) -> list[_Sentence]:
+        """A description of the city; the people and companies named are real."""
         name = city.name
-        natives = [p for p in self.people if p.birth_city == name]
-        movers = [p for p in self.people if p.moved_city == name]
-        companies = [c for c in self.companies if c.city == name]
+        natives, movers, companies = self._city_index[name]
         pool = [
             f"It was founded in {city.founded}.",
             f"The {city.landmark} in {name} is famous across the region.",
@@ -737,9 +821,9 @@ class World:
             f"Every {rng.choice(MONTHS)}, the city holds a large market.",
             f"Many people in {name} enjoy {rng.choice(HOBBIES)}.",
         ]
-        pool += [f"{c.name} has its headquarters in {name}." for c in rng.sample(companies, min(2, len(companies)))]
-        pool += [f"{p.name} was born in {name} in {p.birth_year}." for p in rng.sample(natives, min(2, len(natives)))]
-        pool += [f"{p.name} moved to {name} in {p.moved_year}." for p in rng.sample(movers, min(2, len(movers)))]
+        pool += [f"{c.name} has its headquarters in {name}." for c in _some(rng, companies)]
+        pool += [f"{p.name} was born in {name} in {p.birth_year}." for p in _some(rng, natives)]
+        pool += [f"{p.name} moved to {name} in {p.moved_year}." for p in _some(rng, movers)]
         body = sorted(rng.sample(range(len(pool)), min(len(pool), rng.randint(4, 7))))
         intro = f"{name} is a {city.size} city in the {city.region} of the country."
         return [_Sentence(intro)] + [_Sentence(pool[i]) for i in body]
@@ -815,7 +899,7 @@ class World:
             ("{S} would happily go back.", "{S} would recommend it to anyone.",
              "{S} cannot wait to return."),
         )[polarity]).format(**ref)
-        return [_Sentence(_capitalise(opener))] + [_Sentence(t) for t in body] + [_Sentence(closer)]
+        return [_Sentence(t) for t in [opener, *body, closer]]
 
     # ------------------------------------------------------------------ tasks
 
@@ -830,7 +914,9 @@ class World:
         if n_train < 0 or n_dev < 0:
             raise ValueError("n_train and n_dev must be non-negative")
         splits = _SPLITS[name]
-        generate = getattr(self, f"_{name}_example")
+        generate = {"mnli": self._mnli_example, "qnli": self._qnli_example,
+                    "mrpc": self._mrpc_example, "sst2": self._sst2_example,
+                    "squad": self._squad_example}[name]
         seen: set = set()
         out = {}
         for split, variant in splits[1:] + splits[:1]:
@@ -861,43 +947,63 @@ class World:
         raise RuntimeError("could not draw a new unique example; ask for fewer")
 
     def _mnli_example(self, rng, label, variant) -> dict:
-        """Premise: 1-3 sentences about a person (maybe a distractor about
-        another).  Entailment paraphrases a stated fact, contradiction changes
-        its value, neutral states an unmentioned attribute."""
-        pool = _HELDOUT if variant == "heldout" else _STANDARD
+        """Premise: 1-3 sentences about a person (sometimes with a distractor
+        about another).  Entailment paraphrases a stated fact, contradiction
+        changes its value, neutral is about an attribute the premise never
+        mentions or about a plan or feeling of the person.  Some hypotheses
+        are negated ("does not work as ..."); as in MNLI, negation is most
+        frequent in contradictions but occurs with every label."""
+        pool, negated_pool, speculation = (
+            (_HELDOUT, _HELDOUT_NEGATED, _HELDOUT_SPECULATION) if variant == "heldout"
+            else (_STANDARD, _STANDARD_NEGATED, _STANDARD_SPECULATION))
         person = rng.choice(self.people)
         stated, used, premise = set(), set(), []
-        for i in range(rng.randint(1, 3)):
+        for i in range(rng.choices((1, 2, 3), weights=(45, 40, 15))[0]):
             template = rng.choice([t for t in pool.templates if t.kinds and not t.kinds & stated])
             stated.update(template.kinds)
             used.add(template.text)
             premise.append(self._render(template, person, named=i == 0 or rng.random() < 0.2))
-        if rng.random() < 0.25:
+        if rng.random() < 0.15:
             other = self.person(rng.choice((person.sibling, person.friend)))
             premise.insert(rng.randint(1, len(premise)),
                            self._render(rng.choice(_DISTRACTORS), person, other=other))
+        if label == 1 and rng.random() < 0.4:
+            job, hobby = rng.choice(JOBS), rng.choice(HOBBIES)
+            extra = {"city": rng.choice(self.cities).name, "a2": _article(job), "job2": job,
+                     "hobby2": hobby}
+            hypothesis = self._render(rng.choice(speculation), person, True, extra=extra)
+            return {"premise": " ".join(s.text for s in premise),
+                    "hypothesis": hypothesis.text, "label": label}
         if label == 1:
             kind = rng.choice([k for k in FACT_KINDS if k not in stated])
         else:
             kind = rng.choice(sorted(stated))
-        template = rng.choice([t for t in pool.single(kind) if t.text not in used])
+        negate = rng.random() < (0.15, 0.15, 0.45)[label]
+        if label == 0 and kind not in SINGLE_VALUED:
+            negate = False  # "does not like X" does not follow from liking Y best
+        # Affirmed values are true for entailment, false for contradiction;
+        # negated ones the other way round; neutral ones either (unknowable).
+        wrong = (label == 2) != negate if label != 1 else rng.random() < 0.5
         override = None
-        if label == 2 or (label == 1 and rng.random() < 0.5):  # neutral: true or not, unknowable
+        if wrong:
             override = {kind: self._alternative(rng, kind, person.facts[kind], person)}
+        templates = negated_pool.single(kind) if negate else pool.single(kind)
+        template = rng.choice([t for t in templates if t.text not in used])
         hypothesis = self._render(template, person, named=True, override=override)
         return {"premise": " ".join(s.text for s in premise), "hypothesis": hypothesis.text,
                 "label": label}
 
     def _qnli_example(self, rng, label, variant) -> dict:
-        """Does the sentence answer the question about a person?  Hard negatives
-        state another attribute of that person, or the asked attribute of
-        someone else (possibly in a sentence that names the asked person)."""
+        """Does the sentence answer the question about a person?  Negatives
+        are like the other sentences of a QNLI paragraph: about the person but
+        stating no fact, stating another attribute, or stating the asked
+        attribute of someone else (sometimes naming the asked person too)."""
         person = rng.choice(self.people)
         kind = rng.choice(FACT_KINDS)
         question = self._question(rng, person, kind)
         two_people = [t for t in _DISTRACTORS if kind in t.other_kinds]
         mode = rng.random()
-        if two_people and mode < 0.25:
+        if two_people and mode < 0.15:
             # Both labels use sentences naming two people, so that is no cue.
             template = rng.choice(two_people)
             if label == 0:  # "<sibling>'s brother, <person>, works as ..."
@@ -907,7 +1013,9 @@ class World:
                 sentence = self._render(template, person, True, other=other)
         elif label == 0:
             sentence = self._render(rng.choice(_ALL.stating(kind)), person, True)
-        elif mode < 0.6:
+        elif mode < 0.4:  # another sentence of the person's biography, stating no fact
+            sentence = self._opinion_or_filler(rng, person)
+        elif mode < 0.7:
             other_kind = [t for t in _ALL.templates if t.kinds and kind not in t.kinds]
             sentence = self._render(rng.choice(other_kind), person, True)
         else:
@@ -916,22 +1024,32 @@ class World:
         return {"question": question, "sentence": sentence.text, "label": label}
 
     def _mrpc_example(self, rng, label, variant) -> dict:
-        """Two wordings of a fact; not equivalent when one value or the person
-        differs, keeping the word overlap high."""
+        """Two wordings of a fact.  Not equivalent: mostly near-copies with one
+        value changed, another person with the same values, or the same value
+        under a related relation ("born in X" vs "moved to X"); sometimes just
+        another fact about the same person."""
         person = rng.choice(self.people)
         kinds = rng.choice(_PARAPHRASE_KINDS)
         first, second = rng.sample(_ALL.by_kinds[kinds], 2)
         sentence1 = self._render(first, person, True)
+        mode = rng.random()
         if label == 1:
             sentence2 = self._render(second, person, True)
-        elif "sibling" in kinds or rng.random() < 0.7:
-            kind = rng.choice(sorted(kinds))
-            override = {kind: self._alternative(rng, kind, person.facts[kind], person)}
-            sentence2 = self._render(second, person, True, override=override)
-        else:  # someone else with the same values
+        elif mode < 0.35 and kinds <= SWAPPED_KIND.keys():
+            swapped = {SWAPPED_KIND[k]: person.facts[k] for k in kinds}
+            template = rng.choice(_ALL.by_kinds[frozenset(swapped)])
+            sentence2 = self._render(template, person, True, override=swapped)
+        elif mode < 0.55:  # another fact about the same person
+            template = rng.choice([t for t in _ALL.templates if t.kinds and not t.kinds & kinds])
+            sentence2 = self._render(template, person, True)
+        elif mode < 0.7 and "sibling" not in kinds:  # someone else, same values
             other = self._similar_person(rng, person)
             override = {k: person.facts[k] for k in kinds}
             sentence2 = self._render(second, other, True, override=override)
+        else:
+            kind = rng.choice(sorted(kinds))
+            override = {kind: self._alternative(rng, kind, person.facts[kind], person)}
+            sentence2 = self._render(second, person, True, override=override)
         return {"sentence1": sentence1.text, "sentence2": sentence2.text, "label": label}
 
     def _sst2_example(self, rng, label, variant) -> dict:
@@ -944,13 +1062,13 @@ class World:
                 "label": label}
 
     def _squad_example(self, rng, label, variant) -> dict:
-        """A 60-150 word biography with a distractor sentence about a sibling or
-        friend; the question asks for one attribute stated in it."""
+        """A 60-150 word biography, often with a distractor sentence about a
+        sibling or friend; the question asks for one attribute stated in it."""
         person = rng.choice(self.people)
-        distractor = (rng.choice(("sibling_detail", "friend")),)
+        distractor = (rng.choice(("sibling_detail", "friend")),) if rng.random() < 0.6 else ()
         sentences = []
         while not 60 <= _word_count(sentences) <= 150:
-            sentences = self._biography(rng, person, rng.randint(8, 12), required=distractor)
+            sentences = self._biography(rng, person, rng.randint(7, 10), required=distractor)
         context, mentions = _join(sentences)
         about = [m for m in mentions if m[0] == person.name]
         kind = rng.choice(sorted({m[1] for m in about}))
@@ -961,8 +1079,9 @@ class World:
                 "answers": {"text": [context[start:end]], "answer_start": [start]}}
 
 
-# Split names with the generation variant: "train", "dev" (same distribution,
-# all sentiment adjectives) or "heldout" (MNLI mismatched: other templates).
+# Split names with the generation variant passed to the task's example
+# generator: "train", "dev" (same distribution, but SST-2 may use every sentiment
+# adjective) or "heldout" (MNLI mismatched: templates of the other genre).
 _SPLITS = {
     "mnli": (("train", "train"), ("validation_matched", "dev"),
              ("validation_mismatched", "heldout")),
