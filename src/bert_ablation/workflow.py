@@ -24,8 +24,7 @@ def job_logging(log_path: str):
         logging.basicConfig(level=logging.INFO, stream=handle, force=True,
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         logging.captureWarnings(True)
-        os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
-        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        _quiet_libraries()
         try:
             yield
         except BaseException:
@@ -33,6 +32,18 @@ def job_logging(log_path: str):
             raise
         finally:
             sys.stderr = old_stderr
+
+
+def _quiet_libraries() -> None:
+    """Keep logs readable: no per-file progress bars or load reports from HF libraries
+    (our own tqdm progress and logging stay)."""
+    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")  # read when datasets is imported
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    if "transformers" in sys.modules:
+        sys.modules["transformers"].logging.set_verbosity_error()
+        sys.modules["transformers"].logging.disable_progress_bar()
+    if "datasets" in sys.modules:
+        sys.modules["datasets"].disable_progress_bars()
 
 
 def params_json(snakemake, name: str):
