@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import functools
 import itertools
 from importlib import resources
 from typing import Any
@@ -26,7 +27,9 @@ class ConfigError(ValueError):
     """A configuration problem, phrased for the user: where, what, and how to fix it."""
 
 
+@functools.lru_cache(maxsize=1)
 def schema() -> dict:
+    """The JSON schema (cached; treat as read-only)."""
     return yaml.safe_load(resources.files(__package__).joinpath("config.schema.yaml").read_text())
 
 

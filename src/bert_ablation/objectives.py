@@ -29,9 +29,7 @@ class Objective:
             batch["labels"] = next_token_labels(batch["input_ids"], batch["attention_mask"])
         else:
             batch["input_ids"], batch["labels"] = masker(batch["input_ids"], generator)
-        if self.nsp:
-            if (nsp_labels < 0).any():
-                raise ValueError(f"objective '{self.name}' needs NSP labels: use packing 'nsp_pairs'.")
+        if self.nsp:  # config validation guarantees NSP objectives get nsp_pairs packing
             batch["next_sentence_label"] = nsp_labels
         return batch
 

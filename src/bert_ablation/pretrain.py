@@ -105,21 +105,17 @@ def save_checkpoint(model, tokenizer, spec: dict, path: Path) -> None:
         write_json(tmp / "ablation.json", spec)
 
 
-def _load_state(state_file: Path, engine: Engine, state_key: str) -> int:
+def _load_state(state_file: Path, engine: Engine) -> int:
     if not state_file.exists():
         return 0
-    state = torch.load(state_file, map_location="cpu", weights_only=False)
-    if state.get("state_key") != state_key:
-        log.warning("ignoring %s: it belongs to another configuration", state_file)
-        return 0
-    engine.load_state_dict(state["engine"])
+    engine.load_state_dict(torch.load(state_file, map_location="cpu", weights_only=False))
     log.info("resumed from %s at step %d", state_file, engine.steps_done)
     return engine.steps_done
 
 
-def _save_state(state_file: Path, engine: Engine, state_key: str) -> None:
+def _save_state(state_file: Path, engine: Engine) -> None:
     with atomic_file(state_file, "wb") as handle:
-        torch.save({"state_key": state_key, "engine": engine.state_dict()}, handle)
+        torch.save(engine.state_dict(), handle)
 
 
 def pretrain(spec: dict, instances_dir: str, tokenizer_dir: str, checkpoints_dir: str, metrics_path: str,
@@ -150,7 +146,7 @@ def pretrain(spec: dict, instances_dir: str, tokenizer_dir: str, checkpoints_dir
     engine = Engine(model, lr=train["lr"], total_steps=train["steps"], warmup_steps=train["warmup_steps"],
                     weight_decay=train["weight_decay"], betas=train["adam_betas"], eps=train["adam_eps"],
                     grad_clip=train["grad_clip"], precision=train["precision"], device=device)
-    start = _load_state(state_dir / "state.pt", engine, state_key)
+    start = _load_state(state_dir / "state.pt", engine)
     step_log = StepLog(state_dir / "log.csv", ["loss", "lm_loss", "nsp_loss", "lr", "tokens"], append=start > 0)
     log.info("pretraining %s (%s, %s): %d parameters, %d instances, steps %d..%d on %s",
              spec["name"], objective.name, spec["packing"], sum(p.numel() for p in model.parameters()),
@@ -174,7 +170,7 @@ def pretrain(spec: dict, instances_dir: str, tokenizer_dir: str, checkpoints_dir
         if done in train["save_steps"]:
             save_checkpoint(model, tokenizer, {**spec, "spec_hash": spec_hash, "step": done}, state_dir / f"step-{done}")
         if done % train["state_every"] == 0 or done == train["steps"]:
-            _save_state(state_dir / "state.pt", engine, state_key)
+            _save_state(state_dir / "state.pt", engine)
         if stop_after is not None and done >= stop_after:
             step_log.close()
             return None
