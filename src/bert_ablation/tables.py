@@ -137,7 +137,7 @@ def plot(summary: pd.DataFrame, caption: str, path: str) -> None:
     rows, columns = _wide(summary)
     cell = summary.set_index(["row", "column"])
     width = 0.8 / len(rows)
-    fig, ax = plt.subplots(figsize=(1.8 + 1.6 * len(columns), 4))
+    fig, ax = plt.subplots(figsize=(1.8 + 1.6 * len(columns), 4.5))
     x = np.arange(len(columns))
     for k, row in enumerate(rows):
         means = [cell.loc[(row, c), "mean"] for c in columns]
@@ -146,10 +146,12 @@ def plot(summary: pd.DataFrame, caption: str, path: str) -> None:
         ax.bar(x + (k - (len(rows) - 1) / 2) * width, means, width, yerr=sds, capsize=2, label=row)
         ax.scatter(x + (k - (len(rows) - 1) / 2) * width, papers, marker="_", s=200, color="black",
                    zorder=3, label="paper" if k == 0 else None)
-    ax.set_xticks(x, columns, rotation=15)
+    ax.set_xticks(x, columns)
+    ax.set_ylim(0, 100)
     ax.set_ylabel("dev score (0-100)")
     ax.set_title(caption, fontsize=10)
-    ax.legend(fontsize=8, ncol=2)
+    # Below the axes: inside, it would hide the paper's markers near the top.
+    ax.legend(fontsize=8, ncol=len(rows) + 1, loc="upper center", bbox_to_anchor=(0.5, -0.08), frameon=False)
     fig.tight_layout()
     with atomic_file(path, "wb") as handle:
         fig.savefig(handle, format=Path(path).suffix.lstrip(".") or "png", dpi=120)
