@@ -47,13 +47,26 @@ def test_interrupted_run_resumes_to_the_same_model(prepared, tmp_path):
     resumed = run(config, root, "bert_base", tmp_path / "resumed", state="state-b")
     assert resumed["resumed_from_step"] == 4  # last state written every 4 steps
     assert resumed["heldout_perplexity"] == pytest.approx(straight["heldout_perplexity"], rel=1e-6)
+    assert resumed["tokens_seen"] == straight["tokens_seen"] > 12 * 8
     a = load_file(tmp_path / "straight/checkpoints/final/model.safetensors")
     b = load_file(tmp_path / "resumed/checkpoints/final/model.safetensors")
     for key in a:
         torch.testing.assert_close(a[key], b[key], msg=key)
     assert (tmp_path / "resumed/checkpoints/step-6/config.json").exists()
+    # the killed run logged step 6 after its last state (step 4); the log has it once
+    steps = [int(line.split(",")[0]) for line in (tmp_path / "resumed/log.csv").read_text().splitlines()[1:]]
+    assert steps == [2, 4, 6, 8, 10, 12]
     spec = json.loads((tmp_path / "straight/checkpoints/final/ablation.json").read_text())
     assert spec["step"] == 12 and spec["spec_hash"] == straight["spec_hash"]
+
+
+def test_tokenizer_loads_as_a_bert_tokenizer(prepared):
+    from transformers import BertTokenizerFast
+
+    _, root = prepared
+    tokenizer = BertTokenizerFast.from_pretrained(root / "tokenizer")
+    assert tokenizer.do_lower_case and 64 < len(tokenizer) <= 128
+    assert tokenizer("the cat", "a dog")["token_type_ids"] == [0, 0, 0, 0, 1, 1, 1]
 
 
 def test_objectives_report_their_own_perplexity(prepared, tmp_path):

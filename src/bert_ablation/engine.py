@@ -138,12 +138,18 @@ class Engine:
 class StepLog:
     """Per-step CSV log (one file per run: parallel jobs never share a file)."""
 
-    def __init__(self, path: str | os.PathLike, fields: list[str], append: bool = False):
-        exists = append and os.path.exists(path)
-        self.handle = open(path, "a" if exists else "w", newline="")
+    def __init__(self, path: str | os.PathLike, fields: list[str], resume_step: int = 0):
+        """``resume_step`` > 0 keeps the rows up to that step (a killed run may have logged
+        steps past its last saved state, which the resumed run will log again)."""
+        exists = resume_step > 0 and os.path.exists(path)
+        if exists:
+            with open(path, newline="") as handle:
+                rows = [row for row in csv.DictReader(handle) if int(row["step"]) <= resume_step]
+        self.handle = open(path, "w", newline="")
         self.writer = csv.DictWriter(self.handle, fieldnames=["step", "elapsed_s", *fields])
-        if not exists:
-            self.writer.writeheader()
+        self.writer.writeheader()
+        if exists:
+            self.writer.writerows(rows)
         self.start = time.perf_counter()
 
     def write(self, step: int, **values) -> None:

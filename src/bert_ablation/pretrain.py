@@ -105,17 +105,19 @@ def save_checkpoint(model, tokenizer, spec: dict, path: Path) -> None:
         write_json(tmp / "ablation.json", spec)
 
 
-def _load_state(state_file: Path, engine: Engine) -> int:
+def _load_state(state_file: Path, engine: Engine) -> tuple[int, int]:
+    """Restore a saved run; returns (steps done, tokens seen)."""
     if not state_file.exists():
-        return 0
-    engine.load_state_dict(torch.load(state_file, map_location="cpu", weights_only=False))
+        return 0, 0
+    state = torch.load(state_file, map_location="cpu", weights_only=False)
+    engine.load_state_dict(state["engine"])
     log.info("resumed from %s at step %d", state_file, engine.steps_done)
-    return engine.steps_done
+    return engine.steps_done, state["tokens_seen"]
 
 
-def _save_state(state_file: Path, engine: Engine) -> None:
+def _save_state(state_file: Path, engine: Engine, tokens_seen: int) -> None:
     with atomic_file(state_file, "wb") as handle:
-        torch.save(engine.state_dict(), handle)
+        torch.save({"engine": engine.state_dict(), "tokens_seen": tokens_seen}, handle)
 
 
 def pretrain(spec: dict, instances_dir: str, tokenizer_dir: str, checkpoints_dir: str, metrics_path: str,
@@ -146,13 +148,13 @@ def pretrain(spec: dict, instances_dir: str, tokenizer_dir: str, checkpoints_dir
     engine = Engine(model, lr=train["lr"], total_steps=train["steps"], warmup_steps=train["warmup_steps"],
                     weight_decay=train["weight_decay"], betas=train["adam_betas"], eps=train["adam_eps"],
                     grad_clip=train["grad_clip"], precision=train["precision"], device=device)
-    start = _load_state(state_dir / "state.pt", engine)
-    step_log = StepLog(state_dir / "log.csv", ["loss", "lm_loss", "nsp_loss", "lr", "tokens"], append=start > 0)
+    start, tokens = _load_state(state_dir / "state.pt", engine)
+    step_log = StepLog(state_dir / "log.csv", ["loss", "lm_loss", "nsp_loss", "lr", "tokens"], resume_step=start)
     log.info("pretraining %s (%s, %s): %d parameters, %d instances, steps %d..%d on %s",
              spec["name"], objective.name, spec["packing"], sum(p.numel() for p in model.parameters()),
              len(batches), start, train["steps"], device)
 
-    tokens, began, recent, final_loss = 0, time.perf_counter(), [], None
+    tokens_at_start, began, recent, final_loss = tokens, time.perf_counter(), [], None
     progress = tqdm(range(start, train["steps"]), initial=start, total=train["steps"], mininterval=10,
                     desc=f"pretrain {spec['name']}")
     for step in progress:
@@ -170,7 +172,7 @@ def pretrain(spec: dict, instances_dir: str, tokenizer_dir: str, checkpoints_dir
         if done in train["save_steps"]:
             save_checkpoint(model, tokenizer, {**spec, "spec_hash": spec_hash, "step": done}, state_dir / f"step-{done}")
         if done % train["state_every"] == 0 or done == train["steps"]:
-            _save_state(state_dir / "state.pt", engine)
+            _save_state(state_dir / "state.pt", engine, tokens)
         if stop_after is not None and done >= stop_after:
             step_log.close()
             return None
@@ -180,8 +182,8 @@ def pretrain(spec: dict, instances_dir: str, tokenizer_dir: str, checkpoints_dir
     metrics = {
         "ablation": spec["name"], "spec_hash": spec_hash, "objective": objective.name, "packing": spec["packing"],
         "steps": train["steps"], "resumed_from_step": start, "parameters": sum(p.numel() for p in model.parameters()),
-        "tokens_this_run": tokens, "seconds_this_run": round(elapsed, 2),
-        "tokens_per_second": round(tokens / elapsed, 1) if elapsed > 0 and tokens else None,
+        "tokens_seen": tokens, "seconds_this_run": round(elapsed, 2),
+        "tokens_per_second": round((tokens - tokens_at_start) / elapsed, 1) if tokens > tokens_at_start else None,
         "final_train_loss": final_loss,
         "optimizer": {"name": "AdamW", "bias_correction": True, "betas": train["adam_betas"], "eps": train["adam_eps"]},
         "device": device, "precision": engine.precision, "threads": torch.get_num_threads(),
