@@ -1,6 +1,6 @@
 # bert-ablation: the BERT paper's ablations, from raw corpus to paper-style tables.
-#   snakemake --cores 2            # every table the config enables (default: Table 5)
-#   snakemake --cores 2 table5     # one table
+#   snakemake --cores 2            # every table and figure the config defines, plus the claims
+#   snakemake --cores 2 table6     # one table (or figure5, claims, loss_curves)
 from snakemake.utils import min_version
 
 min_version("9.0")
@@ -21,5 +21,5 @@ include: "rules/tables.smk"
 
 rule all:
     input:
-        all_table_outputs(),
+        all_outputs(),
     default_target: True

@@ -13,7 +13,7 @@ except cfg.ConfigError as err:
 wildcard_constraints:
     ablation="|".join(sorted(config["ablations"])),
     task="|".join(sorted(config["tasks"])),
-    table="|".join(sorted(config["tables"])) or "no-table",
+    table="|".join(cfg.report_names(config)) or "no-table",
     packing="nsp_pairs|contiguous",
     head="[a-z0-9_]+",
     step="final|step-[0-9]+",
@@ -53,23 +53,55 @@ def restart_outputs():
 
 
 def table_cells(wildcards):
-    """The table's cells in config order (a list, so canonical JSON keeps the order)."""
+    """The cells in config order (a list, so canonical JSON keeps the order)."""
     return as_param(cfg.table_cells(config, wildcards.table))
 
 
-def table_metrics(wildcards):
+def table_options(wildcards):
+    name = wildcards.table
+    if name in config["figures"]:
+        return as_param({"kind": "figure", "model_columns": False})
+    return as_param({"kind": "table", "model_columns": config["tables"][name]["model_columns"]})
+
+
+def finetune_metrics(names):
     return [
         f"results/finetune/{r['ablation']}/{r['step']}/{r['task']}/{r['head']}/{r['hp']}/seed{k}/metrics.json"
-        for r in cfg.finetune_runs(config, [wildcards.table])
+        for r in cfg.finetune_runs(config, names)
         for k in range(config["finetune"]["restarts"])
     ]
 
 
-def table_outputs(table):
-    return [f"results/tables/{table}.{ext}" for ext in ("csv", "md", "tex", "provenance.json")] + [
-        f"results/figures/{table}.png"
+def pretrain_metrics(names):
+    return [f"results/pretrain/{a}/metrics.json" for a in cfg.pretrain_runs(config, names)]
+
+
+def table_inputs(wildcards):
+    return {"finetune": finetune_metrics([wildcards.table]), "pretrain": pretrain_metrics([wildcards.table])}
+
+
+def table_outputs(name):
+    return [f"results/tables/{name}.{ext}" for ext in ("csv", "md", "tex", "provenance.json")] + [
+        f"results/figures/{name}.{ext}" for ext in ("png", "pdf")
     ]
 
 
-def all_table_outputs():
-    return [path for table in sorted(config["tables"]) for path in table_outputs(table)]
+def provenance_files():
+    return [f"results/tables/{name}.provenance.json" for name in cfg.report_names(config)]
+
+
+def pretrain_logs():
+    return {a: f"results/pretrain/{a}/log.csv" for a in cfg.pretrain_runs(config)}
+
+
+def claims_settings():
+    return as_param({k: v for k, v in config["claims"].items() if k != "enabled"})
+
+
+def all_outputs():
+    outputs = [path for name in cfg.report_names(config) for path in table_outputs(name)]
+    if cfg.report_names(config):
+        outputs += rules.loss_curves.output
+    if config["claims"]["enabled"] and cfg.report_names(config):
+        outputs += rules.claims.output
+    return outputs

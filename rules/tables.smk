@@ -1,18 +1,23 @@
 localrules:
     table,
+    loss_curves,
+    claims,
 
 
+# One rule for every table and figure of the config: cells, their runs and the paper's numbers.
 rule table:
     input:
-        table_metrics,
+        unpack(table_inputs),
     output:
         csv="results/tables/{table}.csv",
         md="results/tables/{table}.md",
         tex="results/tables/{table}.tex",
         provenance="results/tables/{table}.provenance.json",
         png="results/figures/{table}.png",
+        pdf="results/figures/{table}.pdf",
     params:
         cells=table_cells,
+        options=table_options,
     conda:
         "../envs/bert-ablation.yaml"
     log:
@@ -21,11 +26,41 @@ rule table:
         "../workflow_scripts/table.py"
 
 
-# Named targets: `snakemake --cores 2 table5` builds one table and what it needs.
-for _table in sorted(config["tables"]):
+rule loss_curves:
+    input:
+        **pretrain_logs(),
+    output:
+        png="results/figures/pretraining_loss.png",
+        pdf="results/figures/pretraining_loss.pdf",
+    conda:
+        "../envs/bert-ablation.yaml"
+    log:
+        "logs/tables/pretraining_loss.log",
+    script:
+        "../workflow_scripts/loss_curves.py"
+
+
+rule claims:
+    input:
+        provenance_files(),
+    output:
+        csv="results/claims.csv",
+        md="results/claims.md",
+    params:
+        settings=claims_settings(),
+    conda:
+        "../envs/bert-ablation.yaml"
+    log:
+        "logs/claims.log",
+    script:
+        "../workflow_scripts/claims.py"
+
+
+# Named targets: `snakemake --cores 2 table6` builds one table (or figure) and what it needs.
+for _name in cfg.report_names(config):
 
     rule:
         name:
-            _table
+            _name
         input:
-            table_outputs(_table),
+            table_outputs(_name),

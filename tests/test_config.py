@@ -29,7 +29,7 @@ def test_default_config_is_valid_and_filled_with_defaults():
 @pytest.mark.parametrize("changes, message", [
     ({"pretrain__warmup_step": 10}, r"unknown key 'warmup_step' \(did you mean 'warmup_steps'\?\) under pretrain"),
     ({"pretrain__steps": "many"}, r"pretrain.steps: 'many' is not of type 'integer'"),
-    ({"model__heads": 3}, r"model.hidden=128 is not divisible by model.heads=3"),
+    ({"model__heads": 3}, r"model.hidden=64 is not divisible by model.heads=3"),
     ({"masking__mask": 0.7}, r"mask\+same\+random = 0.9, must be 1"),
     ({"ablations__odd": {"objective": "mlm_sop"}}, r"ablations.odd.objective: unknown objective 'mlm_sop'"),
     ({"ablations__odd": {"objective": "mlm_nsp", "packing": "contiguous"}}, r"cannot use packing 'contiguous'"),
@@ -42,6 +42,18 @@ def test_default_config_is_valid_and_filled_with_defaults():
     ({"pretrain__save_steps": [100000]}, r"save_steps \[100000\] exceed pretrain.steps"),
     ({"tasks__squad__doc_stride": 500}, r"doc_stride must be smaller"),
     ({"tasks__mnli__max_seq_length": 512}, r"tasks.mnli.max_seq_length=512 exceeds the max_position_embeddings=128"),
+    ({"tables__table7__rows__X": {"ablation": "size_2_64_2", "head": "features_concat_last_four"}},
+     r"head 'features_concat_last_four' needs an encoder with at least 4 layers; ablation 'size_2_64_2' has 2"),
+    ({"tables__table7__columns__X": {"task": "conll2003", "metric": "f1", "split": "tets"}},
+     r"unknown split 'tets'.*Did you mean 'test'"),
+    ({"tables__table6__columns__X": {"source": "pretrain", "metric": "perplexity"}},
+     r"unknown pretraining metric 'perplexity'"),
+    ({"tables__table6__columns__X": {"metric": "accuracy"}}, r"a fine-tuning column needs a task"),
+    ({"figures__figure5__series__X": "size_2_64_2", "ablations__size_2_64_2__pretrain": {"save_steps": [10]}},
+     r"figures.figure5: the series' ablations save different steps"),
+    ({"figures__table5": {"series": {"A": "ltr"}, "task": "mnli", "metric": "accuracy"}},
+     r"table5 is both a table and a figure"),
+    ({"claims__test": "ttest"}, r"claims.test: 'ttest' is not one of \['welch', 'bootstrap'\]"),
 ])
 def test_bad_config_names_the_key_and_the_fix(changes, message):
     with pytest.raises(cfg.ConfigError, match=message):
@@ -52,7 +64,35 @@ def test_grid_points_and_runs_are_sorted_and_deterministic():
     config = cfg.validate(with_changes(finetune__grid={"lr": [3e-5, 5e-5], "batch_size": [32, 16], "epochs": [3]}))
     keys = [p["key"] for p in cfg.grid_points(config, "mnli")]
     assert keys == ["lr3e-05_bs16_ep3", "lr3e-05_bs32_ep3", "lr5e-05_bs16_ep3", "lr5e-05_bs32_ep3"]
-    runs = cfg.finetune_runs(config)
+    runs = cfg.finetune_runs(config, ["table5"])
     assert runs == sorted(runs, key=lambda r: tuple(r.values()))
     assert len(runs) == 4 * 5 * 4  # rows x tasks x grid points
     assert {r["head"] for r in runs if r["ablation"] == "ltr"} == {"linear", "bilstm"}
+
+
+def test_shared_runs_are_shared_between_tables():
+    config = cfg.validate(BASE)
+    runs = cfg.finetune_runs(config)
+    keys = [tuple(r.values()) for r in runs]
+    assert len(keys) == len(set(keys))
+    # bert_base fine-tuned on MNLI once, though Tables 5, 6, 8 and Figure 5 all show it
+    assert sum(r["ablation"] == "bert_base" and r["task"] == "mnli" and r["step"] == "final" for r in runs) == 1
+    per_table = sum(len(cfg.finetune_runs(config, [name])) for name in cfg.report_names(config))
+    assert len(runs) < per_table
+    assert "bert_base" in cfg.pretrain_runs(config, ["table6"]) and "bert_base" in cfg.pretrain_runs(config, ["table8"])
+
+
+def test_figure_cells_follow_the_checkpoints():
+    config = cfg.validate(BASE)
+    cells = cfg.table_cells(config, "figure5")
+    steps = [int(c["column"]) for c in cells if c["ablation"] == "ltr"]
+    assert steps == sorted(config["pretrain"]["save_steps"] + [config["pretrain"]["steps"]])
+    assert [c["step"] for c in cells if c["ablation"] == "ltr"][-1] == "final"
+    assert {c["step"] for c in cells} == {"final", *(f"step-{s}" for s in config["pretrain"]["save_steps"])}
+
+
+def test_column_head_overrides_the_row_head():
+    config = cfg.validate(BASE)
+    cells = {(c["row"], c["column"]): c for c in cfg.table_cells(config, "table8")}
+    assert cells[("100/0/0", "NER Feature-based")]["head"] == "features_concat_last_four"
+    assert cells[("100/0/0", "NER Fine-tune")]["head"] == "linear"

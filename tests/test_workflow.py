@@ -72,7 +72,8 @@ def test_checkpoints_and_pretraining_metrics(run):
         assert metrics["steps"] == 20 and metrics["heldout_perplexity_kind"] == kind
         assert 1 < metrics["heldout_perplexity"] < 512
     model = AutoModel.from_pretrained(run / "results/pretrain/ltr/checkpoints/final")
-    assert model.config.is_decoder and model.config.num_hidden_layers == 1
+    assert model.config.is_decoder and model.config.num_hidden_layers == 4
+    assert AutoModel.from_pretrained(run / "results/pretrain/ltr/checkpoints/step-10").config.is_decoder
     log = pd.read_csv(run / "results/pretrain/bert_base/log.csv")
     assert list(log["step"]) == [5, 10, 15, 20] and log["loss"].map(math.isfinite).all()
 
@@ -85,14 +86,42 @@ def test_changing_one_task_hyperparameter_reruns_only_its_finetuning(run, tmp_pa
     change = tmp_path / "change.yaml"
     change.write_text("finetune: {warmup_ratio: 0.2}\n")  # params of every finetune job
     jobs = planned_jobs(snakemake(run, "-n", configfiles=(MICRO, change)))
-    assert jobs == {"finetune": 20, "table": 1, "all": 1}
+    assert jobs == {"finetune": 59, "table": 5, "claims": 1, "all": 1}
     change.write_text("tasks: {sst2: {grid: {lr: [0.0002]}}}\n")  # a new grid point, one task
     jobs = planned_jobs(snakemake(run, "-n", configfiles=(MICRO, change)))
-    assert jobs == {"finetune": 4, "table": 1, "all": 1}
+    assert jobs == {"finetune": 9, "table": 2, "claims": 1, "all": 1}  # Tables 5 and 6 show SST-2
 
 
 def test_changing_the_masking_of_one_ablation_reruns_it_and_its_descendants_only(run, tmp_path):
     change = tmp_path / "change.yaml"
     change.write_text("ablations: {bert_base: {objective: mlm_nsp, masking: {mask: 1.0, same: 0.0, random: 0.0}}}\n")
     jobs = planned_jobs(snakemake(run, "-n", configfiles=(MICRO, change)))
-    assert jobs == {"pretrain": 1, "finetune": 5, "table": 1, "all": 1}
+    # bert_base feeds every table: 5 tasks (Tables 5, 6, 8), 7 NER heads (Tables 7, 8), MNLI at step 10 (Figure 5)
+    assert jobs == {"pretrain": 1, "finetune": 13, "table": 5, "loss_curves": 1, "claims": 1, "all": 1}
+
+
+def test_shared_runs_are_planned_once(tmp_path):
+    jobs = planned_jobs(snakemake(tmp_path, "-n"))
+    assert jobs["pretrain"] == 13 and jobs["finetune"] == 59  # one per ablation / distinct fine-tuning run
+    assert jobs["instances"] == 2 and jobs["tasks"] == 6 and jobs["table"] == 5
+
+
+def test_every_table_figure_and_the_claims_are_written(run):
+    shapes = {"table6": (6, 4), "table7": (7, 2), "table8": (6, 3), "figure5": (2, 2)}
+    for name, (n_rows, n_columns) in shapes.items():
+        table = pd.read_csv(run / f"results/tables/{name}.csv")
+        assert (table["row"].nunique(), table["column"].nunique()) == (n_rows, n_columns), name
+        assert (run / f"results/figures/{name}.pdf").read_bytes()[:4] == b"%PDF"
+    table6 = pd.read_csv(run / "results/tables/table6.csv").set_index(["row", "column"])
+    assert table6.loc[("3/768/12", "LM (ppl)"), "n"] == 1 and table6.loc[("3/768/12", "LM (ppl)"), "paper"] == 5.84
+    assert table6.loc[("24/1024/16", "MNLI-m"), "layers"] == 8
+    table7 = pd.read_csv(run / "results/tables/table7.csv")
+    assert set(table7["split"]) == {"validation", "test"} and table7["mean"].between(0, 100).all()
+    table8 = pd.read_csv(run / "results/tables/table8.csv").set_index(["row", "column"])
+    assert table8.loc[("0/0/100", "NER Feature-based"), "head"] == "features_concat_last_four"
+    figure5 = pd.read_csv(run / "results/tables/figure5.csv")
+    assert list(figure5["column"].drop_duplicates()) == [10, 20]
+    claims = pd.read_csv(run / "results/claims.csv")
+    assert len(claims) >= 20 and set(claims["verdict"]) <= {"reproduced", "contradicted", "inconclusive"}
+    assert "of 28 claims" in (run / "results/claims.md").read_text()
+    assert (run / "results/figures/pretraining_loss.png").stat().st_size > 10_000

@@ -1,7 +1,8 @@
-"""Tests for the generated world: corpus, fact consistency and the five tasks."""
+"""Tests for the generated world: corpus, fact consistency and the tasks."""
 
 import collections
 import hashlib
+import itertools
 import json
 import os
 import re
@@ -13,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from bert_ablation.world import (
-    FOODS, HOBBIES, JOBS, NEGATIVE_ADJECTIVES, POSITIVE_ADJECTIVES, WORLD_TASKS, World,
+    CONLL_LABELS, FOODS, HOBBIES, JOBS, NEGATIVE_ADJECTIVES, POSITIVE_ADJECTIVES, WORLD_TASKS,
+    World,
 )
 
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -28,7 +30,11 @@ SCHEMAS = {
     "sst2": ({"sentence": str, "label": int, "idx": int}, ("train", "validation"), 2),
     "squad": ({"id": str, "title": str, "context": str, "question": str, "answers": dict},
               ("train", "validation"), 0),
+    "conll2003": ({"id": str, "tokens": list, "ner_tags": list, "document": int},
+                  ("train", "validation", "test"), len(CONLL_LABELS)),
 }
+CLASSIFICATION_TASKS = ("mnli", "qnli", "mrpc", "sst2")
+SENTENCE_TASKS = CLASSIFICATION_TASKS + ("squad",)  # one record per example, not per sentence
 PAIR_FIELDS = {"mnli": ("premise", "hypothesis"), "qnli": ("question", "sentence"),
                "mrpc": ("sentence1", "sentence2")}
 PRONOUNS = {"female": {"she", "her", "hers"}, "male": {"he", "him", "his"}}
@@ -61,7 +67,7 @@ def _biographies(world):
 
 
 def test_world_tasks_constant():
-    assert WORLD_TASKS == ("mnli", "qnli", "mrpc", "sst2", "squad")
+    assert WORLD_TASKS == ("mnli", "qnli", "mrpc", "sst2", "squad", "conll2003")
 
 
 def test_documents_are_deterministic_and_depend_on_seed(world):
@@ -72,9 +78,10 @@ def test_documents_are_deterministic_and_depend_on_seed(world):
 def test_generation_does_not_depend_on_the_process_hash_seed(world):
     """Python's str hash is randomised per process; the world must not use it."""
     code = ("import hashlib, json; from bert_ablation.world import World; w = World(0, 0.25); "
-            "print(hashlib.sha256(json.dumps([w.documents(), w.task('mrpc', 50, 20)])"
-            ".encode()).hexdigest())")
-    expected = hashlib.sha256(json.dumps([world.documents(), world.task("mrpc", 50, 20)])
+            "print(hashlib.sha256(json.dumps([w.documents(), w.task('mrpc', 50, 20), "
+            "w.task('conll2003', 50, 20)]).encode()).hexdigest())")
+    expected = hashlib.sha256(json.dumps([world.documents(), world.task("mrpc", 50, 20),
+                                          world.task("conll2003", 50, 20)])
                               .encode()).hexdigest()
     for hash_seed in ("1", "2"):
         env = {**os.environ, "PYTHONPATH": str(SRC), "PYTHONHASHSEED": hash_seed}
@@ -200,7 +207,7 @@ def test_task_schema(world, name):
         for i, record in enumerate(records):
             assert list(record) == list(fields)
             assert all(isinstance(record[k], t) for k, t in fields.items())
-            if n_labels:
+            if "label" in fields:
                 assert record["idx"] == i and 0 <= record["label"] < n_labels
 
 
@@ -212,7 +219,7 @@ def test_tasks_are_deterministic_and_seeded(world, name):
     assert World(seed=1, scale=0.25).task(name, 40, 20, seed=3) != data
 
 
-@pytest.mark.parametrize("name", WORLD_TASKS)
+@pytest.mark.parametrize("name", SENTENCE_TASKS)
 def test_no_example_is_shared_between_splits(world, name):
     data = world.task(name, 1000, 300)
     seen = set()
@@ -227,7 +234,7 @@ def test_dev_split_does_not_depend_on_train_size(world):
     assert world.task("qnli", 10, 50)["validation"] == world.task("qnli", 500, 50)["validation"]
 
 
-@pytest.mark.parametrize("name", [n for n in WORLD_TASKS if n != "squad"])
+@pytest.mark.parametrize("name", CLASSIFICATION_TASKS)
 def test_labels_are_balanced(world, name):
     n_labels = SCHEMAS[name][2]
     for records in world.task(name, 999, 301).values():
@@ -351,3 +358,149 @@ def test_lengths_do_not_give_the_label_away(full_world, name):
         majority = max(collections.Counter(r["label"] for r in dev).values()) / len(dev)
         for feature in features.values():
             assert _bucket_baseline(data["train"], dev, feature) <= majority + 0.10
+
+
+# ------------------------------------------------------------------ named entities (conll2003)
+
+
+def _entity_spans(record):
+    """(type, surface form) of every entity in a BIO-tagged record."""
+    spans = []
+    for token, tag in zip(record["tokens"], record["ner_tags"]):
+        label = CONLL_LABELS[tag]
+        if label.startswith("B-"):
+            spans.append([label[2:], token])
+        elif label.startswith("I-"):
+            spans[-1][1] += " " + token
+    return [tuple(span) for span in spans]
+
+
+def _conll_documents(records):
+    """Documents as tuples of sentences (token tuples), in order."""
+    documents = collections.defaultdict(list)
+    for record in records:
+        documents[record["document"]].append(tuple(record["tokens"]))
+    return [tuple(sentences) for _, sentences in sorted(documents.items())]
+
+
+@pytest.fixture(scope="module")
+def conll(world):
+    return world.task("conll2003", 1000, 300)
+
+
+def test_conll_labels_follow_the_hub():
+    assert CONLL_LABELS == ("O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC",
+                            "B-MISC", "I-MISC")
+
+
+def test_conll_records_are_tokenised_sentences_of_consecutive_documents(conll):
+    for records in conll.values():
+        assert [r["id"] for r in records] == [str(i) for i in range(len(records))]
+        documents = [r["document"] for r in records]
+        assert documents[0] == 0
+        assert all(b - a in (0, 1) for a, b in zip(documents, documents[1:]))
+        sizes = collections.Counter(documents)
+        # 3-8 sentences; only the split's last document may be cut short.
+        assert all(3 <= n <= 8 for d, n in sizes.items() if d != documents[-1])
+        for record in records:
+            assert len(record["tokens"]) == len(record["ner_tags"]) >= 2
+            assert all(t and not re.search(r"\s", t) for t in record["tokens"])
+            assert all(0 <= tag < len(CONLL_LABELS) for tag in record["ner_tags"])
+    tokens = [t for records in conll.values() for r in records for t in r["tokens"]]
+    assert "'s" in tokens and "," in tokens  # CoNLL tokenisation: possessive and punctuation apart
+    assert all(t in ("'s", ".", ",") or re.fullmatch(r"\w+", t) for t in tokens)
+
+
+def test_conll_tags_are_valid_bio(conll):
+    for records in conll.values():
+        for record in records:
+            previous = "O"
+            for tag in record["ner_tags"]:
+                label = CONLL_LABELS[tag]
+                if label.startswith("I-"):
+                    assert previous[2:] == label[2:], record
+                previous = label
+
+
+def test_conll_training_split_has_every_entity_type(conll):
+    types = collections.Counter(kind for r in conll["train"] for kind, _ in _entity_spans(r))
+    assert set(types) == {"PER", "ORG", "LOC", "MISC"}
+    assert min(types.values()) >= 0.05 * sum(types.values())
+
+
+def test_conll_entity_share_is_plausible(conll):
+    """Most tokens are O, as in CoNLL-2003 (about 17% entity tokens), and some
+    sentences name no entity at all."""
+    for records in conll.values():
+        tags = [t for r in records for t in r["ner_tags"]]
+        assert 0.12 <= sum(t != 0 for t in tags) / len(tags) <= 0.28
+        no_entity = sum(not any(r["ner_tags"]) for r in records) / len(records)
+        assert 0.1 <= no_entity <= 0.5
+
+
+def test_conll_documents_do_not_cross_splits(conll):
+    seen = set()
+    for records in conll.values():
+        documents = set(_conll_documents(records))
+        assert len(documents) == len(_conll_documents(records))
+        assert not documents & seen
+        seen |= documents
+
+
+def test_conll_test_split_has_entities_unseen_in_training(conll):
+    train = {span for r in conll["train"] for span in _entity_spans(r)}
+    test = [span for r in conll["test"] for span in _entity_spans(r)]
+    unseen = [span for span in test if span not in train]
+    assert 0.05 <= len(unseen) / len(test) <= 0.7
+    assert {kind for kind, _ in unseen} >= {"PER", "ORG", "MISC"}
+
+
+def test_conll_names_are_ambiguous_across_types(conll):
+    """A token can be a person, a place, part of a company or of an event name."""
+    types = collections.defaultdict(set)
+    for record in conll["train"]:
+        for token, tag in zip(record["tokens"], record["ner_tags"]):
+            if tag:
+                types[token].add(CONLL_LABELS[tag][2:])
+    pairs = {frozenset(p) for kinds in types.values() for p in itertools.combinations(kinds, 2)}
+    assert {frozenset(p) for p in (("PER", "LOC"), ("PER", "ORG"), ("LOC", "ORG"),
+                                   ("LOC", "MISC"))} <= pairs
+    assert sum(len(kinds) > 1 for kinds in types.values()) >= 10
+
+
+def test_conll_entities_come_from_the_world(world, conll):
+    """Full names are people (some named like a city), places are cities (or
+    abroad, never in the corpus), companies are the world's or named after a
+    family or city."""
+    names = {p.name for p in world.people}
+    firsts, lasts = {p.first for p in world.people}, {p.last for p in world.people}
+    cities = {c.name for c in world.cities}
+    companies = {c.name for c in world.companies}
+    corpus = set(" ".join(s for doc in world.documents() for s in doc).split())
+    for records in conll.values():
+        for record in records:
+            for kind, text in _entity_spans(record):
+                words = text.split()
+                if kind == "PER":
+                    assert (text in names or len(words) == 1 and words[0] in firsts | lasts | cities
+                            or words[0] in firsts and words[1] in cities), text
+                elif kind == "LOC":
+                    assert text in cities or text not in corpus, text
+                elif kind == "ORG":
+                    assert (text in companies or words[0] in {c.split()[0] for c in companies}
+                            or words[0] in lasts | cities), text
+
+
+def test_conll_dev_and_test_do_not_depend_on_train_size(world):
+    small, large = world.task("conll2003", 7, 50), world.task("conll2003", 500, 50)
+    assert small["validation"] == large["validation"] and small["test"] == large["test"]
+    assert len(small["train"]) == 7  # the last document is cut short
+    assert small["train"] == large["train"][:7]
+
+
+def test_conll_generation_is_fast():
+    world = World(seed=0, scale=1.0)
+    start = time.perf_counter()
+    data = world.task("conll2003", 1000, 300)
+    assert time.perf_counter() - start < 1.0
+    assert [len(records) for records in data.values()] == [1000, 300, 300]

@@ -21,6 +21,7 @@ import yaml
 from .storage import stable_hash
 
 FINAL_STEP = "final"
+PRETRAIN_METRICS = ("heldout_perplexity", "heldout_lm_accuracy", "heldout_nsp_accuracy")
 
 
 class ConfigError(ValueError):
@@ -125,7 +126,6 @@ def _known(kind: str, name: str, known, where: str, source: str) -> None:
 
 
 def _check_semantics(config: dict, source: str) -> None:
-    from .heads import HEADS
     from .objectives import OBJECTIVES
     from .tasks import TASKS
 
@@ -175,33 +175,66 @@ def _check_semantics(config: dict, source: str) -> None:
         _known("task", name, TASKS, f"tasks.{name}", source)
         if TASKS[name].kind == "span" and task["doc_stride"] >= task["max_seq_length"]:
             raise ConfigError(f"{source}: tasks.{name}: doc_stride must be smaller than max_seq_length.")
-    for table, spec in config["tables"].items():
-        for label, row in spec["rows"].items():
-            where = f"tables.{table}.rows.{label}"
-            _known("ablation", row["ablation"], config["ablations"], f"{where}.ablation", source)
-            positions = resolve_ablation(config, row["ablation"])["model"]["max_position_embeddings"]
-            for column in spec["columns"].values():
-                length = config["tasks"].get(column["task"], {}).get("max_seq_length", 0)
-                if length > positions:
-                    raise ConfigError(
-                        f"{source}: tasks.{column['task']}.max_seq_length={length} exceeds the "
-                        f"max_position_embeddings={positions} of ablation '{row['ablation']}' ({where}); "
-                        "shorten the task inputs or enlarge the model's position table.")
-            _known("head", row.get("head", "linear"), HEADS, f"{where}.head", source)
-            step = row.get("step", FINAL_STEP)
-            saved = [f"step-{s}" for s in resolve_ablation(config, row["ablation"])["pretrain"]["save_steps"]]
-            if step != FINAL_STEP and step not in saved:
-                raise ConfigError(
-                    f"{source}: {where}.step: '{step}' is not a saved checkpoint of "
-                    f"'{row['ablation']}'; add its number to pretrain.save_steps or use 'final'.")
-        for label, column in spec["columns"].items():
-            where = f"tables.{table}.columns.{label}"
-            _known("task", column["task"], TASKS, f"{where}.task", source)
-            _known("metric", column["metric"], TASKS[column["task"]].metrics, f"{where}.metric", source)
+    duplicated = sorted(set(config["tables"]) & set(config["figures"]))
+    if duplicated:
+        raise ConfigError(f"{source}: {', '.join(duplicated)} is both a table and a figure; rename one.")
+    for name, figure in config["figures"].items():
+        where = f"figures.{name}"
+        _known("task", figure["task"], config["tasks"], f"{where}.task", source)
+        _known("metric", figure["metric"], TASKS[figure["task"]].metrics, f"{where}.metric", source)
+        steps = set()
+        for label, ablation in figure["series"].items():
+            _known("ablation", ablation, config["ablations"], f"{where}.series.{label}", source)
+            steps.add(tuple(checkpoint_steps(config, ablation)))
+        if len(steps) > 1:
+            raise ConfigError(f"{source}: {where}: the series' ablations save different steps {sorted(steps)}; "
+                              "give them the same pretrain.steps and pretrain.save_steps.")
+    for name in report_names(config):
+        for cell in table_cells(config, name):
+            _check_cell(config, cell, f"{'figures' if name in config['figures'] else 'tables'}.{name}", source)
+
+
+def _check_cell(config: dict, cell: dict, where: str, source: str) -> None:
+    from .heads import HEADS
+    from .tasks import TASKS
+
+    row_where, column_where = f"{where}.rows.{cell['row']}", f"{where}.columns.{cell['column']}"
+    _known("ablation", cell["ablation"], config["ablations"], f"{row_where}.ablation", source)
+    spec = resolve_ablation(config, cell["ablation"])
+    if cell["source"] == "pretrain":
+        _known("pretraining metric", cell["metric"], PRETRAIN_METRICS, f"{column_where}.metric", source)
+        return
+    if not cell["task"]:
+        raise ConfigError(f"{source}: {column_where}: a fine-tuning column needs a task (or source: pretrain).")
+    _known("task", cell["task"], TASKS, f"{column_where}.task", source)
+    task = TASKS[cell["task"]]
+    _known("metric", cell["metric"], task.metrics, f"{column_where}.metric", source)
+    if cell["split"] is not None:
+        _known("split", cell["split"], task.eval_splits, f"{column_where}.split", source)
+    _known("head", cell["head"], HEADS, f"{row_where}.head", source)
+    head = HEADS[cell["head"]]
+    if head.frozen and spec["model"]["layers"] < head.min_layers():
+        raise ConfigError(
+            f"{source}: {row_where}: head '{cell['head']}' needs an encoder with at least {head.min_layers()} "
+            f"layers; ablation '{cell['ablation']}' has {spec['model']['layers']}.")
+    positions = spec["model"]["max_position_embeddings"]
+    length = config["tasks"][cell["task"]]["max_seq_length"]
+    if length > positions:
+        raise ConfigError(
+            f"{source}: tasks.{cell['task']}.max_seq_length={length} exceeds the max_position_embeddings="
+            f"{positions} of ablation '{cell['ablation']}' ({row_where}); shorten the task inputs or enlarge "
+            "the model's position table.")
+    saved = [f"step-{s}" for s in spec["pretrain"]["save_steps"]]
+    if cell["step"] != FINAL_STEP and cell["step"] not in saved:
+        raise ConfigError(
+            f"{source}: {row_where}.step: '{cell['step']}' is not a saved checkpoint of "
+            f"'{cell['ablation']}'; add its number to pretrain.save_steps or use 'final'.")
 
 
 def _table_tasks(config: dict) -> list[str]:
-    return sorted({c["task"] for t in config.get("tables", {}).values() for c in t["columns"].values()})
+    tasks = {c["task"] for t in config.get("tables", {}).values() for c in t["columns"].values() if "task" in c}
+    tasks |= {f["task"] for f in config.get("figures", {}).values()}
+    return sorted(tasks)
 
 
 # --- resolution -----------------------------------------------------------------------------
@@ -255,29 +288,65 @@ def grid_point(config: dict, task: str, key: str) -> dict:
     raise ConfigError(f"config: no grid point '{key}' for task '{task}'.")
 
 
-def table_cells(config: dict, table: str) -> list[dict]:
-    """Every (row, column) of a table with the fine-tuning runs that fill it."""
-    spec = config["tables"][table]
+def report_names(config: dict) -> list[str]:
+    """Every table and figure the config defines, sorted."""
+    return sorted([*config["tables"], *config["figures"]])
+
+
+def checkpoint_steps(config: dict, ablation: str) -> list[int]:
+    """The steps at which an ablation leaves a checkpoint: its save_steps, then its last step."""
+    train = resolve_ablation(config, ablation)["pretrain"]
+    return sorted({*train["save_steps"], train["steps"]})
+
+
+def checkpoint_name(config: dict, ablation: str, step: int) -> str:
+    return FINAL_STEP if step == resolve_ablation(config, ablation)["pretrain"]["steps"] else f"step-{step}"
+
+
+def table_cells(config: dict, name: str) -> list[dict]:
+    """Every (row, column) of a table or figure with what fills it, in config order.
+
+    A figure's rows are its series and its columns the checkpoint steps (as strings).
+    """
+    if name in config["figures"]:
+        figure = config["figures"][name]
+        return [
+            {"row": label, "column": str(step), "ablation": ablation, "head": figure["head"],
+             "step": checkpoint_name(config, ablation, step), "source": "finetune", "task": figure["task"],
+             "metric": figure["metric"], "split": None, "paper_row": label}
+            for label, ablation in figure["series"].items() for step in checkpoint_steps(config, ablation)
+        ]
+    spec = config["tables"][name]
     cells = []
     for row_label, row in spec["rows"].items():
         for col_label, column in spec["columns"].items():
             cells.append({
-                "row": row_label, "column": col_label,
-                "ablation": row["ablation"], "head": row.get("head", "linear"),
-                "step": row.get("step", FINAL_STEP), "task": column["task"], "metric": column["metric"],
+                "row": row_label, "column": col_label, "paper_row": row.get("paper_row", row_label),
+                "ablation": row["ablation"], "head": column.get("head") or row.get("head", "linear"),
+                "step": row.get("step", FINAL_STEP),
+                "source": column.get("source", "finetune"), "task": column.get("task"),
+                "metric": column["metric"], "split": column.get("split"),
             })
     return cells
 
 
-def finetune_runs(config: dict, tables: list[str] | None = None) -> list[dict]:
-    """The distinct fine-tuning jobs (one per grid point) that the given tables need, sorted."""
+def finetune_runs(config: dict, names: list[str] | None = None) -> list[dict]:
+    """The distinct fine-tuning jobs (one per grid point) that the given tables/figures need, sorted."""
     runs = set()
-    for table in tables or sorted(config["tables"]):
-        for cell in table_cells(config, table):
+    for name in report_names(config) if names is None else names:
+        for cell in table_cells(config, name):
+            if cell["source"] != "finetune":
+                continue
             for point in grid_points(config, cell["task"]):
                 runs.add((cell["ablation"], cell["step"], cell["task"], cell["head"], point["key"]))
     keys = ("ablation", "step", "task", "head", "hp")
     return [dict(zip(keys, run)) for run in sorted(runs)]
+
+
+def pretrain_runs(config: dict, names: list[str] | None = None) -> list[str]:
+    """The ablations whose pretraining the given tables/figures need, sorted."""
+    return sorted({cell["ablation"] for name in (report_names(config) if names is None else names)
+                   for cell in table_cells(config, name)})
 
 
 def finetune_settings(config: dict, task: str, hp: str) -> dict:

@@ -6,6 +6,11 @@ context of max_seq_length tokens overlapping by doc_stride; a window that does n
 the whole answer is trained to point at [CLS]. At evaluation the best span over all windows
 of a question wins, with score start_logit(i) + end_logit(j), j >= i, at most
 max_answer_length tokens, from the n_best starts and ends of each window.
+
+Tagging (NER) follows the paper: each word is labelled at its first sub-token and the other
+sub-tokens are not scored. As the paper did for CoNLL-2003, a sentence is fed with as much of
+its document around it as fits (whole words from the neighbouring sentences, alternately
+before and after); only the sentence's own words carry labels.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .masking import IGNORE_INDEX
 from .tasks import TaskSpec
 
 
@@ -60,6 +66,75 @@ def span_features(records, tokenizer, settings: dict, train: bool) -> dict:
     return features
 
 
+def _word_pieces(tokenizer, words: list[str]) -> list[list[int]]:
+    pieces = tokenizer(words, add_special_tokens=False)["input_ids"]
+    return [p or [tokenizer.unk_token_id] for p in pieces]  # a word normalised away still holds a place
+
+
+def _fit_context(own: list[list[int]], before: list[list[int]], after: list[list[int]],
+                 budget: int) -> tuple[int, int, int]:
+    """How many words (pieces per word given) fit in ``budget`` pieces: the sentence's own
+    first, then context words alternately from just before and just after it.
+
+    Returns (sentence words kept, context words before, context words after).
+    """
+    kept = used = 0
+    while kept < len(own) and used + len(own[kept]) <= budget:
+        used += len(own[kept])
+        kept += 1
+    n_before = n_after = 0
+    grew = kept == len(own)  # a truncated sentence gets no context
+    while grew:
+        grew = False
+        if n_before < len(before) and used + len(before[-1 - n_before]) <= budget:
+            used += len(before[-1 - n_before])
+            n_before += 1
+            grew = True
+        if n_after < len(after) and used + len(after[n_after]) <= budget:
+            used += len(after[n_after])
+            n_after += 1
+            grew = True
+    return kept, n_before, n_after
+
+
+def tagging_features(records, tokenizer, max_seq_length: int, document_context: bool) -> dict:
+    """[CLS] context + sentence + context [SEP]; ``labels`` hold a tag at each sentence word's
+    first sub-token and IGNORE_INDEX elsewhere; ``word_positions`` map words to those positions
+    (None for words cut by max_seq_length: they are predicted "O")."""
+    tokens, tags = list(records["tokens"]), list(records["ner_tags"])
+    with_documents = document_context and "document" in records
+    documents = list(records["document"]) if with_documents else list(range(len(tokens)))
+    pieces = [_word_pieces(tokenizer, words) for words in tokens]  # sentence -> word -> piece ids
+    features = {"input_ids": [], "token_type_ids": [], "labels": [], "word_positions": []}
+    for i, own in enumerate(pieces):
+        # Records of a document are consecutive: its other sentences are the neighbours with its id.
+        first, last = i, i
+        while first > 0 and documents[first - 1] == documents[i]:
+            first -= 1
+        while last + 1 < len(tokens) and documents[last + 1] == documents[i]:
+            last += 1
+        before = [w for s in range(first, i) for w in pieces[s]]
+        after = [w for s in range(i + 1, last + 1) for w in pieces[s]]
+        kept, n_before, n_after = _fit_context(own, before, after, max_seq_length - 2)
+        left = [p for w in before[len(before) - n_before:] for p in w]
+        right = [p for w in after[:n_after] for p in w]
+        ids, labels, positions = [tokenizer.cls_token_id, *left], [IGNORE_INDEX] * (1 + len(left)), []
+        for k, word in enumerate(own):
+            if k >= kept:
+                positions.append(None)
+                continue
+            positions.append(len(ids))
+            ids += word
+            labels += [tags[i][k]] + [IGNORE_INDEX] * (len(word) - 1)
+        ids += [*right, tokenizer.sep_token_id]
+        labels += [IGNORE_INDEX] * (len(right) + 1)
+        features["input_ids"].append(ids)
+        features["token_type_ids"].append([0] * len(ids))
+        features["labels"].append(labels)
+        features["word_positions"].append(positions)
+    return features
+
+
 def pad_batch(features: dict, index, pad_id: int, label_keys: tuple[str, ...]) -> dict:
     """Rows ``index`` of ``features`` padded to their own longest row (dynamic padding)."""
     rows = [features["input_ids"][i] for i in index]
@@ -74,7 +149,14 @@ def pad_batch(features: dict, index, pad_id: int, label_keys: tuple[str, ...]) -
         attention_mask[r, :n] = 1
     batch = {"input_ids": input_ids, "token_type_ids": token_type_ids, "attention_mask": attention_mask}
     for key in label_keys:
-        batch[key] = torch.tensor([features[key][i] for i in index], dtype=torch.long)
+        values = [features[key][i] for i in index]
+        if isinstance(values[0], list):  # one label per token: pad with the ignored label
+            padded = torch.full((len(rows), width), IGNORE_INDEX, dtype=torch.long)
+            for r, row in enumerate(values):
+                padded[r, : len(row)] = torch.tensor(row)
+            batch[key] = padded
+        else:
+            batch[key] = torch.tensor(values, dtype=torch.long)
     return batch
 
 

@@ -18,16 +18,15 @@ import torch
 from tqdm import tqdm
 
 from .engine import Engine, configure_threads, seed_everything
-from .features import best_spans, classification_features, pad_batch, span_features
-from .metrics import classification_scores, squad_scores
+from .features import best_spans, classification_features, pad_batch, span_features, tagging_features
+from .metrics import classification_scores, ner_scores, squad_scores
 from .modeling import FinetuneModel
 from .storage import derive_seed, read_json, stable_hash, write_json
 from .tasks import TASKS
 
 log = logging.getLogger(__name__)
 
-CLASSIFICATION_LABELS = ("labels",)
-SPAN_LABELS = ("start_positions", "end_positions")
+LABEL_KEYS = {"classification": ("labels",), "tagging": ("labels",), "span": ("start_positions", "end_positions")}
 
 
 def restart_seeds(base_seed: int, restart: int) -> dict[str, int]:
@@ -37,6 +36,9 @@ def restart_seeds(base_seed: int, restart: int) -> dict[str, int]:
 def featurize(spec, split_records: dict, tokenizer, task_settings: dict, train: bool) -> dict:
     if spec.kind == "span":
         return span_features(split_records, tokenizer, task_settings, train)
+    if spec.kind == "tagging":
+        return tagging_features(split_records, tokenizer, task_settings["max_seq_length"],
+                                task_settings["document_context"])
     return classification_features(spec, split_records, tokenizer, task_settings["max_seq_length"])
 
 
@@ -52,7 +54,13 @@ def evaluate(engine: Engine, spec, records: dict, features: dict, batch_size: in
         batch = pad_batch(features, index, pad_id, ())
         logits = engine.evaluate(batch).logits.float().cpu()
         for r, i in enumerate(index):
-            outputs[i] = logits[r, : len(features["input_ids"][i])].numpy() if spec.kind == "span" else logits[r].numpy()
+            per_token = spec.kind in ("span", "tagging")
+            outputs[i] = logits[r, : len(features["input_ids"][i])].numpy() if per_token else logits[r].numpy()
+    if spec.kind == "tagging":
+        predictions = [[spec.labels[int(out[p].argmax())] if p is not None else "O" for p in positions]
+                       for out, positions in zip(outputs, features["word_positions"])]
+        references = [[spec.labels[t] for t in tags] for tags in records["ner_tags"]]
+        return ner_scores(predictions, references)
     if spec.kind == "span":
         predictions = best_spans(records, features, [o[:, 0] for o in outputs], [o[:, 1] for o in outputs],
                                  task_settings["n_best"], task_settings["max_answer_length"])
@@ -72,7 +80,7 @@ def train_restart(encoder, spec, head: str, train_features: dict, settings: dict
     engine = Engine(model, lr=hp["lr"], total_steps=total, warmup_steps=int(settings["warmup_ratio"] * total),
                     weight_decay=settings["weight_decay"], grad_clip=settings["grad_clip"],
                     precision=settings["precision"], device=device)
-    label_keys = SPAN_LABELS if spec.kind == "span" else CLASSIFICATION_LABELS
+    label_keys = LABEL_KEYS[spec.kind]
     data_order = torch.Generator().manual_seed(seeds["data_seed"])
     progress = tqdm(total=total, mininterval=10, desc=desc)
     for _ in range(hp["epochs"]):
@@ -100,10 +108,10 @@ def finetune(checkpoint_dir: str, task_dir: str, task: str, head: str, settings:
     encoder = BertModel.from_pretrained(checkpoint_dir)
     pretrain_spec = read_json(f"{checkpoint_dir}/ablation.json")
     data = datasets.load_from_disk(task_dir)
-    records = {split: data[split].to_dict() for split in ("train", *spec.dev_splits)}
+    records = {split: data[split].to_dict() for split in ("train", *spec.eval_splits)}
     train_features = featurize(spec, records["train"], tokenizer, settings["task"], train=True)
-    dev_features = {split: featurize(spec, records[split], tokenizer, settings["task"], train=False)
-                    for split in spec.dev_splits}
+    eval_features = {split: featurize(spec, records[split], tokenizer, settings["task"], train=False)
+                    for split in spec.eval_splits}
 
     results = []
     for restart, path in enumerate(outputs):
@@ -111,18 +119,18 @@ def finetune(checkpoint_dir: str, task_dir: str, task: str, head: str, settings:
         began = time.perf_counter()
         engine = train_restart(encoder, spec, head, train_features, settings, seeds, tokenizer.pad_token_id,
                                device, desc=f"{task} {head} restart {restart}")
-        dev = {split: evaluate(engine, spec, records[split], dev_features[split], settings["eval_batch_size"],
-                               settings["task"], tokenizer.pad_token_id) for split in spec.dev_splits}
+        scores = {split: evaluate(engine, spec, records[split], eval_features[split], settings["eval_batch_size"],
+                               settings["task"], tokenizer.pad_token_id) for split in spec.eval_splits}
         metrics = {
             "task": task, "head": head, "restart": restart, **seeds,
             "checkpoint": checkpoint_dir, "ablation": pretrain_spec["name"], "pretrain_step": pretrain_spec["step"],
             "pretrain_spec_hash": pretrain_spec["spec_hash"],
             "finetune_hash": stable_hash(settings), "hyperparameters": settings["hp"],
             "train_examples": len(records["train"][spec.text_fields[0]]), "train_features": len(train_features["input_ids"]),
-            "dev_split": spec.dev_splits[0], "dev": dev[spec.dev_splits[0]], "all_dev": dev,
+            "dev_split": spec.eval_splits[0], "dev": scores[spec.eval_splits[0]], "splits": scores,
             "seconds": round(time.perf_counter() - began, 2), "device": device, "precision": engine.precision,
         }
         write_json(path, metrics)
-        log.info("%s restart %d: %s", task, restart, dev)
+        log.info("%s restart %d: %s", task, restart, scores)
         results.append(metrics)
     return results

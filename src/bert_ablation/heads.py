@@ -3,15 +3,21 @@
 ``linear``: nothing; the task layer reads the encoder directly, as BERT does.
 ``bilstm``: a randomly initialised bidirectional LSTM over the encoder's hidden states
 (Table 5's "+ BiLSTM" row), giving a left-to-right model right-hand context at fine-tuning.
+``features_*``: the feature-based approach of Table 7. The encoder is frozen; activations of
+one or more of its layers (``hidden_states``: embeddings, then every layer) are combined and
+fed to a randomly initialised two-layer BiLSTM (H units per direction: 768 for BERT-Base, as
+in the paper) before the output layer.
 
 Each head turns hidden states (B, T, H) into per-token features (B, T, D) for span/tagging
-tasks and one summary vector (B, D) per sequence for classification.
+tasks and one summary vector (B, D) per sequence for classification. Heads with
+``frozen = True`` read the whole ``hidden_states`` tuple instead of the last layer.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+from transformers import BertConfig
 
 
 def last_token_index(attention_mask: torch.Tensor) -> torch.Tensor:
@@ -19,16 +25,27 @@ def last_token_index(attention_mask: torch.Tensor) -> torch.Tensor:
     return attention_mask.sum(dim=1).long() - 1
 
 
+def run_lstm(lstm: nn.LSTM, inputs: torch.Tensor, attention_mask: torch.Tensor):
+    """A (Bi)LSTM over the real tokens of right-padded rows: (B, T, D), final states."""
+    lengths = attention_mask.sum(dim=1).cpu()
+    packed = nn.utils.rnn.pack_padded_sequence(inputs, lengths, batch_first=True, enforce_sorted=False)
+    output, (h_n, _) = lstm(packed)
+    output, _ = nn.utils.rnn.pad_packed_sequence(output, batch_first=True, total_length=inputs.size(1))
+    return output, h_n
+
+
 class LinearHead(nn.Module):
     """No bridge. Sequences are summarised as HF's BertPooler does: dense + tanh on one token,
     [CLS] for a bidirectional encoder, the last real token for a causal one ([CLS] of a causal
     encoder has seen nothing but itself)."""
 
-    def __init__(self, hidden: int, pooler: nn.Module, causal: bool):
+    frozen = False
+
+    def __init__(self, config: BertConfig, pooler: nn.Module):
         super().__init__()
-        self.out_dim = hidden
+        self.out_dim = config.hidden_size
         self.pooler = pooler  # the encoder's pretrained BertPooler (dense + tanh)
-        self.causal = causal
+        self.causal = bool(config.is_decoder)
 
     def tokens(self, hidden_states, attention_mask):
         return hidden_states
@@ -46,24 +63,88 @@ class BiLSTMHead(nn.Module):
     """A one-layer BiLSTM (H units per direction) over the encoder output; sequences are
     summarised by the final forward and backward states, which together have read every token."""
 
-    def __init__(self, hidden: int, pooler: nn.Module, causal: bool):
-        super().__init__()
-        self.out_dim = 2 * hidden
-        self.lstm = nn.LSTM(hidden, hidden, batch_first=True, bidirectional=True)
+    frozen = False
 
-    def _run(self, hidden_states, attention_mask):
-        lengths = attention_mask.sum(dim=1).cpu()
-        packed = nn.utils.rnn.pack_padded_sequence(hidden_states, lengths, batch_first=True, enforce_sorted=False)
-        output, (h_n, _) = self.lstm(packed)
-        output, _ = nn.utils.rnn.pad_packed_sequence(output, batch_first=True, total_length=hidden_states.size(1))
-        return output, h_n  # (B, T, 2H), (2, B, H)
+    def __init__(self, config: BertConfig, pooler: nn.Module, in_dim: int | None = None, layers: int = 1):
+        super().__init__()
+        hidden = config.hidden_size
+        self.out_dim = 2 * hidden
+        self.lstm = nn.LSTM(in_dim or hidden, hidden, num_layers=layers, batch_first=True, bidirectional=True)
 
     def tokens(self, hidden_states, attention_mask):
-        return self._run(hidden_states, attention_mask)[0]
+        return run_lstm(self.lstm, hidden_states, attention_mask)[0]
 
     def summary(self, hidden_states, attention_mask):
-        h_n = self._run(hidden_states, attention_mask)[1]
-        return torch.cat([h_n[0], h_n[1]], dim=-1)  # (B, 2H)
+        h_n = run_lstm(self.lstm, hidden_states, attention_mask)[1]
+        return torch.cat([h_n[-2], h_n[-1]], dim=-1)  # last layer's forward and backward: (B, 2H)
 
 
-HEADS: dict[str, type[nn.Module]] = {"linear": LinearHead, "bilstm": BiLSTMHead}
+class LayerCombination(nn.Module):
+    """Combines encoder layers into one feature per token.
+
+    ``layers`` index ``hidden_states`` (0 = embeddings, -1 = last layer); ``mode`` is
+    ``select`` (one layer), ``concat`` or ``weighted`` (a learned softmax-normalised weight per
+    layer times a learned scale, ELMo's scalar mix; the paper does not say how it weighted).
+    """
+
+    def __init__(self, layers: tuple[int, ...] | str, mode: str, hidden: int):
+        super().__init__()
+        self.layers, self.mode = layers, mode
+        self.out_dim = hidden * (len(layers) if mode == "concat" else 1)
+        if mode == "weighted":
+            self.weights = nn.Parameter(torch.zeros(len(layers)))  # equal weights at the start
+            self.scale = nn.Parameter(torch.ones(()))
+
+    def forward(self, hidden_states: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        chosen = [hidden_states[k] for k in self.layers]
+        if self.mode == "select":
+            return chosen[0]
+        if self.mode == "concat":
+            return torch.cat(chosen, dim=-1)  # (B, T, len * H)
+        weights = torch.softmax(self.weights, dim=0)
+        return self.scale * sum(w * h for w, h in zip(weights, chosen))
+
+
+def _all_layers(config: BertConfig) -> tuple[int, ...]:
+    return tuple(range(1, config.num_hidden_layers + 1))  # every Transformer layer, not the embeddings
+
+
+class FeatureHead(BiLSTMHead):
+    """Feature-based: frozen encoder layers, combined, into a two-layer BiLSTM."""
+
+    frozen = True
+    layers: tuple[int, ...] = ()
+    mode = "select"
+
+    def __init__(self, config: BertConfig, pooler: nn.Module):
+        combine = LayerCombination(self.layers or _all_layers(config), self.mode, config.hidden_size)
+        super().__init__(config, pooler, in_dim=combine.out_dim, layers=2)
+        self.combine = combine
+
+    @classmethod
+    def min_layers(cls) -> int:
+        """Transformer layers the encoder needs, so that e.g. "last four" are four real layers."""
+        return max([1, *map(abs, cls.layers)])
+
+    def tokens(self, hidden_states, attention_mask):
+        return super().tokens(self.combine(hidden_states), attention_mask)
+
+    def summary(self, hidden_states, attention_mask):
+        return super().summary(self.combine(hidden_states), attention_mask)
+
+
+def feature_head(name: str, layers: tuple[int, ...], mode: str) -> type[FeatureHead]:
+    return type(name, (FeatureHead,), {"layers": layers, "mode": mode, "__doc__": FeatureHead.__doc__})
+
+
+HEADS: dict[str, type[nn.Module]] = {
+    "linear": LinearHead,
+    "bilstm": BiLSTMHead,
+    # Table 7's six layer combinations, in the paper's order.
+    "features_embeddings": feature_head("EmbeddingsFeatures", (0,), "select"),
+    "features_second_to_last": feature_head("SecondToLastFeatures", (-2,), "select"),
+    "features_last": feature_head("LastFeatures", (-1,), "select"),
+    "features_sum_last_four": feature_head("SumLastFourFeatures", (-4, -3, -2, -1), "weighted"),
+    "features_concat_last_four": feature_head("ConcatLastFourFeatures", (-4, -3, -2, -1), "concat"),
+    "features_sum_all": feature_head("SumAllFeatures", (), "weighted"),
+}

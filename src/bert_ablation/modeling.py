@@ -78,7 +78,7 @@ class BertForAblationPretraining(BertForPreTraining):
 @dataclass
 class FinetuneOutput:
     loss: torch.Tensor | None
-    logits: torch.Tensor  # (B, num_labels) or (B, T, 2) for spans
+    logits: torch.Tensor  # (B, num_labels) for classification, (B, T, 2) for spans, (B, T, num_labels) for tags
 
 
 class FinetuneModel(nn.Module):
@@ -86,30 +86,56 @@ class FinetuneModel(nn.Module):
 
     kind = "classification": one label per sequence from the head's summary vector.
     kind = "span": start/end logits per token (SQuAD); the loss averages the two.
+    kind = "tagging": one label per token; only labelled tokens (first sub-tokens) count.
+
+    With a feature-based head the encoder is frozen: no gradient, no dropout, and the
+    optimizer never sees its parameters.
     """
+
+    KINDS = ("classification", "span", "tagging")
 
     def __init__(self, encoder: BertModel, kind: str, num_labels: int, head: str, dropout: float):
         super().__init__()
-        if kind not in ("classification", "span"):
-            raise ValueError(f"unknown task kind '{kind}'")
-        hidden = encoder.config.hidden_size
+        if kind not in self.KINDS:
+            raise ValueError(f"unknown task kind '{kind}'; known: {', '.join(self.KINDS)}")
         self.encoder = encoder
         self.kind = kind
-        self.head = HEADS[head](hidden, encoder.pooler, bool(encoder.config.is_decoder))
+        self.head = HEADS[head](encoder.config, encoder.pooler)
+        self.frozen = self.head.frozen
+        if self.frozen:
+            self.encoder.requires_grad_(False)
         self.dropout = nn.Dropout(dropout)
-        self.output = nn.Linear(self.head.out_dim, num_labels if kind == "classification" else 2)
+        self.output = nn.Linear(self.head.out_dim, 2 if kind == "span" else num_labels)
         self.output.weight.data.normal_(0.0, encoder.config.initializer_range)
         self.output.bias.data.zero_()
 
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if self.frozen:
+            self.encoder.eval()  # features are the pretrained model's, never perturbed by dropout
+        return self
+
+    def _encode(self, input_ids, attention_mask, token_type_ids):
+        if not self.frozen:
+            return self.encoder(input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
+                                use_cache=False).last_hidden_state  # (B, T, H)
+        with torch.no_grad():
+            return self.encoder(input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
+                                use_cache=False, output_hidden_states=True).hidden_states  # L + 1 x (B, T, H)
+
     def forward(self, input_ids, attention_mask, token_type_ids=None, labels=None,
                 start_positions=None, end_positions=None) -> FinetuneOutput:
-        hidden = self.encoder(input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
-                              use_cache=False).last_hidden_state  # (B, T, H)
+        hidden = self._encode(input_ids, attention_mask, token_type_ids)
         if self.kind == "classification":
             logits = self.output(self.dropout(self.head.summary(hidden, attention_mask)))  # (B, C)
             loss = F.cross_entropy(logits, labels) if labels is not None else None
             return FinetuneOutput(loss, logits)
-        logits = self.output(self.dropout(self.head.tokens(hidden, attention_mask)))  # (B, T, 2)
+        logits = self.output(self.dropout(self.head.tokens(hidden, attention_mask)))  # (B, T, 2 or C)
+        if self.kind == "tagging":
+            loss = None
+            if labels is not None:
+                loss = F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=IGNORE_INDEX)
+            return FinetuneOutput(loss, logits)
         # Padding can never be an answer boundary.
         logits = logits.masked_fill(~attention_mask.bool().unsqueeze(-1), torch.finfo(logits.dtype).min)
         loss = None

@@ -181,7 +181,7 @@ def pretrain(spec: dict, instances_dir: str, tokenizer_dir: str, checkpoints_dir
 
     metrics = {
         "ablation": spec["name"], "spec_hash": spec_hash, "objective": objective.name, "packing": spec["packing"],
-        "steps": train["steps"], "resumed_from_step": start, "parameters": sum(p.numel() for p in model.parameters()),
+        "model": spec["model"], "masking": spec["masking"], "steps": train["steps"], "resumed_from_step": start, "parameters": sum(p.numel() for p in model.parameters()),
         "tokens_seen": tokens, "seconds_this_run": round(elapsed, 2),
         "tokens_per_second": round((tokens - tokens_at_start) / elapsed, 1) if tokens > tokens_at_start else None,
         "final_train_loss": final_loss,

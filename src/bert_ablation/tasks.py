@@ -9,6 +9,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from .storage import atomic_dir
+from .world import CONLL_LABELS
 
 log = logging.getLogger(__name__)
 
@@ -16,10 +17,10 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class TaskSpec:
     name: str
-    kind: str  # "classification" (one label per input) or "span" (extractive QA)
-    text_fields: tuple[str, ...]  # one or two fields, fed as segment A (and B)
+    kind: str  # "classification" (one label per input), "span" (extractive QA) or "tagging" (one label per word)
+    text_fields: tuple[str, ...]  # one or two fields, fed as segment A (and B); tagging: the word list
     labels: tuple[str, ...]  # label names in the hub's index order; empty for span tasks
-    dev_splits: tuple[str, ...]  # evaluated splits; the first is the one tables report
+    eval_splits: tuple[str, ...]  # evaluated splits; the first (dev) selects grid points, never a test split
     metrics: tuple[str, ...]  # on a 0-100 scale; the first is the one grid selection maximises
     hub: dict = field(default_factory=dict)  # default datasets.load_dataset arguments
 
@@ -37,6 +38,8 @@ TASKS: dict[str, TaskSpec] = {
                  ("validation",), ("accuracy",), {"path": "nyu-mll/glue", "name": "sst2"}),
         TaskSpec("squad", "span", ("question", "context"), (), ("validation",), ("f1", "exact_match"),
                  {"path": "rajpurkar/squad"}),
+        TaskSpec("conll2003", "tagging", ("tokens",), CONLL_LABELS, ("validation", "test"),
+                 ("f1", "precision", "recall", "accuracy"), {"path": "eriktks/conll2003"}),
     )
 }
 
@@ -50,9 +53,13 @@ def validate_records(spec: TaskSpec, split: str, records) -> None:
     for i, row in enumerate(records):
         where = f"{spec.name}/{split} row {i}"
         for name in spec.text_fields:
-            if not isinstance(row.get(name), str) or not row[name].strip():
-                raise TaskDataError(f"{where}: field '{name}' is missing or empty.")
-        if spec.kind == "classification":
+            value = row.get(name)
+            words = value if spec.kind == "tagging" and isinstance(value, list) else [value]
+            if not value or not all(isinstance(w, str) and w.strip() for w in words):
+                raise TaskDataError(f"{where}: field '{name}' is missing or empty (or has an empty word).")
+        if spec.kind == "tagging":
+            _validate_tags(spec, where, row)
+        elif spec.kind == "classification":
             label = row.get("label")
             if not isinstance(label, int) or not 0 <= label < len(spec.labels):
                 raise TaskDataError(f"{where}: label {label!r} is not one of 0..{len(spec.labels) - 1} "
@@ -64,6 +71,16 @@ def validate_records(spec: TaskSpec, split: str, records) -> None:
             for text, start in zip(answers["text"], answers["answer_start"]):
                 if row["context"][start: start + len(text)] != text:
                     raise TaskDataError(f"{where}: answer '{text}' is not at answer_start={start} of the context.")
+
+
+def _validate_tags(spec: TaskSpec, where: str, row) -> None:
+    tokens, tags = row.get("tokens"), row.get("ner_tags")
+    if not isinstance(tags, list) or len(tags) != len(tokens):
+        raise TaskDataError(f"{where}: 'ner_tags' must be a list with one tag per token ({len(tokens)} tokens).")
+    for k, tag in enumerate(tags):
+        if not isinstance(tag, int) or not 0 <= tag < len(spec.labels):
+            raise TaskDataError(f"{where}: ner_tags[{k}] = {tag!r} is not one of 0..{len(spec.labels) - 1} "
+                                f"({', '.join(spec.labels)}).")
 
 
 def world_splits(name: str, settings: dict, world: dict) -> dict[str, list[dict]]:
@@ -78,7 +95,7 @@ def hub_splits(name: str, settings: dict, world: dict) -> dict[str, list[dict]]:
 
     args = settings.get("hub") or TASKS[name].hub
     loaded = datasets.load_dataset(**args)
-    return {split: loaded[split] for split in ("train", *TASKS[name].dev_splits)}
+    return {split: loaded[split] for split in ("train", *TASKS[name].eval_splits)}
 
 
 SOURCES = {"world": world_splits, "hub": hub_splits}
@@ -91,7 +108,7 @@ def build_task(name: str, settings: dict, world: dict, out_dir: str) -> dict:
     spec = TASKS[name]
     splits = SOURCES[settings["source"]](name, settings, world)
     summary = {}
-    for split in ("train", *spec.dev_splits):
+    for split in ("train", *spec.eval_splits):
         if split not in splits:
             raise TaskDataError(f"{name}: source '{settings['source']}' has no split '{split}'.")
         records = splits[split]
@@ -101,7 +118,7 @@ def build_task(name: str, settings: dict, world: dict, out_dir: str) -> dict:
             summary[split]["labels"] = dict(sorted(Counter(spec.labels[r["label"]] for r in records).items()))
     out = datasets.DatasetDict({
         split: (splits[split] if isinstance(splits[split], datasets.Dataset) else datasets.Dataset.from_list(splits[split]))
-        for split in ("train", *spec.dev_splits)
+        for split in ("train", *spec.eval_splits)
     })
     with atomic_dir(out_dir) as tmp:
         out.save_to_disk(str(tmp))

@@ -25,17 +25,28 @@ Frequencies are Zipfian: some people, cities, jobs and foods are far more
 common than others.  All sentences end with a full stop and carry no document
 marker, so next-sentence prediction cannot rely on punctuation or ids.
 
-``World.task(name, ...)`` builds the five fine-tuning tasks from the same facts
-and lexicons, with the record schema of their Hugging Face hub datasets (GLUE
-``mnli``/``qnli``/``mrpc``/``sst2`` and ``squad``).  Most negatives are near
-copies (a value swapped for one of similar length, another person, the same
-value under a related relation), so neither length nor bag-of-words solves
-them.  Like the real datasets, each task also has a share of lexically easier
-cases (negated contradictions and speculative neutrals in MNLI, fact-free
-sentences in QNLI, another fact in MRPC) so that tiny, briefly fine-tuned
-models get off the ground.  A few sentiment adjectives and the MNLI
+``World.task(name, ...)`` builds the fine-tuning tasks from the same facts and
+lexicons, with the record schema of their Hugging Face hub datasets (GLUE
+``mnli``/``qnli``/``mrpc``/``sst2``, ``squad`` and ``conll2003``).  Most
+negatives are near copies (a value swapped for one of similar length, another
+person, the same value under a related relation), so neither length nor
+bag-of-words solves them.  Like the real datasets, each task also has a share
+of lexically easier cases (negated contradictions and speculative neutrals in
+MNLI, fact-free sentences in QNLI, another fact in MRPC) so that tiny, briefly
+fine-tuned models get off the ground.  A few sentiment adjectives and the MNLI
 "mismatched" templates appear in the corpus but never in training data, so
 pretraining helps generalisation.
+
+``conll2003`` is named-entity recognition (tags ``CONLL_LABELS``, BIO) on
+CoNLL-tokenised documents of 3-8 sentences written with the corpus's templates:
+biographies (later naming the person by last or first name, as news does),
+city, company and event reports, and reviews, whose bodies name no entities.
+It adds entities the corpus lacks (MISC: demonyms, languages, events and
+awards; foreign countries) and name clashes that only context resolves:
+companies named after a family or a city, people whose last name is a city's,
+events named after their city.  A quarter of these task-only entities never
+occur in the training split, and most world people occur in few documents, so
+dev/test mention many names training never saw (the corpus has the world's).
 
 Determinism: every random stream is seeded through ``_stable_seed`` (BLAKE2 of
 the parts), never Python's per-process randomised ``hash()``.
@@ -47,9 +58,9 @@ import hashlib
 import random
 import re
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 
-WORLD_TASKS = ("mnli", "qnli", "mrpc", "sst2", "squad")
+WORLD_TASKS = ("mnli", "qnli", "mrpc", "sst2", "squad", "conll2003")
 
 # --------------------------------------------------------------------------- lexicons
 
@@ -250,6 +261,18 @@ OPINION_TEMPLATES = (
     "{S} thinks the {place} in {city} is {adj}.",
     "According to {o}, the {place} in {city} is {adj}.",
     "{S} often says that the {place} in {city} is {adj}.",
+)
+_REVIEW_OPENERS = (
+    "Last {month}, {who} visited the {place} in {city}.",
+    "In {month}, {who} spent an afternoon at the {place} in {city}.",
+    "On a rainy day in {month}, {who} went to the {place} in {city}.",
+)
+# Review closers by polarity (0 negative, 1 positive).
+_REVIEW_CLOSERS = (
+    ("{S} will never go back.", "{S} would not recommend it to anyone.",
+     "{S} left feeling let down."),
+    ("{S} would happily go back.", "{S} would recommend it to anyone.",
+     "{S} cannot wait to return."),
 )
 # Fact-free sentences: early ones belong to childhood, late ones anywhere after.
 CHILDHOOD_FILLERS = (
@@ -460,6 +483,49 @@ _SECTION_KINDS = {
 }
 
 
+# --------------------------------------------------------------------------- named entities
+
+# CoNLL-2003 NER labels in the hub dataset's index order.
+CONLL_LABELS = ("O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC")
+_CONLL_INDEX = {label: i for i, label in enumerate(CONLL_LABELS)}
+
+# The NER task adds entities the corpus lacks (MISC: demonyms, languages,
+# events, awards; foreign countries) and name clashes across types: companies
+# named after a surname or a city, people whose surname is a city's name.
+_EVENT_KINDS = ("Marathon", "Film Festival", "Book Fair", "Music Festival", "Open", "Jazz Week")
+_AWARD_KINDS = ("Prize", "Medal", "Award")
+_LANGUAGE_ENDINGS = ("ish", "ic", "ese")
+_COUNTRY_ENDINGS = ("ia", "land", "istan")
+_ORDINALS = ("second", "third", "fifth", "tenth", "twelfth", "twentieth", "fiftieth")
+# NER-only entities at scale 1.0; a share of each kind never occurs in training.
+_NAMESAKE_PAIRS_PER_SCALE = 10
+_DERIVED_COMPANIES_PER_SCALE = 30
+_AWARDS_PER_SCALE = 12
+_RARE_SHARE = 0.25
+
+# Entity slots of the fact templates ({S}-style references are PER when named).
+_ENTITY_SLOTS = {"birth_city": "LOC", "moved_city": "LOC", "employer": "ORG", "sibling": "PER",
+                 "name": "PER"}
+
+# Sentences about a person beyond the corpus's facts, filled like fact templates.
+NER_PERSON_TEMPLATES = (
+    "{S} speaks {language} at home.",
+    "{S} grew up speaking {language}.",
+    "{S} also speaks {other_language}.",
+    "{S} is proud of {p} {demonym} roots.",
+    "In {year}, {s} won the {award}.",
+    "{S} won the {award} in {year}.",
+    "{S} ran the {event} in {year}.",
+    "{S} has never missed the {event}.",
+    "{S} joined {employer} in {year} after a few years at {company}.",
+    "Before joining {employer}, {s} worked for {company}.",
+    "{S} once spent a year working in {country}.",
+    "{S} has many {country_demonym} friends.",
+    "{S} once met {person} at the {event}.",
+)
+_NER_PERSON = tuple(_parse(t) for t in NER_PERSON_TEMPLATES)
+
+
 # --------------------------------------------------------------------------- helpers
 
 
@@ -485,6 +551,18 @@ def _capitalise(text: str) -> str:
     return text[0].upper() + text[1:]
 
 
+def _pseudo_word(rng, syllables: tuple[int, int], endings, taken: set[str]) -> str:
+    """A capitalised pseudo-word not in ``taken``, which it is added to."""
+    while True:
+        n = rng.randint(*syllables)
+        stem = "".join(rng.choice(_ONSETS) + rng.choice(_VOWELS) + rng.choice(_CODAS)
+                       for _ in range(n))
+        name = _capitalise(stem + rng.choice(endings))
+        if name not in taken:
+            taken.add(name)
+            return name
+
+
 def _biography_length(rng) -> int:
     """5-12 sentences, skewed towards long biographies (mean about 10.5)."""
     return 12 - min(rng.randint(0, 7), rng.randint(0, 7), rng.randint(0, 7))
@@ -508,6 +586,104 @@ def _join(sentences) -> tuple[str, list[tuple[str, str, int, int]]]:
                         for who, kind, start, end in sentence.mentions)
         offset += len(sentence.text) + 1
     return " ".join(texts), mentions
+
+
+# --------------------------------------------------------------------------- named-entity helpers
+
+_TOKEN = re.compile(r"'s\b|\w+(?:-\w+)*|[^\w\s]")  # CoNLL style: "'s" and punctuation apart
+_DEMONYM_RULES = (("holm", "holmer"), ("burg", "burger"), ("stad", "stader"), ("vale", "valian"),
+                  ("ia", "ian"), ("land", "landic"), ("istan", "istani"))
+
+_Segment = tuple[str, str | None]  # (text, entity type or None)
+
+
+def _demonym(place: str) -> str:
+    """'Kaimholm' -> 'Kaimholmer', 'Douport' -> 'Douportian', 'Velmaria' -> 'Velmarian'."""
+    for ending, replacement in _DEMONYM_RULES:
+        if place.endswith(ending):
+            return place[:-len(ending)] + replacement
+    return place + "ian"
+
+
+@lru_cache(maxsize=None)
+def _template(text: str) -> _Template:
+    return _parse(text)
+
+
+def _fill(template: _Template | str, values: dict, name: str | None = None) -> list[_Segment]:
+    """Fill a template into segments; ``values`` maps slots to text or (text, type).
+
+    As in ``World._render``, the first reference slot ({S}, {p}, ...) becomes
+    ``name`` (a person) when one is given, later ones pronouns from ``values``.
+    """
+    if isinstance(template, str):
+        template = _template(template)
+    segments, use_name = [], name is not None
+    for is_slot, piece in template.pieces:
+        if not is_slot:
+            segments.append((piece, None))
+        elif piece in _REFERENCE_SLOTS and use_name:
+            segments.append((name, "PER"))
+            if piece in "Pp":
+                segments.append(("'s", None))
+            use_name = False
+        else:
+            value = values[piece]
+            segments.append(value if isinstance(value, tuple) else (value, None))
+    return segments
+
+
+def _tokenise(segments: list[_Segment]) -> tuple[list[str], list[int]]:
+    """CoNLL tokens and BIO tag indices of a filled sentence."""
+    tokens, tags = [], []
+    for text, kind in segments:
+        words = _TOKEN.findall(text)
+        tokens.extend(words)
+        if kind is None:
+            tags.extend([0] * len(words))
+        else:
+            tags.append(_CONLL_INDEX[f"B-{kind}"])
+            tags.extend([_CONLL_INDEX[f"I-{kind}"]] * (len(words) - 1))
+    return tokens, tags
+
+
+@dataclass(frozen=True)
+class _Pool:
+    """Entities only the NER task has: ``rare`` ones never occur in its training split."""
+
+    common: tuple
+    rare: tuple
+
+    @classmethod
+    def split(cls, rng, items) -> _Pool:
+        items = rng.sample(items, len(items))
+        n_rare = max(1, round(len(items) * _RARE_SHARE))
+        return cls(common=tuple(items[n_rare:]), rare=tuple(items[:n_rare]))
+
+    def items(self, rare: bool) -> tuple:
+        return self.common + self.rare if rare else self.common
+
+    def pick(self, rng, rare: bool):
+        return rng.choice(self.items(rare))
+
+
+@dataclass(frozen=True)
+class _NamedEntities:
+    """What the NER task draws on beyond the corpus's entities."""
+
+    people: dict[str, Person]  # world people and namesakes by full name
+    popular: list[Person]  # world people, most often in the news first
+    popular_weights: list[float]
+    namesakes: _Pool  # sibling pairs whose last name is a city's name
+    companies: _Pool  # companies named after a last name or a city
+    employees: dict[str, list[Person]]  # world company -> people working there
+    events: _Pool  # (name, city), e.g. ("Douport Marathon", "Douport")
+    awards: _Pool  # e.g. "Dralpudal Prize"
+    languages: dict[str, str]  # region -> language
+    other_languages: _Pool
+    countries: _Pool  # abroad: places no person lives in
+    demonyms: dict[str, str]  # city or country -> demonym
+    cities: dict[str, City]
 
 
 # --------------------------------------------------------------------------- the world
@@ -553,14 +729,7 @@ class World:
     # ------------------------------------------------------------------ entities
 
     def _new_name(self, rng, syllables: tuple[int, int], endings) -> str:
-        while True:
-            n = rng.randint(*syllables)
-            stem = "".join(rng.choice(_ONSETS) + rng.choice(_VOWELS) + rng.choice(_CODAS)
-                           for _ in range(n))
-            name = _capitalise(stem + rng.choice(endings))
-            if name not in self._used_names:
-                self._used_names.add(name)
-                return name
+        return _pseudo_word(rng, syllables, endings, self._used_names)
 
     def _make_cities(self, rng, n: int) -> list[City]:
         return [City(name=self._new_name(rng, (1, 2), _CITY_ENDINGS),
@@ -595,19 +764,8 @@ class World:
         for _ in range(n // 2):
             last = self._new_name(rng, (2, 2), _LAST_ENDINGS)
             birth_city = self._zipf_choice(rng, city_names)
-            first_year = rng.randint(1945, 1990)
-            pair = []
-            for year in (first_year, first_year + rng.randint(1, 9)):
-                gender = rng.choice(("female", "male"))
-                first = self._zipf_choice(rng, first_names[gender], 0.7)
-                while pair and first == pair[0]["first"]:
-                    first = rng.choice(first_names[gender])
-                pair.append(self._personal_facts(rng, first, last, gender, birth_city, year,
-                                                 city_names, companies_in))
-            for me, sibling in ((pair[0], pair[1]), (pair[1], pair[0])):
-                me["sibling"] = f"{sibling['first']} {last}"
-                me["sibling_relation"] = "sister" if sibling["gender"] == "female" else "brother"
-            rows.extend(pair)
+            rows.extend(self._sibling_pair(rng, last, birth_city, first_names, city_names,
+                                           companies_in))
         names = [f"{row['first']} {row['last']}" for row in rows]
         for i, row in enumerate(rows):
             friend = rng.choice(names)
@@ -615,6 +773,23 @@ class World:
                 friend = rng.choice(names)
             row["friend"] = friend
         return [Person(**row) for row in rows]
+
+    def _sibling_pair(self, rng, last, birth_city, first_names, city_names,
+                      companies_in) -> list[dict]:
+        """Facts of a brother/sister pair (every field but ``friend``)."""
+        first_year = rng.randint(1945, 1990)
+        pair = []
+        for year in (first_year, first_year + rng.randint(1, 9)):
+            gender = rng.choice(("female", "male"))
+            first = self._zipf_choice(rng, first_names[gender], 0.7)
+            while pair and first == pair[0]["first"]:
+                first = rng.choice(first_names[gender])
+            pair.append(self._personal_facts(rng, first, last, gender, birth_city, year,
+                                             city_names, companies_in))
+        for me, sibling in ((pair[0], pair[1]), (pair[1], pair[0])):
+            me["sibling"] = f"{sibling['first']} {last}"
+            me["sibling_relation"] = "sister" if sibling["gender"] == "female" else "brother"
+        return pair
 
     def _personal_facts(self, rng, first, last, gender, birth_city, birth_year,
                         city_names, companies_in) -> dict:
@@ -882,23 +1057,15 @@ class World:
             polarity = rng.randint(0, 1)
             ref = {"S": "I", "s": "I", "P": "My", "p": "my", "o": "me"}
             first = "I"
-        opener = rng.choice((
-            "Last {month}, {who} visited the {place} in {city}.",
-            "In {month}, {who} spent an afternoon at the {place} in {city}.",
-            "On a rainy day in {month}, {who} went to the {place} in {city}.",
-        )).format(month=rng.choice(MONTHS), who=first, place=place, city=city)
+        opener = rng.choice(_REVIEW_OPENERS).format(month=rng.choice(MONTHS), who=first,
+                                                    place=place, city=city)
         prefixes = ("", "", "", f"{ref['s']} thought ", f"{ref['s']} felt that ")
         body = []
         for _ in range(rng.randint(3, 6)):
             # Reviews are mostly, not entirely, of one polarity.
             p = polarity if rng.random() < 0.85 else 1 - polarity
             body.append(self._sentiment_sentence(rng, p, self.adjectives, prefixes, place))
-        closer = rng.choice((
-            ("{S} will never go back.", "{S} would not recommend it to anyone.",
-             "{S} left feeling let down."),
-            ("{S} would happily go back.", "{S} would recommend it to anyone.",
-             "{S} cannot wait to return."),
-        )[polarity]).format(**ref)
+        closer = rng.choice(_REVIEW_CLOSERS[polarity]).format(**ref)
         return [_Sentence(t) for t in [opener, *body, closer]]
 
     # ------------------------------------------------------------------ tasks
@@ -913,6 +1080,8 @@ class World:
             raise ValueError(f"unknown task {name!r}; expected one of {WORLD_TASKS}")
         if n_train < 0 or n_dev < 0:
             raise ValueError("n_train and n_dev must be non-negative")
+        if name == "conll2003":
+            return self._conll2003(n_train, n_dev, seed)
         splits = _SPLITS[name]
         generate = {"mnli": self._mnli_example, "qnli": self._qnli_example,
                     "mrpc": self._mrpc_example, "sst2": self._sst2_example,
@@ -1077,6 +1246,325 @@ class World:
         return {"title": person.name, "context": context,
                 "question": self._question(rng, person, kind),
                 "answers": {"text": [context[start:end]], "answer_start": [start]}}
+
+    # ------------------------------------------------------------------ named entities
+
+    def _conll2003(self, n_train: int, n_dev: int, seed: int) -> dict[str, list[dict]]:
+        """Sentences of whole documents; a split's last document may be cut short.
+
+        As for the other tasks, validation and test are drawn first (so they do
+        not depend on n_train), and no document occurs twice.
+        """
+        seen: set = set()
+        out = {}
+        for split in ("validation", "test", "train"):
+            rng = self._rng("task", "conll2003", seed, split)
+            n = n_train if split == "train" else n_dev
+            records, document = [], 0
+            while len(records) < n:
+                for tokens, tags in self._ner_document(rng, split != "train", seen):
+                    if len(records) == n:
+                        break
+                    records.append({"id": str(len(records)), "tokens": tokens, "ner_tags": tags,
+                                    "document": document})
+                document += 1
+            out[split] = records
+        return {split: out[split] for split in ("train", "validation", "test")}
+
+    def _ner_document(self, rng, rare: bool, seen: set) -> list[tuple[list, list]]:
+        """A new document of a random kind, as (tokens, tag indices) per sentence;
+        ``rare``: it may name the task-only entities training never sees."""
+        for _ in range(_MAX_ATTEMPTS):
+            kind = rng.choices(("person", "city", "company", "event", "review"),
+                               weights=(45, 14, 22, 9, 10))[0]
+            generate = {"person": self._ner_biography, "city": self._ner_city_document,
+                        "company": self._ner_company_document, "event": self._ner_event_document,
+                        "review": self._ner_review}[kind]
+            document = [_tokenise(s) for s in generate(rng, rng.randint(3, 8), rare)]
+            key = tuple(tuple(tokens) for tokens, _ in document)
+            if key not in seen:
+                seen.add(key)
+                return document
+        raise RuntimeError("could not draw a new unique document; ask for fewer")
+
+    @cached_property
+    def _named_entities(self) -> _NamedEntities:
+        rng = self._rng("conll2003", "entities")
+        taken = set(self._used_names)
+        city_names = [city.name for city in self.cities]
+        last_names = list(dict.fromkeys(person.last for person in self.people))
+        companies_in: dict[str, list[str]] = {}
+        for company in self.companies:
+            companies_in.setdefault(company.city, []).append(company.name)
+
+        # People named like a city: "Stadholm" alone is a person or a place.
+        first_names = {g: list(dict.fromkeys(p.first for p in self.people if p.gender == g))
+                       for g in ("female", "male")}
+        pairs = []
+        for last in rng.sample(city_names, max(2, round(_NAMESAKE_PAIRS_PER_SCALE * self.scale))):
+            birth_city = last
+            while birth_city == last:
+                birth_city = self._zipf_choice(rng, city_names)
+            pair = self._sibling_pair(rng, last, birth_city, first_names, city_names, companies_in)
+            for row in pair:
+                row["friend"] = rng.choice(self.people).name
+            pairs.append(tuple(Person(**row) for row in pair))
+
+        # Companies named after a family or a city ("Dralpudal Bank", "Douport Motors").
+        names = {company.name for company in self.companies}
+        companies = []
+        while len(companies) < max(4, round(_DERIVED_COMPANIES_PER_SCALE * self.scale)):
+            after_city = rng.random() < 0.5
+            stem = rng.choice(city_names if after_city else last_names)
+            name = f"{stem} {rng.choice(_COMPANY_SUFFIXES)}"
+            if name not in names:
+                names.add(name)
+                companies.append(Company(name, stem if after_city else rng.choice(city_names)))
+
+        events = [(f"{city} {rng.choice(_EVENT_KINDS)}", city)
+                  for city in rng.sample(city_names, max(2, len(city_names) // 2))]
+        n_awards = max(4, round(_AWARDS_PER_SCALE * self.scale))
+        awards = [f"{last} {rng.choice(_AWARD_KINDS)}"
+                  for last in rng.sample(last_names, n_awards)]
+        languages = [_pseudo_word(rng, (1, 2), _LANGUAGE_ENDINGS, taken) for _ in range(6)]
+        countries = [_pseudo_word(rng, (1, 2), _COUNTRY_ENDINGS, taken) for _ in range(8)]
+        popular = rng.sample(self.people, len(self.people))
+        employees: dict[str, list[Person]] = {company.name: [] for company in self.companies}
+        for person in self.people:
+            employees[person.employer].append(person)
+        return _NamedEntities(
+            people={**self._by_name, **{p.name: p for pair in pairs for p in pair}},
+            popular=popular, popular_weights=_zipf_cum_weights(len(popular), 0.6),
+            namesakes=_Pool.split(rng, pairs), companies=_Pool.split(rng, companies),
+            employees=employees, events=_Pool.split(rng, events), awards=_Pool.split(rng, awards),
+            languages=dict(zip(_REGIONS, languages)),
+            other_languages=_Pool(common=tuple(languages[:4]), rare=tuple(languages[4:])),
+            countries=_Pool.split(rng, countries),
+            demonyms={place: _demonym(place) for place in city_names + countries},
+            cities={city.name: city for city in self.cities})
+
+    def _ner_person(self, rng, rare: bool = False) -> Person:
+        """A world person, the famous more often; sometimes a namesake of a city."""
+        entities = self._named_entities
+        if rng.random() < 0.1:
+            return rng.choice(entities.namesakes.pick(rng, rare))
+        return rng.choices(entities.popular, cum_weights=entities.popular_weights)[0]
+
+    def _ner_company(self, rng, rare: bool) -> Company:
+        if rng.random() < 0.25:
+            return self._named_entities.companies.pick(rng, rare)
+        return self._zipf_choice(rng, self.companies)
+
+    def _ner_values(self, person: Person) -> dict:
+        """Slot values of ``person`` for ``_fill``: facts, pronouns and typed entities."""
+        entities = self._named_entities
+        values = {**_PRONOUNS[person.gender], **self._values_of(person)}
+        for slot, kind in _ENTITY_SLOTS.items():
+            values[slot] = (values[slot], kind)
+        region = entities.cities[person.birth_city].region
+        values["demonym"] = (entities.demonyms[person.birth_city], "MISC")
+        values["language"] = (entities.languages[region], "MISC")
+        return values
+
+    @staticmethod
+    def _ner_reference(rng, person: Person) -> str | None:
+        """A later mention: mostly a pronoun (None), else, as in the news, the last name."""
+        roll = rng.random()
+        if roll < 0.55:
+            return None
+        return person.last if roll < 0.8 else person.first if roll < 0.92 else person.name
+
+    def _ner_biography(self, rng, n: int, rare: bool) -> list[list[_Segment]]:
+        """Like the corpus's biographies (same templates), with more named references
+        and sentences about languages, roots, events, awards and past employers."""
+        entities = self._named_entities
+        person = self._ner_person(rng, rare)
+        values = self._ner_values(person)
+        opener = rng.choice(_ALL.openers)
+        sentences = [_fill(opener, values, person.name)]
+        stated = set(opener.kinds)
+        late = rng.sample(_LATE, len(_LATE))
+        for _ in range(n - 1):
+            name = self._ner_reference(rng, person)
+            roll = rng.random()
+            facts = [t for t in _ALL.templates if t.kinds and not t.kinds & stated]
+            if roll < 0.4 and facts:
+                template = rng.choice(facts)
+                stated.update(template.kinds)
+                sentences.append(_fill(template, values, name))
+            elif roll < 0.6:
+                sentences.append(_fill(rng.choice(_NER_PERSON),
+                                       {**values, **self._ner_extra(rng, person, rare)}, name))
+            elif roll < 0.7:
+                other = entities.people[rng.choice((person.sibling, person.friend))]
+                relation = person.sibling_relation if other.name == person.sibling else "friend"
+                other_values = {f"x_{k}": v for k, v in self._ner_values(other).items()}
+                sentences.append(_fill(rng.choice(_DISTRACTORS),
+                                       {**values, **other_values, "rel": relation}, name))
+            elif roll < 0.8:
+                place, city, adjective = rng.choice(person.opinions)
+                sentences.append(_fill(rng.choice(_OPINIONS), {
+                    **values, "place": place, "city": (city, "LOC"), "adj": adjective}, name))
+            else:
+                template = late.pop() if rng.random() < 0.7 else rng.choice(_CHILDHOOD)
+                trait, trait2 = rng.sample(TRAITS, 2)
+                sentences.append(_fill(template, {**values, "trait": trait, "trait2": trait2},
+                                       name))
+        return sentences
+
+    def _ner_extra(self, rng, person: Person, rare: bool) -> dict:
+        """Values for the NER-only person templates."""
+        entities = self._named_entities
+        own = entities.languages[entities.cities[person.birth_city].region]
+        country = entities.countries.pick(rng, rare)
+        other = person
+        while other is person:
+            other = self._ner_person(rng, rare)
+        return {
+            "other_language": (rng.choice([language for language in
+                                           entities.other_languages.items(rare)
+                                           if language != own]), "MISC"),
+            "award": (entities.awards.pick(rng, rare), "MISC"),
+            "event": (entities.events.pick(rng, rare)[0], "MISC"),
+            "company": (self._ner_company(rng, rare).name, "ORG"),
+            "country": (country, "LOC"),
+            "country_demonym": (entities.demonyms[country], "MISC"),
+            "person": (other.name, "PER"),
+            "year": str(rng.randint(person.birth_year + 18, 2023)),
+        }
+
+    def _ner_city_document(self, rng, n: int, rare: bool) -> list[list[_Segment]]:
+        """Like the corpus's city descriptions, plus its language, demonym and event."""
+        entities = self._named_entities
+        city = self._zipf_choice(rng, self.cities)
+        natives, movers, companies = self._city_index[city.name]
+        companies = companies + [c for c in entities.companies.items(rare) if c.city == city.name]
+        values = {"city": (city.name, "LOC"), "size": city.size, "region": city.region,
+                  "founded": str(city.founded), "landmark": city.landmark,
+                  "landmark_adjective": city.landmark_adjective,
+                  "speciality": city.speciality, "month": rng.choice(MONTHS),
+                  "hobby": rng.choice(HOBBIES),
+                  "language": (entities.languages[city.region], "MISC"),
+                  "demonym": (entities.demonyms[city.name], "MISC")}
+        pool = [_fill(text, values) for text in (
+            "It was founded in {founded}.",
+            "The {landmark} in {city} is famous across the region.",
+            "Visitors often say that the {landmark} there is {landmark_adjective}.",
+            "The local speciality is {speciality}.",
+            "Many people in {city} enjoy {hobby}.",
+            "Most people in {city} speak {language}.",
+            "{demonym} cooking is famous for its {speciality}.",
+        )]
+        for event, where in entities.events.items(rare):
+            if where == city.name:
+                pool.append(_fill("Every {month}, {city} hosts the {event}.",
+                                  {**values, "event": (event, "MISC")}))
+        pool.append(_fill("The {demonym} team won the {event} in {year}.", {
+            **values, "event": (entities.events.pick(rng, rare)[0], "MISC"),
+            "year": str(rng.randint(1950, 2023))}))
+        pool += [_fill("{company} has its headquarters in {city}.",
+                       {**values, "company": (c.name, "ORG")})
+                 for c in _some(rng, companies)]
+        pool += [_fill("{person} was born in {city} in {year}.",
+                       {**values, "person": (p.name, "PER"), "year": str(p.birth_year)})
+                 for p in _some(rng, natives)]
+        pool += [_fill("{person} moved to {city} in {year}.",
+                       {**values, "person": (p.name, "PER"), "year": str(p.moved_year)})
+                 for p in _some(rng, movers)]
+        body = sorted(rng.sample(range(len(pool)), min(len(pool), n - 1)))
+        intro = _fill("{city} is a {size} city in the {region} of the country.", values)
+        return [intro] + [pool[i] for i in body]
+
+    def _ner_company_document(self, rng, n: int, rare: bool) -> list[list[_Segment]]:
+        """A company, its offices and staff; after the first mention, often its short name."""
+        entities = self._named_entities
+        company = self._ner_company(rng, rare)
+        # "Gukar Labs" may become "Gukar", but "Douport Motors" stays whole.
+        short = company.name.split()[0] if company.name in entities.employees else company.name
+        other_city = rng.choice([c for c in self.cities if c.name != company.city]).name
+        values = {"city": (company.city, "LOC"), "other_city": (other_city, "LOC"),
+                  "year": str(rng.randint(1900, 2000)), "year2": str(rng.randint(2001, 2023)),
+                  "number": str(rng.choice((40, 120, 300, 800, 2000, 5000))),
+                  "month": rng.choice(MONTHS),
+                  "event": (entities.events.pick(rng, rare)[0], "MISC"),
+                  "country": (entities.countries.pick(rng, rare), "LOC")}
+
+        def say(text, **extra):
+            name = short if rng.random() < 0.6 else company.name
+            return _fill(text, {**values, "company": (name, "ORG"), **extra})
+
+        pool = [say(text) for text in (
+            "The company was founded in {year}.",
+            "It employs about {number} people.",
+            "{company} sponsors the {event}.",
+            "{company} opened a new office in {other_city} in {year2}.",
+            "{company} also has an office in {country}.",
+            "Shares in {company} rose sharply in {month}.",
+            "A spokesperson for {company} declined to comment.",
+            "{company} said it would hire more staff next year.",
+        )]
+        pool += [say("{person} works for {company} as {a} {job}.", person=(p.name, "PER"),
+                     a=_article(p.job), job=p.job)
+                 for p in _some(rng, entities.employees.get(company.name, []), 3)]
+        body = rng.sample(pool, min(len(pool), n - 1))
+        intro = _fill(rng.choice(("{company} is a company based in {city}.",
+                                  "{company} has its headquarters in {city}.")),
+                      {**values, "company": (company.name, "ORG")})
+        return [intro] + body
+
+    def _ner_event_document(self, rng, n: int, rare: bool) -> list[list[_Segment]]:
+        """A report on an event: winners, prizes and sponsors."""
+        entities = self._named_entities
+        event, city = entities.events.pick(rng, rare)
+        winner, second, third = (self._ner_person(rng, rare) for _ in range(3))
+        values = {"event": (event, "MISC"), "city": (city, "LOC"), "month": rng.choice(MONTHS),
+                  "year": str(rng.randint(1990, 2023)),
+                  "demonym": (entities.demonyms[city], "MISC"),
+                  "award": (entities.awards.pick(rng, rare), "MISC"),
+                  "company": (self._ner_company(rng, rare).name, "ORG"),
+                  "ordinal": rng.choice(_ORDINALS),
+                  "adj": rng.choice(rng.choice(self.adjectives)),
+                  "winner": (winner.name, "PER"), "a": _article(winner.job), "job": winner.job,
+                  "home": (winner.moved_city, "LOC"),
+                  "second": (second.name, "PER"), "employer": (second.employer, "ORG"),
+                  "third": (third.name, "PER"), "birth_city": (third.birth_city, "LOC")}
+        pool = [_fill(text, values) for text in (
+            "The winner was {winner}, {a} {job} from {home}.",
+            "{second} of {employer} came second.",
+            "{third}, who was born in {birth_city}, finished third.",
+            "Many {demonym} visitors came to watch.",
+            "The {award} went to {winner}.",
+            "{company} sponsored the event.",
+            "Tickets sold out within a week.",
+            "Visitors said the atmosphere was {adj}.",
+            "It was the {ordinal} time the event was held.",
+        )]
+        body = sorted(rng.sample(range(len(pool)), min(len(pool), n - 1)))
+        intro = _fill(rng.choice(("The {event} took place in {month} {year}.",
+                                  "The {event} was held in {city} in {month}.")), values)
+        return [intro] + [pool[i] for i in body]
+
+    def _ner_review(self, rng, n: int, rare: bool) -> list[list[_Segment]]:
+        """A review as in the corpus: a named opener, then mostly entity-free sentences."""
+        reviewer = self._ner_person(rng, rare)
+        if rng.random() < 0.6:
+            place, city, adjective = rng.choice(reviewer.opinions)
+            polarity = int(adjective in POSITIVE_ADJECTIVES)
+            ref, who = _PRONOUNS[reviewer.gender], (reviewer.name, "PER")
+        else:
+            place, city = rng.choice(PLACES), rng.choice(self.cities).name
+            polarity = rng.randint(0, 1)
+            ref, who = {"S": "I", "s": "I", "P": "My", "p": "my", "o": "me"}, "I"
+        opener = _fill(rng.choice(_REVIEW_OPENERS), {"month": rng.choice(MONTHS), "who": who,
+                                                     "place": place, "city": (city, "LOC")})
+        prefixes = ("", "", "", f"{ref['s']} thought ", f"{ref['s']} felt that ")
+        body = []
+        for _ in range(n - 2):
+            p = polarity if rng.random() < 0.85 else 1 - polarity
+            body.append([(self._sentiment_sentence(rng, p, self.adjectives, prefixes, place),
+                          None)])
+        closer = [(rng.choice(_REVIEW_CLOSERS[polarity]).format(**ref), None)]
+        return [opener, *body, closer]
 
 
 # Split names with the generation variant passed to the task's example

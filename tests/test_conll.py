@@ -1,0 +1,91 @@
+"""Tests for the CoNLL-2003 column-format reader and writer."""
+
+import pytest
+
+from bert_ablation.conll import ConllFormatError, read_conll, to_bio, write_conll
+from bert_ablation.world import CONLL_LABELS, World
+
+
+def _tags(record):
+    return [CONLL_LABELS[t] for t in record["ner_tags"]]
+
+
+@pytest.fixture(scope="module")
+def records():
+    return World(seed=0, scale=0.25).task("conll2003", 120, 40)["validation"]
+
+
+def test_world_records_survive_a_round_trip(tmp_path, records):
+    path = tmp_path / "dev.conll"
+    write_conll(records, path)
+    assert read_conll(path) == records
+    lines = path.read_text().splitlines()
+    assert lines[:2] == ["-DOCSTART- O", ""]
+    assert lines.count("-DOCSTART- O") == len({r["document"] for r in records})
+    assert not list(tmp_path.glob(".*tmp*"))  # written atomically, no leftovers
+
+
+def test_iob1_is_converted_to_bio(tmp_path):
+    path = tmp_path / "iob1.conll"
+    words = "Ann Lee Acme Beta Corp said Paris".split()
+    tags = "I-PER I-PER I-ORG B-ORG I-ORG O I-LOC".split()
+    path.write_text("".join(f"{w} NNP I-NP {t}\n" for w, t in zip(words, tags)))
+    (record,) = read_conll(path)
+    assert record["tokens"] == words
+    assert _tags(record) == "B-PER I-PER B-ORG B-ORG I-ORG O B-LOC".split()
+
+
+def test_bio_tags_pass_unchanged():
+    tags = "B-PER I-PER O B-LOC B-LOC I-LOC B-MISC".split()
+    assert to_bio(tags) == tags
+
+
+def test_docstart_separates_documents_and_is_no_sentence(tmp_path):
+    path = tmp_path / "docs.conll"
+    path.write_text(
+        "-DOCSTART- -X- -X- O\n\n"
+        "EU NNP B-NP I-ORG\nrejects VBZ B-VP O\n\n"
+        "Peter NNP B-NP I-PER\n\n"
+        "-DOCSTART- -X- O O\n\n-DOCSTART- -X- O O\n\n"  # an empty document is dropped
+        "BRUSSELS NNP B-NP I-LOC\n"  # no blank line at the end of the file
+    )
+    records = read_conll(path)
+    assert [r["tokens"] for r in records] == [["EU", "rejects"], ["Peter"], ["BRUSSELS"]]
+    assert [r["document"] for r in records] == [0, 0, 1]
+    assert [r["id"] for r in records] == ["0", "1", "2"]
+    assert [_tags(r) for r in records] == [["B-ORG", "O"], ["B-PER"], ["B-LOC"]]
+
+
+def test_two_column_files_without_docstart(tmp_path):
+    path = tmp_path / "two.conll"
+    path.write_text("Kaimholm\tB-LOC\n.\tO\n\n\nHe O\n")
+    records = read_conll(path)
+    assert [r["document"] for r in records] == [0, 0]
+    assert [_tags(r) for r in records] == [["B-LOC", "O"], ["O"]]
+
+
+@pytest.mark.parametrize("text, line, message", [
+    ("EU NNP B-NP I-ORG\nrejects VBZ B-VP B-FOO\n", 2, "unknown NER tag 'B-FOO'.*B-MISC, I-MISC"),
+    ("EU B-ORG\n\nrejects\n", 3, "a single column 'rejects'.*NER tag last"),
+])
+def test_errors_name_the_file_and_line(tmp_path, text, line, message):
+    path = tmp_path / "bad.conll"
+    path.write_text(text)
+    with pytest.raises(ConllFormatError, match=rf"bad\.conll, line {line}: {message}"):
+        read_conll(path)
+
+
+@pytest.mark.parametrize("text", ["", "\n\n", "-DOCSTART- O\n\n"])
+def test_a_file_without_sentences_is_an_error(tmp_path, text):
+    path = tmp_path / "empty.conll"
+    path.write_text(text)
+    with pytest.raises(ConllFormatError, match="empty.conll has no sentences"):
+        read_conll(path)
+
+
+def test_writer_rejects_what_the_format_cannot_hold(tmp_path):
+    with pytest.raises(ValueError, match="record 0: token 'New York'"):
+        write_conll([{"tokens": ["New York"], "ner_tags": [5], "document": 0}], tmp_path / "x")
+    with pytest.raises(ValueError, match="record 0: needs as many tags as tokens"):
+        write_conll([{"tokens": ["a", "b"], "ner_tags": [0], "document": 0}], tmp_path / "x")
+    assert not (tmp_path / "x").exists()

@@ -1,0 +1,129 @@
+"""Fine-tuning heads: feature-based layer combinations, the frozen encoder, tagging features."""
+import pytest
+import torch
+from transformers import BertModel
+
+from bert_ablation.features import pad_batch, tagging_features
+from bert_ablation.heads import HEADS
+from bert_ablation.masking import IGNORE_INDEX
+from bert_ablation.metrics import ner_scores
+from bert_ablation.modeling import FinetuneModel, bert_config
+
+MODEL = {"layers": 4, "hidden": 32, "heads": 2, "intermediate": 64, "dropout": 0.1, "max_position_embeddings": 64}
+
+
+@pytest.fixture()
+def encoder(tokenizer):
+    torch.manual_seed(0)
+    return BertModel(bert_config(MODEL, len(tokenizer), tokenizer.pad_token_id, causal=False))
+
+
+def inputs(tokenizer):
+    enc = tokenizer(["the cat sat on the mat", "a big red car ran far"], padding=True, return_tensors="pt")
+    return {k: enc[k] for k in ("input_ids", "token_type_ids", "attention_mask")}
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("features_embeddings", lambda hs, head: hs[0]),
+    ("features_second_to_last", lambda hs, head: hs[3]),
+    ("features_last", lambda hs, head: hs[4]),
+    ("features_concat_last_four", lambda hs, head: torch.cat([hs[1], hs[2], hs[3], hs[4]], dim=-1)),
+    ("features_sum_last_four", lambda hs, head: head.combine.scale * sum(
+        w * h for w, h in zip(torch.softmax(head.combine.weights, 0), hs[1:5]))),
+    ("features_sum_all", lambda hs, head: head.combine.scale * sum(
+        w * h for w, h in zip(torch.softmax(head.combine.weights, 0), hs[1:]))),
+])
+def test_layer_combinations_equal_hand_computed_ones(tokenizer, encoder, name, expected):
+    model = FinetuneModel(encoder, "tagging", 9, name, dropout=0.0).eval()
+    head = model.head
+    if hasattr(head.combine, "weights"):  # non-uniform weights, so a wrong layer set would show
+        head.combine.weights.data = torch.arange(len(head.combine.weights), dtype=torch.float)
+        head.combine.scale.data.fill_(1.7)
+    batch = inputs(tokenizer)
+    hidden_states = encoder(**batch, output_hidden_states=True).hidden_states
+    assert len(hidden_states) == MODEL["layers"] + 1
+    torch.testing.assert_close(head.combine(model._encode(**batch)), expected(hidden_states, head))
+    width = {"features_concat_last_four": 4 * MODEL["hidden"]}.get(name, MODEL["hidden"])
+    assert head.lstm.input_size == width and head.lstm.num_layers == 2 and head.lstm.bidirectional
+    assert head.lstm.hidden_size == MODEL["hidden"]
+
+
+def test_frozen_encoder_gets_no_gradient_and_no_dropout(tokenizer, encoder):
+    model = FinetuneModel(encoder, "tagging", 9, "features_concat_last_four", dropout=0.1).train()
+    assert not model.encoder.training and model.head.training
+    batch = inputs(tokenizer)
+    labels = torch.randint(0, 9, batch["input_ids"].shape)
+    before = {n: p.clone() for n, p in model.encoder.named_parameters()}
+    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1.0)
+    model(**batch, labels=labels).loss.backward()
+    optimizer.step()
+    assert all(p.grad is None for p in model.encoder.parameters())
+    assert all(p.grad is not None for p in model.head.lstm.parameters())
+    assert all(torch.equal(p, before[n]) for n, p in model.encoder.named_parameters())
+    # eval-mode encoder: the same features twice, despite model.train()
+    torch.testing.assert_close(model._encode(**batch)[-1], model._encode(**batch)[-1])
+
+
+def test_fine_tuning_heads_train_the_encoder(tokenizer, encoder):
+    model = FinetuneModel(encoder, "tagging", 9, "linear", dropout=0.1)
+    batch = inputs(tokenizer)
+    model(**batch, labels=torch.randint(0, 9, batch["input_ids"].shape)).loss.backward()
+    assert model.encoder.embeddings.word_embeddings.weight.grad is not None
+
+
+def test_head_layer_requirements():
+    assert HEADS["features_concat_last_four"].min_layers() == 4
+    assert HEADS["features_second_to_last"].min_layers() == 2
+    assert HEADS["features_embeddings"].min_layers() == 1 and HEADS["features_sum_all"].min_layers() == 1
+
+
+def test_first_sub_token_carries_the_label(tokenizer):
+    words = ["the", "summerhouse", "sat", "catdog"]  # two words that split into several pieces
+    pieces = [tokenizer(w, add_special_tokens=False)["input_ids"] for w in words]
+    assert len(pieces[1]) > 1 and len(pieces[3]) > 1
+    records = {"tokens": [words], "ner_tags": [[0, 1, 0, 5]], "document": [0]}
+    features = tagging_features(records, tokenizer, max_seq_length=64, document_context=True)
+    ids, labels, positions = features["input_ids"][0], features["labels"][0], features["word_positions"][0]
+    assert ids == [tokenizer.cls_token_id, *[p for w in pieces for p in w], tokenizer.sep_token_id]
+    expected = [IGNORE_INDEX]
+    for word, tag in zip(pieces, [0, 1, 0, 5]):
+        expected += [tag] + [IGNORE_INDEX] * (len(word) - 1)
+    assert labels == expected + [IGNORE_INDEX]
+    assert [ids[p] for p in positions] == [w[0] for w in pieces]
+
+
+def test_document_context_surrounds_the_sentence_and_is_never_labelled(tokenizer):
+    records = {"tokens": [["the", "cat"], ["a", "dog", "ran"], ["the", "mat"], ["big", "car"]],
+               "ner_tags": [[0, 1], [0, 1, 0], [0, 5], [0, 3]], "document": [0, 0, 0, 1]}
+    with_context = tagging_features(records, tokenizer, 64, document_context=True)
+    alone = tagging_features(records, tokenizer, 64, document_context=False)
+    decode = tokenizer.convert_ids_to_tokens
+    assert decode(with_context["input_ids"][1]) == ["[CLS]", "the", "cat", "a", "dog", "ran", "the", "mat", "[SEP]"]
+    assert decode(alone["input_ids"][1]) == ["[CLS]", "a", "dog", "ran", "[SEP]"]
+    # the other document never leaks in; only the sentence's own words are labelled
+    assert decode(with_context["input_ids"][3]) == ["[CLS]", "big", "car", "[SEP]"]
+    assert [x for x in with_context["labels"][1] if x != IGNORE_INDEX] == [0, 1, 0]
+    # a tight budget keeps the whole sentence and trims the context word by word, nearest first
+    tight = tagging_features(records, tokenizer, 7, document_context=True)
+    assert decode(tight["input_ids"][1]) == ["[CLS]", "cat", "a", "dog", "ran", "the", "[SEP]"]
+    # a sentence longer than the budget loses its last words, which get no position
+    cut = tagging_features(records, tokenizer, 4, document_context=True)
+    assert cut["word_positions"][1] == [1, 2, None]
+
+
+def test_tag_labels_pad_with_the_ignored_label(tokenizer):
+    records = {"tokens": [["the"], ["the", "big", "cat"]], "ner_tags": [[1], [0, 0, 1]], "document": [0, 1]}
+    features = tagging_features(records, tokenizer, 64, document_context=True)
+    batch = pad_batch(features, [0, 1], tokenizer.pad_token_id, ("labels",))
+    assert batch["labels"].tolist()[0] == [IGNORE_INDEX, 1, IGNORE_INDEX, IGNORE_INDEX, IGNORE_INDEX]
+
+
+def test_ner_scores_are_entity_level_conll_semantics():
+    truth = [["B-PER", "I-PER", "O", "B-LOC"], ["B-ORG", "I-ORG", "O", "B-MISC"]]
+    guess = [["B-PER", "I-PER", "O", "B-ORG"], ["B-ORG", "O", "O", "B-MISC"]]
+    # entities: PER right; LOC typed wrong; ORG boundary wrong; MISC right -> 2 of 4 both ways
+    scores = ner_scores(guess, truth)
+    assert scores["precision"] == pytest.approx(50.0) and scores["recall"] == pytest.approx(50.0)
+    assert scores["f1"] == pytest.approx(50.0) and scores["accuracy"] == pytest.approx(75.0)
+    # conlleval treats an I- after O as the start of an entity
+    assert ner_scores([["O", "I-PER", "I-PER"]], [["O", "B-PER", "I-PER"]])["f1"] == pytest.approx(100.0)
