@@ -44,7 +44,7 @@ def task_source(wildcards):
 
 
 def finetune_settings(wildcards):
-    return as_param(cfg.finetune_settings(config, wildcards.task, wildcards.hp))
+    return as_param(cfg.finetune_settings(config, wildcards.task, wildcards.head, wildcards.hp))
 
 
 def restart_outputs():

@@ -127,3 +127,20 @@ def test_ner_scores_are_entity_level_conll_semantics():
     assert scores["f1"] == pytest.approx(50.0) and scores["accuracy"] == pytest.approx(75.0)
     # conlleval treats an I- after O as the start of an entity
     assert ner_scores([["O", "I-PER", "I-PER"]], [["O", "B-PER", "I-PER"]])["f1"] == pytest.approx(100.0)
+
+
+def test_tagging_bilstm_reads_the_words_only(tokenizer, encoder):
+    records = {"tokens": [["the", "catdog", "sat"], ["a", "summerhouse"]], "ner_tags": [[0, 1, 0], [0, 5]],
+               "document": [0, 0]}
+    features = tagging_features(records, tokenizer, 64, document_context=True)
+    batch = pad_batch(features, [0, 1], tokenizer.pad_token_id, ("labels",))
+    positions = [[p for p in row if p is not None] for row in features["word_positions"]]
+    assert batch["word_index"].tolist() == [positions[0], positions[1] + [-1]]
+    model = FinetuneModel(encoder, "tagging", 9, "features_last", dropout=0.0).eval()
+    hidden_states = model._encode(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
+    placed = model.head.tokens(hidden_states, batch["attention_mask"], batch["word_index"])
+    for r, words in enumerate(positions):
+        by_hand, _ = model.head.lstm(hidden_states[-1][r, words][None])  # the sentence's words, nothing else
+        torch.testing.assert_close(placed[r, words], by_hand[0])
+        others = [t for t in range(placed.size(1)) if t not in words]
+        assert placed[r, others].abs().sum() == 0

@@ -272,20 +272,26 @@ def hp_key(lr: float, batch_size: int, epochs: int) -> str:
     return f"lr{lr:g}_bs{batch_size}_ep{epochs}"
 
 
-def grid_points(config: dict, task: str) -> list[dict]:
+def grid_points(config: dict, task: str, head: str = "linear") -> list[dict]:
+    """The task's grid: schema default < finetune.grid < tasks.<task>.grid < (for a frozen,
+    feature-based head) finetune.feature_based_grid."""
+    from .heads import HEADS
+
     default = schema()["properties"]["finetune"]["properties"]["grid"]["default"]
     grid = {**default, **config["finetune"]["grid"], **config["tasks"][task].get("grid", {})}
+    if HEADS[head].frozen:
+        grid.update(config["finetune"]["feature_based_grid"])
     return [
         {"lr": lr, "batch_size": bs, "epochs": ep, "key": hp_key(lr, bs, ep)}
         for lr, bs, ep in itertools.product(sorted(grid["lr"]), sorted(grid["batch_size"]), sorted(grid["epochs"]))
     ]
 
 
-def grid_point(config: dict, task: str, key: str) -> dict:
-    for point in grid_points(config, task):
+def grid_point(config: dict, task: str, head: str, key: str) -> dict:
+    for point in grid_points(config, task, head):
         if point["key"] == key:
             return point
-    raise ConfigError(f"config: no grid point '{key}' for task '{task}'.")
+    raise ConfigError(f"config: no grid point '{key}' for task '{task}' with head '{head}'.")
 
 
 def report_names(config: dict) -> list[str]:
@@ -337,7 +343,7 @@ def finetune_runs(config: dict, names: list[str] | None = None) -> list[dict]:
         for cell in table_cells(config, name):
             if cell["source"] != "finetune":
                 continue
-            for point in grid_points(config, cell["task"]):
+            for point in grid_points(config, cell["task"], cell["head"]):
                 runs.add((cell["ablation"], cell["step"], cell["task"], cell["head"], point["key"]))
     keys = ("ablation", "step", "task", "head", "hp")
     return [dict(zip(keys, run)) for run in sorted(runs)]
@@ -349,9 +355,9 @@ def pretrain_runs(config: dict, names: list[str] | None = None) -> list[str]:
                    for cell in table_cells(config, name)})
 
 
-def finetune_settings(config: dict, task: str, hp: str) -> dict:
+def finetune_settings(config: dict, task: str, head: str, hp: str) -> dict:
     """Everything a fine-tuning job depends on besides its checkpoint and data: its params."""
-    settings = {k: v for k, v in config["finetune"].items() if k != "grid"}
+    settings = {k: v for k, v in config["finetune"].items() if k not in ("grid", "feature_based_grid")}
     settings["task"] = {k: v for k, v in config["tasks"][task].items() if k not in ("grid", "n_train", "n_dev", "hub", "source")}
-    settings["hp"] = grid_point(config, task, hp)
+    settings["hp"] = grid_point(config, task, head, hp)
     return settings

@@ -148,6 +148,12 @@ def pad_batch(features: dict, index, pad_id: int, label_keys: tuple[str, ...]) -
         token_type_ids[r, :n] = torch.tensor(features["token_type_ids"][i])
         attention_mask[r, :n] = 1
     batch = {"input_ids": input_ids, "token_type_ids": token_type_ids, "attention_mask": attention_mask}
+    if "word_positions" in features:  # tagging: where each labelled word starts, (B, W), -1 = no word
+        words = [[p for p in features["word_positions"][i] if p is not None] for i in index]
+        word_index = torch.full((len(rows), max(1, max(map(len, words)))), -1, dtype=torch.long)
+        for r, positions in enumerate(words):
+            word_index[r, : len(positions)] = torch.tensor(positions, dtype=torch.long)
+        batch["word_index"] = word_index
     for key in label_keys:
         values = [features[key][i] for i in index]
         if isinstance(values[0], list):  # one label per token: pad with the ignored label

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from .batching import epoch_batches
 from .engine import Engine, configure_threads, seed_everything
 from .features import best_spans, classification_features, pad_batch, span_features, tagging_features
 from .metrics import classification_scores, ner_scores, squad_scores
@@ -82,11 +83,11 @@ def train_restart(encoder, spec, head: str, train_features: dict, settings: dict
                     precision=settings["precision"], device=device)
     label_keys = LABEL_KEYS[spec.kind]
     data_order = torch.Generator().manual_seed(seeds["data_seed"])
+    lengths = [len(ids) for ids in train_features["input_ids"]]
     progress = tqdm(total=total, mininterval=10, desc=desc)
     for _ in range(hp["epochs"]):
-        order = torch.randperm(n, generator=data_order).tolist()
-        for start in range(0, n, hp["batch_size"]):
-            out = engine.step(pad_batch(train_features, order[start: start + hp["batch_size"]], pad_id, label_keys))
+        for index in epoch_batches(lengths, hp["batch_size"], data_order, settings["group_by_length"]):
+            out = engine.step(pad_batch(train_features, index, pad_id, label_keys))
             progress.update()
             progress.set_postfix(loss=f"{out.loss.item():.3f}", refresh=False)
     progress.close()

@@ -124,13 +124,13 @@ class FinetuneModel(nn.Module):
                                 use_cache=False, output_hidden_states=True).hidden_states  # L + 1 x (B, T, H)
 
     def forward(self, input_ids, attention_mask, token_type_ids=None, labels=None,
-                start_positions=None, end_positions=None) -> FinetuneOutput:
+                start_positions=None, end_positions=None, word_index=None) -> FinetuneOutput:
         hidden = self._encode(input_ids, attention_mask, token_type_ids)
         if self.kind == "classification":
             logits = self.output(self.dropout(self.head.summary(hidden, attention_mask)))  # (B, C)
             loss = F.cross_entropy(logits, labels) if labels is not None else None
             return FinetuneOutput(loss, logits)
-        logits = self.output(self.dropout(self.head.tokens(hidden, attention_mask)))  # (B, T, 2 or C)
+        logits = self.output(self.dropout(self.head.tokens(hidden, attention_mask, word_index)))  # (B, T, 2 or C)
         if self.kind == "tagging":
             loss = None
             if labels is not None:

@@ -21,6 +21,7 @@ import torch
 from tqdm import tqdm
 
 from .config import ablation_hash
+from .batching import epoch_batches
 from .engine import Engine, StepLog, configure_threads, seed_everything
 from .masking import Masker, MaskingProcedure
 from .modeling import BertForAblationPretraining, bert_config
@@ -31,16 +32,19 @@ log = logging.getLogger(__name__)
 
 
 class InstanceBatches:
-    """Fixed-size batches of stored instances, trimmed to their longest row (no padding waste)."""
+    """Fixed-size batches of stored instances, trimmed to their longest row; with
+    ``group_by_length``, batches hold instances of similar length, so trimming removes most
+    padding (instances of short documents are far shorter than max_seq_length)."""
 
-    def __init__(self, path: str, batch_size: int, seed: int):
+    def __init__(self, path: str, batch_size: int, seed: int, group_by_length: bool = False):
         with np.load(path) as arrays:
             self.input_ids = torch.from_numpy(arrays["input_ids"].astype(np.int64))
             self.token_type_ids = torch.from_numpy(arrays["token_type_ids"].astype(np.int64))
             self.lengths = torch.from_numpy(arrays["lengths"].astype(np.int64))
             self.nsp = torch.from_numpy(arrays["next_sentence_label"].astype(np.int64))
-        self.path, self.batch_size, self.seed = path, batch_size, seed
+        self.path, self.batch_size, self.seed, self.group_by_length = path, batch_size, seed, group_by_length
         self.steps_per_epoch = len(self) // batch_size
+        self._epoch: tuple[int, list[list[int]]] | None = None  # (epoch, its batches), drawn once per epoch
 
     def __len__(self) -> int:
         return len(self.lengths)
@@ -60,8 +64,11 @@ class InstanceBatches:
             raise ValueError(f"{self.path}: {len(self)} instances, fewer than one batch of {self.batch_size}; "
                              "use a larger corpus, a larger instances.dupe_factor or a smaller batch_size.")
         epoch, k = divmod(step, self.steps_per_epoch)
-        order = torch.randperm(len(self), generator=torch.Generator().manual_seed(derive_seed(self.seed, "epoch", epoch)))
-        return self.rows(order[k * self.batch_size: (k + 1) * self.batch_size])
+        if self._epoch is None or self._epoch[0] != epoch:
+            generator = torch.Generator().manual_seed(derive_seed(self.seed, "epoch", epoch))
+            self._epoch = (epoch, epoch_batches(self.lengths, self.batch_size, generator, self.group_by_length,
+                                                drop_last=True))
+        return self.rows(torch.tensor(self._epoch[1][k]))
 
     def in_order(self, max_batches: int):
         for k in range(min(max_batches, math.ceil(len(self) / self.batch_size))):
@@ -139,7 +146,8 @@ def pretrain(spec: dict, instances_dir: str, tokenizer_dir: str, checkpoints_dir
     state_dir.mkdir(parents=True, exist_ok=True)
 
     tokenizer = load_tokenizer(tokenizer_dir)
-    batches = InstanceBatches(os.path.join(instances_dir, "train.npz"), train["batch_size"], train["seed"])
+    batches = InstanceBatches(os.path.join(instances_dir, "train.npz"), train["batch_size"], train["seed"],
+                              train["group_by_length"])
     heldout = InstanceBatches(os.path.join(instances_dir, "heldout.npz"), train["batch_size"], train["seed"])
     masker = Masker.for_tokenizer(MaskingProcedure.from_config(spec["masking"]), tokenizer)
 

@@ -1,0 +1,30 @@
+"""The order in which one epoch visits examples, shared by pretraining and fine-tuning."""
+
+from __future__ import annotations
+
+import torch
+
+MEGABATCH = 50  # batches per length-sorted group, as HF's LengthGroupedSampler
+
+
+def epoch_batches(lengths, batch_size: int, generator: torch.Generator, group_by_length: bool,
+                  drop_last: bool = False) -> list[list[int]]:
+    """One epoch's batches of example indices, in a random order drawn from ``generator``.
+
+    With ``group_by_length`` the shuffled examples are cut into megabatches of 50 batches, each
+    sorted by length before being split into batches, so a batch holds examples of similar
+    length and trimming it to its longest row wastes little; the batches are then shuffled
+    again so that long and short ones alternate at random. ``drop_last`` drops the examples
+    that would make a final short batch (before grouping, so every batch is full).
+    """
+    order = torch.randperm(len(lengths), generator=generator).tolist()
+    if drop_last:
+        order = order[: len(order) - len(order) % batch_size]
+    if not group_by_length:
+        return [order[i: i + batch_size] for i in range(0, len(order), batch_size)]
+    batches = []
+    span = MEGABATCH * batch_size
+    for start in range(0, len(order), span):
+        group = sorted(order[start: start + span], key=lambda i: -int(lengths[i]))
+        batches += [group[i: i + batch_size] for i in range(0, len(group), batch_size)]
+    return [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]

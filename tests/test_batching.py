@@ -1,0 +1,28 @@
+import torch
+
+from bert_ablation.batching import epoch_batches
+
+
+def padding(batches, lengths):
+    return sum(max(lengths[i] for i in b) * len(b) - sum(lengths[i] for i in b) for b in batches)
+
+
+def test_grouped_epoch_visits_every_example_once_with_less_padding():
+    lengths = torch.randint(5, 128, (1000,), generator=torch.Generator().manual_seed(0)).tolist()
+    plain = epoch_batches(lengths, 16, torch.Generator().manual_seed(1), group_by_length=False)
+    grouped = epoch_batches(lengths, 16, torch.Generator().manual_seed(1), group_by_length=True)
+    for batches in (plain, grouped):
+        assert sorted(i for b in batches for i in b) == list(range(1000))
+    assert padding(grouped, lengths) < 0.2 * padding(plain, lengths)
+    # same seed, same batches; another seed, another order
+    assert grouped == epoch_batches(lengths, 16, torch.Generator().manual_seed(1), group_by_length=True)
+    assert grouped != epoch_batches(lengths, 16, torch.Generator().manual_seed(2), group_by_length=True)
+    # batch order is shuffled: not sorted by length across the epoch
+    longest = [max(lengths[i] for i in b) for b in grouped]
+    assert longest != sorted(longest) and longest != sorted(longest, reverse=True)
+
+
+def test_drop_last_keeps_only_full_batches():
+    batches = epoch_batches(list(range(100)), 16, torch.Generator().manual_seed(0), True, drop_last=True)
+    assert len(batches) == 6 and all(len(b) == 16 for b in batches)
+    assert len({i for b in batches for i in b}) == 96

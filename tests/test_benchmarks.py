@@ -1,0 +1,58 @@
+"""benchmarks/throughput.py --smoke runs end to end and writes well-formed CSVs.
+
+Only the shape of the results is checked, never the speed: timings in CI are noise.
+"""
+import csv
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "throughput.py"
+COLUMNS = {
+    "mode", "objective", "size", "impl", "precision", "vocab_size", "batch_size", "max_seq_length",
+    "tokens_per_s", "examples_per_s", "ratio_vs_ref", "step_ms", "hw_gflops", "model_gflops", "peak_gflops",
+    "hfu", "mfu", "step_mem_mb", "data_share", "first_batch_loss", "loss_rel_diff", "loss_equivalent",
+    "machine", "cores", "threads", "device", "torch", "transformers", "peak_fp32_gflops", "peak_bf16_gflops",
+}
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    out = tmp_path_factory.mktemp("benchmarks")
+    run = subprocess.run([sys.executable, str(SCRIPT), "--smoke", "--mode", "all", "--threads", "1",
+                          "--device", "cpu", "--out", str(out)],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    return out, run.stdout
+
+
+def read(path: Path) -> list[dict]:
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.mark.parametrize("mode", ["pretrain", "finetune"])
+def test_smoke_csv_is_well_formed(smoke, mode):
+    out, _ = smoke
+    rows = read(out / f"{mode}.csv")
+    assert COLUMNS <= set(rows[0])
+    assert sorted((r["size"], r["impl"]) for r in rows) == [("tiny", "ours"), ("tiny", "ref")]
+    for row in rows:
+        assert row["mode"] == mode
+        for column in ("tokens_per_s", "examples_per_s", "ratio_vs_ref", "step_ms", "peak_fp32_gflops", "hfu", "mfu"):
+            value = float(row[column])
+            assert math.isfinite(value) and value > 0, (column, row[column])
+        assert 0 <= float(row["data_share"]) < 1
+        assert math.isfinite(float(row["first_batch_loss"]))
+        assert row["loss_equivalent"] == "True", row["loss_rel_diff"]
+        assert row["precision"] in ("fp32", "bf16")
+    ref = next(r for r in rows if r["impl"] == "ref")
+    assert float(ref["ratio_vs_ref"]) == 1.0 and ref["precision"] == "fp32"
+
+
+def test_smoke_prints_a_markdown_table(smoke):
+    _, stdout = smoke
+    assert "| size | impl |" in stdout and "### pretrain" in stdout and "### finetune" in stdout
