@@ -144,3 +144,20 @@ def test_tagging_bilstm_reads_the_words_only(tokenizer, encoder):
         torch.testing.assert_close(placed[r, words], by_hand[0])
         others = [t for t in range(placed.size(1)) if t not in words]
         assert placed[r, others].abs().sum() == 0
+
+
+@pytest.mark.parametrize("name", ["features_second_to_last", "features_sum_all", "features_concat_last_four"])
+def test_cached_features_give_the_same_outputs_as_running_the_encoder(tokenizer, encoder, name):
+    from bert_ablation.finetune import cache_hidden_states
+
+    records = {"tokens": [["the", "catdog", "sat"], ["a", "summerhouse"], ["big", "car"]],
+               "ner_tags": [[0, 1, 0], [0, 5], [0, 3]], "document": [0, 0, 1]}
+    features = tagging_features(records, tokenizer, 64, document_context=True)
+    fresh = pad_batch(features, [0, 1, 2], tokenizer.pad_token_id, ("labels",))
+    cache_hidden_states(encoder, name, features, tokenizer.pad_token_id, batch_size=2, device="cpu")
+    kept = HEADS[name].cached_layers(encoder.config)
+    assert features["hidden_states"][1].shape == (len(kept), len(features["input_ids"][1]), MODEL["hidden"])
+    cached = pad_batch(features, [0, 1, 2], tokenizer.pad_token_id, ("labels",))
+    model = FinetuneModel(encoder, "tagging", 9, name, dropout=0.0).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(model(**cached).logits, model(**fresh).logits, atol=1e-5, rtol=1e-4)

@@ -148,6 +148,12 @@ def pad_batch(features: dict, index, pad_id: int, label_keys: tuple[str, ...]) -
         token_type_ids[r, :n] = torch.tensor(features["token_type_ids"][i])
         attention_mask[r, :n] = 1
     batch = {"input_ids": input_ids, "token_type_ids": token_type_ids, "attention_mask": attention_mask}
+    if "hidden_states" in features:  # cached frozen-encoder layers: (layers, B, T, H), zero-padded
+        states = [features["hidden_states"][i] for i in index]
+        cached = states[0].new_zeros((states[0].size(0), len(rows), width, states[0].size(-1)))
+        for r, state in enumerate(states):
+            cached[:, r, : state.size(1)] = state
+        batch["hidden_states"] = cached
     if "word_positions" in features:  # tagging: where each labelled word starts, (B, W), -1 = no word
         words = [[p for p in features["word_positions"][i] if p is not None] for i in index]
         word_index = torch.full((len(rows), max(1, max(map(len, words)))), -1, dtype=torch.long)

@@ -20,6 +20,7 @@ from tqdm import tqdm
 from .batching import epoch_batches
 from .engine import Engine, configure_threads, seed_everything
 from .features import best_spans, classification_features, pad_batch, span_features, tagging_features
+from .heads import HEADS
 from .metrics import classification_scores, ner_scores, squad_scores
 from .modeling import FinetuneModel
 from .storage import derive_seed, read_json, stable_hash, write_json
@@ -70,6 +71,24 @@ def evaluate(engine: Engine, spec, records: dict, features: dict, batch_size: in
     return classification_scores([int(o.argmax()) for o in outputs], features["labels"], spec.metrics)
 
 
+@torch.no_grad()
+def cache_hidden_states(encoder, head: str, features: dict, pad_id: int, batch_size: int, device: str) -> None:
+    """Run the frozen encoder once over every example and keep the layers ``head`` reads
+    (features["hidden_states"][i]: (layers, T_i, H)), so that every epoch and restart of a
+    feature-based head trains its BiLSTM on stored features, as ELMo-style taggers do."""
+    layers = HEADS[head].cached_layers(encoder.config)
+    encoder = encoder.to(device).eval()
+    cached = [None] * len(features["input_ids"])
+    for start in range(0, len(cached), batch_size):
+        index = list(range(start, min(start + batch_size, len(cached))))
+        batch = {k: v.to(device) for k, v in pad_batch(features, index, pad_id, ()).items() if k != "word_index"}
+        states = encoder(**batch, output_hidden_states=True, use_cache=False).hidden_states
+        chosen = torch.stack([states[k] for k in layers]).float().cpu()  # (layers, B, T, H)
+        for r, i in enumerate(index):
+            cached[i] = chosen[:, r, : len(features["input_ids"][i])].clone()
+    features["hidden_states"] = cached
+
+
 def train_restart(encoder, spec, head: str, train_features: dict, settings: dict, seeds: dict,
                   pad_id: int, device: str, desc: str) -> Engine:
     hp = settings["hp"]
@@ -113,6 +132,9 @@ def finetune(checkpoint_dir: str, task_dir: str, task: str, head: str, settings:
     train_features = featurize(spec, records["train"], tokenizer, settings["task"], train=True)
     eval_features = {split: featurize(spec, records[split], tokenizer, settings["task"], train=False)
                     for split in spec.eval_splits}
+    if HEADS[head].frozen and settings["cache_features"]:
+        for features in (train_features, *eval_features.values()):
+            cache_hidden_states(encoder, head, features, tokenizer.pad_token_id, settings["eval_batch_size"], device)
 
     results = []
     for restart, path in enumerate(outputs):

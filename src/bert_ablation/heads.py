@@ -132,6 +132,20 @@ class FeatureHead(BiLSTMHead):
         combine = LayerCombination(self.layers or _all_layers(config), self.mode, config.hidden_size)
         super().__init__(config, pooler, in_dim=combine.out_dim, layers=2)
         self.combine = combine
+        self.config, self.num_layers = config, config.num_hidden_layers
+
+    @classmethod
+    def cached_layers(cls, config: BertConfig) -> tuple[int, ...]:
+        """The indices of ``hidden_states`` this head reads: all a feature cache has to keep."""
+        count = config.num_hidden_layers + 1
+        return tuple(sorted(k % count for k in (cls.layers or _all_layers(config))))
+
+    def from_cache(self, cached: torch.Tensor) -> list:
+        """(layers kept, B, T, H) -> a ``hidden_states``-like list holding just those layers."""
+        states = [None] * (self.num_layers + 1)
+        for k, state in zip(self.cached_layers(self.config), cached.unbind(0)):
+            states[k] = state
+        return states
 
     @classmethod
     def min_layers(cls) -> int:

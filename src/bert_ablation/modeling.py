@@ -124,8 +124,11 @@ class FinetuneModel(nn.Module):
                                 use_cache=False, output_hidden_states=True).hidden_states  # L + 1 x (B, T, H)
 
     def forward(self, input_ids, attention_mask, token_type_ids=None, labels=None,
-                start_positions=None, end_positions=None, word_index=None) -> FinetuneOutput:
-        hidden = self._encode(input_ids, attention_mask, token_type_ids)
+                start_positions=None, end_positions=None, word_index=None, hidden_states=None) -> FinetuneOutput:
+        if hidden_states is not None:  # a frozen encoder's layers, computed once (finetune.cache_hidden_states)
+            hidden = self.head.from_cache(hidden_states)
+        else:
+            hidden = self._encode(input_ids, attention_mask, token_type_ids)
         if self.kind == "classification":
             logits = self.output(self.dropout(self.head.summary(hidden, attention_mask)))  # (B, C)
             loss = F.cross_entropy(logits, labels) if labels is not None else None
