@@ -47,6 +47,7 @@ from transformers import (BertForMaskedLM, BertForPreTraining, BertForSequenceCl
                           BertModel, DataCollatorForLanguageModeling, default_data_collator,
                           get_linear_schedule_with_warmup)
 
+from bert_ablation.batching import epoch_batches
 from bert_ablation.engine import Engine, configure_threads, native_bf16, seed_everything
 from bert_ablation.features import classification_features, pad_batch
 from bert_ablation.instances import create_instances, encode, tokenize_documents
@@ -81,7 +82,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--vocab", type=int, default=8192, help="model vocabulary (see build_pretraining_data)")
     p.add_argument("--world-scale", type=float, default=0.25, help="size of the generated corpus")
     p.add_argument("--ft-examples", type=int, default=1024, help="SST-2-shaped training examples")
-    p.add_argument("--bucket", action="store_true", help="ours: length-bucketed fine-tuning batches")
+    p.add_argument("--no-group-by-length", dest="group", action="store_false",
+                   help="ours: plain random batches instead of the pipeline's length-grouped ones")
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--weight-decay", type=float, default=0.01)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -222,7 +224,7 @@ def build_pretraining_data(args, workdir: Path):
     arrays = encode(instances, MAX_LEN, tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id)
     path = workdir / "train.npz"
     np.savez(path, **arrays)
-    return world, tokenizer, InstanceBatches(str(path), args.batch_size, SEED)
+    return world, tokenizer, InstanceBatches(str(path), args.batch_size, SEED, group_by_length=args.group)
 
 
 def model_spec(size: str) -> dict:
@@ -341,21 +343,13 @@ def pretraining_sides(size, args, tokenizer, batches, device, total_steps):
 
 
 def step_batches(n_examples: int, lengths: list[int], args, total_steps: int) -> list[list[int]]:
-    """Row indices of each fine-tuning step, shuffled per epoch as our fine-tuning loop does.
-    With --bucket, rows of similar length share a batch (sorted within windows of 50 batches,
-    then the batches shuffled), so dynamic padding pads less."""
+    """Row indices of each fine-tuning step, drawn per epoch as our fine-tuning loop draws them
+    (length-grouped unless --no-group-by-length), so dynamic padding pads little."""
     if n_examples < args.batch_size:
         raise SystemExit(f"--ft-examples {n_examples} is less than one batch of {args.batch_size}")
     generator, out = torch.Generator().manual_seed(SEED), []
     while len(out) < total_steps:
-        order = torch.randperm(n_examples, generator=generator).tolist()
-        if args.bucket:
-            window = 50 * args.batch_size
-            order = [i for s in range(0, n_examples, window) for i in sorted(order[s: s + window], key=lambda i: lengths[i])]
-        batches = [order[s: s + args.batch_size] for s in range(0, n_examples - args.batch_size + 1, args.batch_size)]
-        if args.bucket:
-            batches = [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
-        out += batches
+        out += epoch_batches(lengths, args.batch_size, generator, args.group, drop_last=True)
     return out[:total_steps]
 
 
@@ -491,7 +485,7 @@ def benchmark(mode: str, size: str, args, data, device, info: dict) -> list[dict
             "impl": side.name, "layers": layers, "hidden": hidden, "heads": heads, "intermediate": intermediate,
             "vocab_size": config.vocab_size, "tokenizer_vocab": len(data["tokenizer"]),
             "batch_size": args.batch_size, "max_seq_length": MAX_LEN, "steps": args.steps, "repeats": args.repeats,
-            "bucketed": bool(args.bucket and mode == "finetune" and side.name == "ours"),
+            "grouped_by_length": bool(args.group and side.name == "ours"),
             "precision": side.precision, "attn_impl": config._attn_implementation,
             "tokens_per_s": tokens_per_s[side.name],
             "examples_per_s": median(side.name, lambda r: r["rows"] / r["seconds"]),
