@@ -260,18 +260,15 @@ def hf_examples(batch: dict, tokenizer, nsp: bool) -> list[dict]:
 # Both sides' k-th batches hold the same rows. ``*_sides`` also return (ours, its first batch,
 # ref, that batch as the reference takes it): the inputs of the loss-equivalence check.
 
-class OursPretrain:
+class OursSide:
+    """Our Engine on batches built the way our loops build them; subclasses say how."""
+
     name = "ours"
 
-    def __init__(self, model, batches, masker, objective, total_steps, args, device):
-        self.batches, self.masker, self.objective = batches, masker, objective
+    def __init__(self, model, total_steps, args, device):
         self.engine = Engine(model, lr=args.lr, total_steps=total_steps, warmup_steps=max(1, total_steps // 10),
                              weight_decay=args.weight_decay, grad_clip=1.0, precision="auto", device=device)
         self.precision = self.engine.precision
-
-    def batch(self, k: int) -> dict:
-        # Everything our loop does per step on the host: pick rows, trim, mask.
-        return self.objective.targets(self.batches.for_step(k), self.masker, step_generator(SEED, k))
 
     def step(self, k: int) -> dict:
         began = time.perf_counter()
@@ -280,12 +277,26 @@ class OursPretrain:
         self.engine.step(batch)
         sync(self.engine.device)
         seconds = time.perf_counter() - began
-        mask, config = batch["attention_mask"], self.engine.model.config
-        labelled = int((batch["labels"] != IGNORE_INDEX).sum())
-        pooled = len(mask) if self.objective.nsp else 0
+        mask = batch["attention_mask"]
+        head_positions, pooled = self.head_work(batch)
         return {"seconds": seconds, "data_s": data_s, "tokens": int(mask.sum()), "positions": mask.numel(),
-                "rows": len(mask), "hw_flops": step_flops(config, [mask.size(1)] * len(mask), labelled, pooled, 2),
-                "model_flops": step_flops(config, mask.sum(1), labelled, pooled, 2)}
+                "rows": len(mask),
+                "hw_flops": step_flops(self.config, [mask.size(1)] * len(mask), head_positions, pooled, 2),
+                "model_flops": step_flops(self.config, mask.sum(1), head_positions, pooled, 2)}
+
+
+class OursPretrain(OursSide):
+    def __init__(self, model, batches, masker, objective, total_steps, args, device):
+        super().__init__(model, total_steps, args, device)
+        self.batches, self.masker, self.objective, self.config = batches, masker, objective, model.config
+
+    def batch(self, k: int) -> dict:
+        # Everything our loop does per step on the host: pick rows, trim, mask.
+        return self.objective.targets(self.batches.for_step(k), self.masker, step_generator(SEED, k))
+
+    def head_work(self, batch: dict) -> tuple[int, int]:
+        """(vocabulary projections: labelled positions only, NSP rows)."""
+        return int((batch["labels"] != IGNORE_INDEX).sum()), len(batch["labels"]) if self.objective.nsp else 0
 
 
 class RefPretrain:
@@ -353,29 +364,16 @@ def step_batches(n_examples: int, lengths: list[int], args, total_steps: int) ->
     return out[:total_steps]
 
 
-class OursFinetune:
-    name = "ours"
-
+class OursFinetune(OursSide):
     def __init__(self, model, features, index, pad_id, total_steps, args, device):
-        self.features, self.index, self.pad_id = features, index, pad_id
-        self.engine = Engine(model, lr=args.lr, total_steps=total_steps, warmup_steps=max(1, total_steps // 10),
-                             weight_decay=args.weight_decay, grad_clip=1.0, precision="auto", device=device)
-        self.precision = self.engine.precision
+        super().__init__(model, total_steps, args, device)
+        self.features, self.index, self.pad_id, self.config = features, index, pad_id, model.encoder.config
 
     def batch(self, k: int) -> dict:
         return pad_batch(self.features, self.index[k], self.pad_id, ("labels",))
 
-    def step(self, k: int) -> dict:
-        began = time.perf_counter()
-        batch = self.batch(k)
-        data_s = time.perf_counter() - began
-        self.engine.step(batch)
-        sync(self.engine.device)
-        seconds = time.perf_counter() - began
-        mask, config = batch["attention_mask"], self.engine.model.encoder.config
-        return {"seconds": seconds, "data_s": data_s, "tokens": int(mask.sum()), "positions": mask.numel(),
-                "rows": len(mask), "hw_flops": step_flops(config, [mask.size(1)] * len(mask), 0, len(mask), 2),
-                "model_flops": step_flops(config, mask.sum(1), 0, len(mask), 2)}
+    def head_work(self, batch: dict) -> tuple[int, int]:
+        return 0, len(batch["labels"])  # one pooled classification per row
 
 
 class RefFinetune:
