@@ -299,19 +299,20 @@ class OursPretrain(OursSide):
         return int((batch["labels"] != IGNORE_INDEX).sum()), len(batch["labels"]) if self.objective.nsp else 0
 
 
-class RefPretrain:
+class RefSide:
+    """The plain HF loop: collate, forward, backward, clip, AdamW, schedule; fp32, no tricks."""
+
     name = "ref"
     precision = "fp32"
 
-    def __init__(self, model, examples, tokenizer, objective, total_steps, args, device):
-        self.model, self.examples, self.objective, self.device = model.to(device), examples, objective, device
-        self.collator = DataCollatorForLanguageModeling(tokenizer, mlm=not objective.causal, mlm_probability=0.15)
+    def __init__(self, model, total_steps, args, device):
+        self.model, self.device = model.to(device), device
         self.optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
         self.scheduler = get_linear_schedule_with_warmup(self.optimizer, max(1, total_steps // 10), total_steps)
 
     def step(self, k: int) -> dict:
         began = time.perf_counter()
-        batch = self.collator(self.examples[k])
+        batch = self.collate(k)
         data_s = time.perf_counter() - began
         self.model.train()
         loss = self.model(**{key: v.to(self.device) for key, v in batch.items()}).loss
@@ -322,13 +323,28 @@ class RefPretrain:
         self.optimizer.zero_grad(set_to_none=True)
         sync(self.device)
         seconds = time.perf_counter() - began
-        mask, labels, config = batch["attention_mask"], batch["labels"], self.model.config
-        # HF's heads project every position to the vocabulary, padding included.
-        scored = labels[:, 1:] if self.objective.causal else labels  # causal heads shift internally
-        pooled = len(mask) if self.objective.nsp else 0
+        mask, config = batch["attention_mask"], self.model.config
+        computed, scored, pooled = self.head_work(batch)
         return {"seconds": seconds, "data_s": data_s, "tokens": int(mask.sum()), "positions": mask.numel(),
-                "rows": len(mask), "hw_flops": step_flops(config, [MAX_LEN] * len(mask), mask.numel(), pooled, 2),
-                "model_flops": step_flops(config, mask.sum(1), int((scored != IGNORE_INDEX).sum()), pooled, 2)}
+                "rows": len(mask), "hw_flops": step_flops(config, [MAX_LEN] * len(mask), computed, pooled, 2),
+                "model_flops": step_flops(config, mask.sum(1), scored, pooled, 2)}
+
+
+class RefPretrain(RefSide):
+    def __init__(self, model, examples, tokenizer, objective, total_steps, args, device):
+        super().__init__(model, total_steps, args, device)
+        self.examples, self.objective = examples, objective
+        self.collator = DataCollatorForLanguageModeling(tokenizer, mlm=not objective.causal, mlm_probability=0.15)
+
+    def collate(self, k: int) -> dict:
+        return self.collator(self.examples[k])
+
+    def head_work(self, batch: dict) -> tuple[int, int, int]:
+        """(vocabulary projections computed: every position, padding included, as HF's heads do;
+        those that carry a label; NSP rows)."""
+        labels = batch["labels"]
+        scored = labels[:, 1:] if self.objective.causal else labels  # causal heads shift internally
+        return labels.numel(), int((scored != IGNORE_INDEX).sum()), len(labels) if self.objective.nsp else 0
 
 
 def pretraining_sides(size, args, tokenizer, batches, device, total_steps):
@@ -376,32 +392,16 @@ class OursFinetune(OursSide):
         return 0, len(batch["labels"])  # one pooled classification per row
 
 
-class RefFinetune:
-    name = "ref"
-    precision = "fp32"
-
+class RefFinetune(RefSide):
     def __init__(self, model, examples, index, total_steps, args, device):
-        self.model, self.examples, self.index, self.device = model.to(device), examples, index, device
-        self.optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
-        self.scheduler = get_linear_schedule_with_warmup(self.optimizer, max(1, total_steps // 10), total_steps)
+        super().__init__(model, total_steps, args, device)
+        self.examples, self.index = examples, index
 
-    def step(self, k: int) -> dict:
-        began = time.perf_counter()
-        batch = default_data_collator([self.examples[i] for i in self.index[k]])
-        data_s = time.perf_counter() - began
-        self.model.train()
-        loss = self.model(**{key: v.to(self.device) for key, v in batch.items()}).loss
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
-        self.optimizer.step()
-        self.scheduler.step()
-        self.optimizer.zero_grad(set_to_none=True)
-        sync(self.device)
-        seconds = time.perf_counter() - began
-        mask, config = batch["attention_mask"], self.model.config
-        return {"seconds": seconds, "data_s": data_s, "tokens": int(mask.sum()), "positions": mask.numel(),
-                "rows": len(mask), "hw_flops": step_flops(config, [MAX_LEN] * len(mask), 0, len(mask), 2),
-                "model_flops": step_flops(config, mask.sum(1), 0, len(mask), 2)}
+    def collate(self, k: int) -> dict:
+        return default_data_collator([self.examples[i] for i in self.index[k]])
+
+    def head_work(self, batch: dict) -> tuple[int, int, int]:
+        return 0, 0, len(batch["labels"])
 
 
 def finetuning_sides(size, args, tokenizer, world, device, total_steps):
