@@ -73,6 +73,11 @@ class Engine:
                  weight_decay: float = 0.01, betas=(0.9, 0.999), eps: float = 1e-6,
                  grad_clip: float = 1.0, precision: str = "fp32", device: str | torch.device = "cpu"):
         self.device = torch.device(device)
+        if self.device.type == "cuda":
+            # TF32 for whatever stays fp32 (the optimizer, fp32 runs): ~8x the fp32 matmul rate on
+            # Ampere+ at a 10-bit mantissa, well inside training noise. CPUs are left exact.
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
         self.model = model.to(self.device)
         fused = self.device.type == "cuda"
         self.optimizer = torch.optim.AdamW(parameter_groups(model, weight_decay), lr=lr, betas=tuple(betas),
