@@ -17,6 +17,9 @@ rule pretrain:
     resources:
         mem_mb=8000,
         runtime=240,
+        # GPUs for this job (a profile sets it, e.g. --set-resources pretrain:gpu=4); more than
+        # one runs torch DDP, one process per GPU, launched by torchrun inside the job.
+        gpu=0,
     conda:
         "../envs/bert-ablation.yaml"
     log:

@@ -1,10 +1,26 @@
-"""Snakemake entry point: pretrain one ablation."""
+"""Snakemake entry point: pretrain one ablation; on several GPUs, one torchrun process per GPU."""
+import json
 import os
+import subprocess
+import tempfile
 
+from bert_ablation.distributed import torchrun_command
 from bert_ablation.pretrain import pretrain
 from bert_ablation.workflow import job_logging, params_json
 
-with job_logging(snakemake.log[0]):
-    pretrain(params_json(snakemake, "spec"), os.path.dirname(snakemake.input.instances[0]), snakemake.input.tokenizer,
-             snakemake.output.checkpoints, snakemake.output.metrics, snakemake.output.steps, snakemake.params.state,
-             threads=snakemake.threads)
+kwargs = dict(spec=params_json(snakemake, "spec"), instances_dir=os.path.dirname(snakemake.input.instances[0]),
+              tokenizer_dir=snakemake.input.tokenizer, checkpoints_dir=snakemake.output.checkpoints,
+              metrics_path=snakemake.output.metrics, log_path=snakemake.output.steps,
+              state_root=snakemake.params.state, threads=snakemake.threads)
+gpus = int(getattr(snakemake.resources, "gpu", 0) or 0)
+if gpus > 1:
+    # Snakemake does not set CUDA_VISIBLE_DEVICES: the job sees the GPUs its scheduler gave it.
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
+        json.dump(kwargs, handle)
+    with open(snakemake.log[0], "w") as log:
+        subprocess.run(torchrun_command(gpus, "bert_ablation.pretrain", handle.name), stdout=log, stderr=log,
+                       check=True)
+    os.unlink(handle.name)
+else:
+    with job_logging(snakemake.log[0]):
+        pretrain(**kwargs)

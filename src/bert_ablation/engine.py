@@ -71,14 +71,22 @@ def linear_schedule(warmup_steps: int, total_steps: int):
 class Engine:
     def __init__(self, model: nn.Module, *, lr: float, total_steps: int, warmup_steps: int = 0,
                  weight_decay: float = 0.01, betas=(0.9, 0.999), eps: float = 1e-6,
-                 grad_clip: float = 1.0, precision: str = "fp32", device: str | torch.device = "cpu"):
+                 grad_clip: float = 1.0, precision: str = "fp32", device: str | torch.device = "cpu",
+                 data_parallel: bool = False):
         self.device = torch.device(device)
         if self.device.type == "cuda":
             # TF32 for whatever stays fp32 (the optimizer, fp32 runs): ~8x the fp32 matmul rate on
             # Ampere+ at a 10-bit mantissa, well inside training noise. CPUs are left exact.
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
-        self.model = model.to(self.device)
+        self.module = model.to(self.device)  # the bare model: evaluation and state
+        self.model = self.module  # what training steps call: DDP-wrapped when data-parallel
+        if data_parallel:
+            # Heads an objective does not train (NSP for MLM only, the pooler for LTR) get no
+            # gradient; DDP must be told, or it waits for them forever.
+            self.model = nn.parallel.DistributedDataParallel(
+                self.module, device_ids=[self.device] if self.device.type == "cuda" else None,
+                find_unused_parameters=True)
         fused = self.device.type == "cuda"
         self.optimizer = torch.optim.AdamW(parameter_groups(model, weight_decay), lr=lr, betas=tuple(betas),
                                            eps=eps, fused=fused or None)
@@ -113,9 +121,9 @@ class Engine:
 
     @torch.no_grad()
     def evaluate(self, batch: dict):
-        self.model.eval()
+        self.module.eval()
         with self.autocast():
-            return self.model(**self.to_device(batch))
+            return self.module(**self.to_device(batch))
 
     @property
     def lr(self) -> float:
@@ -123,7 +131,7 @@ class Engine:
 
     def state_dict(self) -> dict:
         return {
-            "model": self.model.state_dict(),
+            "model": self.module.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "steps_done": self.steps_done,
@@ -131,7 +139,7 @@ class Engine:
         }
 
     def load_state_dict(self, state: dict) -> None:
-        self.model.load_state_dict(state["model"])
+        self.module.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.steps_done = state["steps_done"]

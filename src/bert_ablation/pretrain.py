@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from .config import ablation_hash
 from .batching import epoch_batches
+from .distributed import Distributed
 from .engine import Engine, StepLog, configure_threads, seed_everything
 from .masking import Masker, MaskingProcedure
 from .modeling import BertForAblationPretraining, bert_config
@@ -130,11 +131,17 @@ def _save_state(state_file: Path, engine: Engine, tokens_seen: int) -> None:
 def pretrain(spec: dict, instances_dir: str, tokenizer_dir: str, checkpoints_dir: str, metrics_path: str,
              log_path: str, state_root: str, threads: int | None = None, device: str | None = None,
              stop_after: int | None = None) -> dict | None:
-    """Pretrain one ablation. ``stop_after`` ends the run early (as a kill would) for tests."""
+    """Pretrain one ablation. ``stop_after`` ends the run early (as a kill would) for tests.
+
+    Under ``torchrun`` every rank trains on its share of each step's batch (DDP) and only rank 0
+    writes; the others return None. The logged loss is rank 0's share of the batch.
+    """
     from .tokenizer import load_tokenizer
 
     configure_threads(threads)
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    dist = Distributed.from_env()
+    device = dist.device(device)
+    dist.init(device)
     train = spec["pretrain"]
     objective = OBJECTIVES[spec["objective"]]
     # Resumable state is keyed by the spec *and* the data it trains on, so a changed corpus or
@@ -155,22 +162,28 @@ def pretrain(spec: dict, instances_dir: str, tokenizer_dir: str, checkpoints_dir
     model = BertForAblationPretraining(bert_config(spec["model"], len(tokenizer), tokenizer.pad_token_id, objective.causal))
     engine = Engine(model, lr=train["lr"], total_steps=train["steps"], warmup_steps=train["warmup_steps"],
                     weight_decay=train["weight_decay"], betas=train["adam_betas"], eps=train["adam_eps"],
-                    grad_clip=train["grad_clip"], precision=train["precision"], device=device)
+                    grad_clip=train["grad_clip"], precision=train["precision"], device=device,
+                    data_parallel=dist.enabled)
     start, tokens = _load_state(state_dir / "state.pt", engine)
-    step_log = StepLog(state_dir / "log.csv", ["loss", "lm_loss", "nsp_loss", "lr", "tokens"], resume_step=start)
-    log.info("pretraining %s (%s, %s): %d parameters, %d instances, steps %d..%d on %s",
+    step_log = (StepLog(state_dir / "log.csv", ["loss", "lm_loss", "nsp_loss", "lr", "tokens"], resume_step=start)
+                if dist.is_main else None)
+    log.info("pretraining %s (%s, %s): %d parameters, %d instances, steps %d..%d on %s (rank %d of %d)",
              spec["name"], objective.name, spec["packing"], sum(p.numel() for p in model.parameters()),
-             len(batches), start, train["steps"], device)
+             len(batches), start, train["steps"], device, dist.rank, dist.world_size)
 
     tokens_at_start, began, recent, final_loss = tokens, time.perf_counter(), [], None
     progress = tqdm(range(start, train["steps"]), initial=start, total=train["steps"], mininterval=10,
-                    desc=f"pretrain {spec['name']}")
+                    desc=f"pretrain {spec['name']}", disable=not dist.is_main)
     for step in progress:
         batch = objective.targets(batches.for_step(step), masker, step_generator(train["seed"], step))
-        out = engine.step(batch)
+        out = engine.step(dist.shard(batch))
         tokens += int(batch["attention_mask"].sum())
         recent.append(float(out.loss))
         done = step + 1
+        if not dist.is_main:
+            if stop_after is not None and done >= stop_after:
+                break
+            continue
         if done % train["log_every"] == 0 or done == train["steps"]:
             step_log.write(done, loss=round(float(np.mean(recent)), 5), lm_loss=round(out.lm_loss.item(), 5),
                            nsp_loss=None if out.nsp_loss is None else round(out.nsp_loss.item(), 5),
@@ -184,6 +197,9 @@ def pretrain(spec: dict, instances_dir: str, tokenizer_dir: str, checkpoints_dir
         if stop_after is not None and done >= stop_after:
             step_log.close()
             return None
+    if not dist.is_main or stop_after is not None:
+        dist.close()
+        return None
     step_log.close()
     elapsed = time.perf_counter() - began
 
@@ -195,6 +211,7 @@ def pretrain(spec: dict, instances_dir: str, tokenizer_dir: str, checkpoints_dir
         "final_train_loss": final_loss,
         "optimizer": {"name": "AdamW", "bias_correction": True, "betas": train["adam_betas"], "eps": train["adam_eps"]},
         "device": device, "precision": engine.precision, "threads": torch.get_num_threads(),
+        "data_parallel_processes": dist.world_size,
         **heldout_metrics(engine, objective, masker, heldout, train["eval_batches"]),
     }
     with atomic_dir(checkpoints_dir) as tmp:
@@ -205,4 +222,24 @@ def pretrain(spec: dict, instances_dir: str, tokenizer_dir: str, checkpoints_dir
         handle.write((state_dir / "log.csv").read_text())
     write_json(metrics_path, metrics)
     log.info("pretrain %s: %s", spec["name"], metrics)
+    dist.close()
     return metrics
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m bert_ablation.pretrain ARGS.json``: the entry point torchrun starts on every
+    rank; ARGS.json holds pretrain()'s keyword arguments. Logs go to stderr (rank 0 only),
+    which the launching job sends to its log file."""
+    import json
+    import sys
+
+    (path,) = argv if argv is not None else sys.argv[1:]
+    with open(path, encoding="utf-8") as handle:
+        kwargs = json.load(handle)
+    if Distributed.from_env().is_main:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    pretrain(**kwargs)
+
+
+if __name__ == "__main__":
+    main()
