@@ -40,7 +40,8 @@ def corpus_source():
 
 def task_source(wildcards):
     task = config["tasks"][wildcards.task]
-    return as_param({"task": {k: task[k] for k in ("source", "n_train", "n_dev", "hub")}, "world": config["world"]})
+    return as_param({"task": {k: task[k] for k in ("source", "n_train", "n_dev", "hub", "path", "files")},
+                     "world": config["world"]})
 
 
 def finetune_settings(wildcards):

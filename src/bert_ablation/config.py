@@ -173,6 +173,8 @@ def _check_semantics(config: dict, source: str) -> None:
                 f"{spec['pretrain']['steps']}.")
     for name, task in config["tasks"].items():
         _known("task", name, TASKS, f"tasks.{name}", source)
+        if task["source"] == "local" and not task["path"]:
+            raise ConfigError(f"{source}: tasks.{name}: source 'local' needs a path (the folder of the task's files).")
         if TASKS[name].kind == "span" and task["doc_stride"] >= task["max_seq_length"]:
             raise ConfigError(f"{source}: tasks.{name}: doc_stride must be smaller than max_seq_length.")
     duplicated = sorted(set(config["tables"]) & set(config["figures"]))
@@ -358,6 +360,7 @@ def pretrain_runs(config: dict, names: list[str] | None = None) -> list[str]:
 def finetune_settings(config: dict, task: str, head: str, hp: str) -> dict:
     """Everything a fine-tuning job depends on besides its checkpoint and data: its params."""
     settings = {k: v for k, v in config["finetune"].items() if k not in ("grid", "feature_based_grid")}
-    settings["task"] = {k: v for k, v in config["tasks"][task].items() if k not in ("grid", "n_train", "n_dev", "hub", "source")}
+    settings["task"] = {k: v for k, v in config["tasks"][task].items()
+                        if k not in ("grid", "n_train", "n_dev", "hub", "source", "path", "files")}
     settings["hp"] = grid_point(config, task, head, hp)
     return settings

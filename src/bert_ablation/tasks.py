@@ -98,7 +98,13 @@ def hub_splits(name: str, settings: dict, world: dict) -> dict[str, list[dict]]:
     return {split: loaded[split] for split in ("train", *TASKS[name].eval_splits)}
 
 
-SOURCES = {"world": world_splits, "hub": hub_splits}
+def local_file_splits(name: str, settings: dict, world: dict) -> dict[str, list[dict]]:
+    from .task_files import local_splits
+
+    return local_splits(name, settings)
+
+
+SOURCES = {"world": world_splits, "hub": hub_splits, "local": local_file_splits}
 
 
 def build_task(name: str, settings: dict, world: dict, out_dir: str) -> dict:

@@ -1,0 +1,202 @@
+"""Fine-tuning tasks read from local files, in the formats the datasets are distributed in.
+
+``local_splits(name, settings)`` returns ``{split: records}`` for ``"train"`` and each of
+``TASKS[name].eval_splits``, in the hub record schema (the one ``World.task`` produces and
+``tasks.validate_records`` checks):
+
+* GLUE TSVs (``MNLI/``, ``QNLI/``, ``MRPC/``, ``SST-2/`` folders of the GLUE download);
+* SQuAD v1.1 JSON (``train-v1.1.json``, ``dev-v1.1.json``);
+* CoNLL-2003 column files (``eng.train``/``eng.testa``/``eng.testb`` or
+  ``train.txt``/``valid.txt`` (``dev.txt``)/``test.txt``);
+* a ``datasets`` ``save_to_disk`` folder (one holding ``dataset_dict.json``), for any task.
+
+``settings["path"]`` is the folder; ``settings.get("files")`` maps splits to file names
+(relative to the folder, or absolute) that replace the defaults.  Problems raise
+``TaskDataError`` naming the task, the file and the line and column.  Records are only
+parsed here: ``tasks.validate_records`` checks them afterwards.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+from .conll import ConllFormatError, read_conll
+from .tasks import TASKS, TaskDataError
+
+# GLUE: the folder name in the GLUE download, default file per split, the columns that
+# become the hub's text fields, the label column, and the label strings in hub index order.
+_GLUE = {
+    "mnli": {"folder": "MNLI",
+             "files": {"train": "train.tsv", "validation_matched": "dev_matched.tsv",
+                       "validation_mismatched": "dev_mismatched.tsv"},
+             "text": {"premise": "sentence1", "hypothesis": "sentence2"}, "label": "gold_label"},
+    "qnli": {"folder": "QNLI", "files": {"train": "train.tsv", "validation": "dev.tsv"},
+             "text": {"question": "question", "sentence": "sentence"}, "label": "label"},
+    "mrpc": {"folder": "MRPC", "files": {"train": "train.tsv", "validation": "dev.tsv"},
+             "text": {"sentence1": "#1 String", "sentence2": "#2 String"}, "label": "Quality",
+             "label_strings": ("0", "1")},
+    "sst2": {"folder": "SST-2", "files": {"train": "train.tsv", "validation": "dev.tsv"},
+             "text": {"sentence": "sentence"}, "label": "label", "label_strings": ("0", "1")},
+}
+_SQUAD_FILES = {"train": ("train-v1.1.json",), "validation": ("dev-v1.1.json",)}
+_CONLL_FILES = {"train": ("eng.train", "train.txt"), "validation": ("eng.testa", "valid.txt", "dev.txt"),
+                "test": ("eng.testb", "test.txt")}
+
+
+def local_splits(name: str, settings: dict) -> dict[str, list[dict]]:
+    """Read task ``name`` from the local files described by ``settings`` (see the module doc)."""
+    if name not in TASKS:
+        raise TaskDataError(f"unknown task {name!r}; expected one of {', '.join(TASKS)}.")
+    spec = TASKS[name]
+    splits = ("train", *spec.eval_splits)
+    if not settings.get("path"):
+        raise TaskDataError(f"{name}: settings need 'path', the folder holding the task's files.")
+    folder = Path(settings["path"]).expanduser()
+    if not folder.is_dir():
+        raise TaskDataError(f"{name}: path {folder} is not a folder (or does not exist).")
+    overrides = dict(settings.get("files") or {})
+    unknown = sorted(set(overrides) - set(splits))
+    if unknown:
+        raise TaskDataError(f"{name}: settings 'files' name splits {unknown}; the task's splits are "
+                            f"{', '.join(splits)}.")
+
+    if (folder / "dataset_dict.json").is_file():
+        return _saved_splits(name, folder, splits)
+    if name in _GLUE:
+        glue = _GLUE[name]
+        defaults = {split: (file,) for split, file in glue["files"].items()}
+        read = lambda path: _read_glue_tsv(name, path)  # noqa: E731
+    elif name == "squad":
+        defaults = _SQUAD_FILES
+        read = lambda path: _read_squad(name, path)  # noqa: E731
+    elif name == "conll2003":
+        defaults = _CONLL_FILES
+        read = lambda path: _read_conll(name, path)  # noqa: E731
+    else:  # a task registered without a local file format
+        raise TaskDataError(f"{name}: no local file format is known; give a save_to_disk folder.")
+
+    out = {}
+    for split in splits:
+        candidates = (overrides[split],) if split in overrides else defaults[split]
+        out[split] = read(_find(name, split, folder, candidates))
+    return out
+
+
+def _find(name: str, split: str, folder: Path, candidates) -> Path:
+    """The first existing candidate file, in the folder or (GLUE) in its task subfolder."""
+    places = [folder]
+    if name in _GLUE:
+        places.append(folder / _GLUE[name]["folder"])  # path may be the GLUE root folder
+    tried = []
+    for candidate in candidates:
+        for place in places:
+            path = place / candidate
+            if path.is_file():
+                return path
+            tried.append(str(path))
+    raise TaskDataError(f"{name}: no file for split '{split}'; expected {' or '.join(tried)} "
+                        f"(set settings 'files' to name another file).")
+
+
+def _read_text(path: Path) -> str:
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        raise TaskDataError(f"{path}, line {line}: not UTF-8 text ({error.reason}); convert the file, "
+                            f"e.g. iconv -f latin1 -t utf-8") from None
+
+
+def _read_glue_tsv(name: str, path: Path) -> list[dict]:
+    glue, labels = _GLUE[name], TASKS[name].labels
+    allowed = glue.get("label_strings", labels)
+    label_index = {label: i for i, label in enumerate(allowed)}
+    # GLUE TSVs hold unbalanced quotes in the text: tabs and newlines are the only structure.
+    reader = csv.reader(io.StringIO(_read_text(path), newline=""), delimiter="\t", quoting=csv.QUOTE_NONE)
+    header = next(reader, None)
+    if not header:
+        raise TaskDataError(f"{name}: {path}, line 1: no header row; expected a tab-separated header "
+                            f"naming the columns {', '.join([*glue['text'].values(), glue['label']])}.")
+    header = [column.strip() for column in header]
+    columns = {}
+    for column in [*glue["text"].values(), glue["label"]]:
+        if column not in header:
+            raise TaskDataError(f"{name}: {path}, line 1: the header has no column '{column}' "
+                                f"(it has: {', '.join(header)}).")
+        columns[column] = header.index(column)
+    records = []
+    for row in reader:
+        line = reader.line_num
+        if not row or row == [""]:
+            continue  # a blank line, e.g. at the end of the file
+        if len(row) != len(header):
+            raise TaskDataError(f"{name}: {path}, line {line}: {len(row)} tab-separated fields, but the "
+                                f"header has {len(header)} ({', '.join(header)}).")
+        value = row[columns[glue["label"]]].strip()
+        if value not in label_index:
+            names = ", ".join(f"{s} ({labels[i]})" if s != labels[i] else s for i, s in enumerate(allowed))
+            raise TaskDataError(f"{name}: {path}, line {line}, column '{glue['label']}': unknown label "
+                                f"{value!r}; allowed labels are {names}.")
+        record = {field: row[columns[column]] for field, column in glue["text"].items()}
+        record["label"] = label_index[value]
+        record["idx"] = len(records)
+        records.append(record)
+    if not records:
+        raise TaskDataError(f"{name}: {path} has a header but no rows.")
+    return records
+
+
+def _read_squad(name: str, path: Path) -> list[dict]:
+    try:
+        document = json.loads(_read_text(path))
+    except json.JSONDecodeError as error:
+        raise TaskDataError(f"{name}: {path}, line {error.lineno}, column {error.colno}: not valid JSON "
+                            f"({error.msg}).") from None
+
+    def need(obj, key, where, kind):
+        if not isinstance(obj, dict) or not isinstance(obj.get(key), kind):
+            raise TaskDataError(f"{name}: {path}: {where} has no '{key}' "
+                                f"({kind.__name__ if isinstance(kind, type) else 'value'} expected); "
+                                f"SQuAD v1.1 nests data -> paragraphs -> qas -> answers.")
+        return obj[key]
+
+    records = []
+    for a, article in enumerate(need(document, "data", "the top level", list)):
+        title = article.get("title", "") if isinstance(article, dict) else ""
+        for p, paragraph in enumerate(need(article, "paragraphs", f"data[{a}]", list)):
+            where = f"data[{a}].paragraphs[{p}]"
+            context = need(paragraph, "context", where, str)
+            for q, qa in enumerate(need(paragraph, "qas", where, list)):
+                where_qa = f"{where}.qas[{q}]"
+                answers = {"text": [], "answer_start": []}
+                for k, answer in enumerate(need(qa, "answers", where_qa, list)):
+                    answers["text"].append(need(answer, "text", f"{where_qa}.answers[{k}]", str))
+                    answers["answer_start"].append(need(answer, "answer_start", f"{where_qa}.answers[{k}]", int))
+                records.append({"id": str(need(qa, "id", where_qa, (str, int))), "title": title,
+                                "context": context, "question": need(qa, "question", where_qa, str),
+                                "answers": answers})
+    if not records:
+        raise TaskDataError(f"{name}: {path} has no questions.")
+    return records
+
+
+def _read_conll(name: str, path: Path) -> list[dict]:
+    try:
+        return read_conll(path)
+    except ConllFormatError as error:
+        raise TaskDataError(f"{name}: {error}") from None
+
+
+def _saved_splits(name: str, folder: Path, splits) -> dict[str, list[dict]]:
+    import datasets
+
+    loaded = datasets.load_from_disk(str(folder))
+    missing = [split for split in splits if split not in loaded]
+    if missing:
+        raise TaskDataError(f"{name}: the saved dataset {folder} has no split(s) {', '.join(missing)} "
+                            f"(it has: {', '.join(loaded)}).")
+    return {split: loaded[split].to_list() for split in loaded}

@@ -1,0 +1,27 @@
+"""Every preset validates and plans its whole DAG in seconds (no data is touched by a dry run)."""
+import pytest
+
+from bert_ablation import config as cfg
+from tests.test_workflow import ROOT, planned_jobs, snakemake
+
+
+@pytest.mark.parametrize("preset, finetune_jobs, restarts", [("small", 109, 3), ("base", 201, 5), ("paper", 922, 5)])
+def test_preset_plans_the_full_dag(tmp_path, preset, finetune_jobs, restarts):
+    path = ROOT / "presets" / f"{preset}.yaml"
+    config = cfg.load(str(ROOT / "config.yaml"), [str(path)])
+    assert config["finetune"]["restarts"] == restarts
+    assert {t["source"] for t in config["tasks"].values()} == {"hub"} and config["corpus"]["source"] == "hf"
+    jobs = planned_jobs(snakemake(tmp_path, "-n", configfiles=(path,)))
+    assert jobs["pretrain"] == 13 and jobs["finetune"] == finetune_jobs
+    assert jobs["table"] == 5 and jobs["claims"] == 1
+
+
+def test_paper_preset_has_the_papers_hyperparameters():
+    config = cfg.load(str(ROOT / "config.yaml"), [str(ROOT / "presets" / "paper.yaml")])
+    base = cfg.resolve_ablation(config, "bert_base")
+    assert (base["model"]["layers"], base["model"]["hidden"], base["model"]["heads"]) == (12, 768, 12)
+    assert base["pretrain"]["steps"] == 1_000_000 and base["pretrain"]["batch_size"] == 256
+    assert base["pretrain"]["lr"] == 1e-4 and base["pretrain"]["warmup_steps"] == 10_000
+    assert len(cfg.grid_points(config, "mnli")) == 18
+    wide_deep = cfg.resolve_ablation(config, "size_wide_deep")["model"]
+    assert (wide_deep["layers"], wide_deep["hidden"], wide_deep["heads"]) == (24, 1024, 16)
