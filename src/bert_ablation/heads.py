@@ -63,8 +63,8 @@ class LinearHead(nn.Module):
 
 
 class BiLSTMHead(nn.Module):
-    """A one-layer BiLSTM (H units per direction) over the encoder output; sequences are
-    summarised by the final forward and backward states, which together have read every token."""
+    """A BiLSTM (H units per direction; one layer unless told) over the encoder output; sequences
+    are summarised by the final forward and backward states, which together have read every token."""
 
     frozen = False
 
@@ -99,7 +99,7 @@ class LayerCombination(nn.Module):
     layer times a learned scale, ELMo's scalar mix; the paper does not say how it weighted).
     """
 
-    def __init__(self, layers: tuple[int, ...] | str, mode: str, hidden: int):
+    def __init__(self, layers: tuple[int, ...], mode: str, hidden: int):
         super().__init__()
         self.layers, self.mode = layers, mode
         self.out_dim = hidden * (len(layers) if mode == "concat" else 1)
