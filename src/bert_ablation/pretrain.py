@@ -237,7 +237,9 @@ def main(argv: list[str] | None = None) -> None:
     with open(path, encoding="utf-8") as handle:
         kwargs = json.load(handle)
     if Distributed.from_env().is_main:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        from .workflow import LOG_FORMAT
+
+        logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     pretrain(**kwargs)
 
 

@@ -14,6 +14,8 @@ import os
 import sys
 import traceback
 
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
 
 @contextlib.contextmanager
 def job_logging(log_path: str):
@@ -22,7 +24,7 @@ def job_logging(log_path: str):
         old_stderr = sys.stderr
         sys.stderr = handle
         logging.basicConfig(level=logging.INFO, stream=handle, force=True,
-                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+                            format=LOG_FORMAT)
         logging.captureWarnings(True)
         _quiet_libraries()
         try:
