@@ -67,7 +67,7 @@ def test_grid_points_and_runs_are_sorted_and_deterministic():
     assert keys == ["lr3e-05_bs16_ep3", "lr3e-05_bs32_ep3", "lr5e-05_bs16_ep3", "lr5e-05_bs32_ep3"]
     runs = cfg.finetune_runs(config, ["table5"])
     assert runs == sorted(runs, key=lambda r: tuple(r.values()))
-    assert len(runs) == 4 * 5 * 4  # rows x tasks x grid points
+    assert len(runs) == 5 * 5 * 4  # rows x tasks x grid points
     assert {r["head"] for r in runs if r["ablation"] == "ltr"} == {"linear", "bilstm"}
 
 

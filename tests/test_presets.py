@@ -5,14 +5,14 @@ from bert_ablation import config as cfg
 from tests.test_workflow import ROOT, planned_jobs, snakemake
 
 
-@pytest.mark.parametrize("preset, finetune_jobs, restarts", [("small", 109, 3), ("base", 201, 5), ("paper", 922, 5)])
+@pytest.mark.parametrize("preset, finetune_jobs, restarts", [("small", 119, 3), ("base", 221, 5), ("paper", 1012, 5)])
 def test_preset_plans_the_full_dag(tmp_path, preset, finetune_jobs, restarts):
     path = ROOT / "presets" / f"{preset}.yaml"
     config = cfg.load(str(ROOT / "config.yaml"), [str(path)])
     assert config["finetune"]["restarts"] == restarts
     assert {t["source"] for t in config["tasks"].values()} == {"hub"} and config["corpus"]["source"] == "hf"
     jobs = planned_jobs(snakemake(tmp_path, "-n", configfiles=(path,)))
-    assert jobs["pretrain"] == 13 and jobs["finetune"] == finetune_jobs
+    assert jobs["pretrain"] == 14 and jobs["finetune"] == finetune_jobs
     assert jobs["table"] == 5 and jobs["claims"] == 1
 
 

@@ -87,3 +87,19 @@ def test_corpus_errors_name_the_file_and_line(tmp_path):
     with pytest.raises(CorpusError, match="does not exist"):
         build_corpus(config, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_zero_steps_saves_the_random_initialisation(prepared, tmp_path):
+    """Table 5's "No pretraining" row: steps 0 publishes the seeded initial model, untrained."""
+    config, root = prepared
+    config = cfg.deep_merge(config, {"ablations": {"none": {"objective": "mlm_nsp", "pretrain": {
+        "steps": 0, "warmup_steps": 0, "save_steps": []}}}})
+    metrics = run(config, root, "none", tmp_path / "none")
+    assert metrics["steps"] == 0 and metrics["tokens_seen"] == 0 and metrics["final_train_loss"] is None
+    # an untrained masked LM is about as perplexed as a uniform guess over the vocabulary
+    assert 0.5 * 128 < metrics["heldout_perplexity"] < 2 * 128
+    again = run(config, root, "none", tmp_path / "again", state="state-again")
+    a = load_file(tmp_path / "none/checkpoints/final/model.safetensors")
+    b = load_file(tmp_path / "again/checkpoints/final/model.safetensors")
+    assert all(torch.equal(a[key], b[key]) for key in a)  # the same seed gives the same init
+    assert (tmp_path / "none/log.csv").read_text().strip() == "step,elapsed_s,loss,lm_loss,nsp_loss,lr,tokens"

@@ -289,6 +289,8 @@ def plot_loss_curves(logs: dict[str, str], paths: list[str]) -> None:
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for ablation, path in sorted(logs.items()):
         frame = pd.read_csv(path)
+        if frame.empty:  # a run of 0 steps (no pretraining) has no curve
+            continue
         ax.plot(frame["step"], frame["loss"], label=ablation, linewidth=1)
     ax.set_xlabel("pretraining step")
     ax.set_ylabel("training loss (LM + NSP where used)")
