@@ -1,378 +1,110 @@
-"""Tests for the generated world: corpus, fact consistency and the tasks."""
+"""Tests for the generated world (v2): corpus, lexicon splits, the six tasks and their cues.
+
+The generators of MNLI/QNLI/MRPC may be retuned, so these tests check invariants and
+mechanisms (schemas, splits, held-out members, right context, trivial-cue baselines), not
+exact templates.
+"""
 
 import collections
 import hashlib
-import itertools
 import json
 import os
+import random
 import re
+import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+from sklearn.feature_extraction.text import CountVectorizer
+from sklearn.linear_model import LogisticRegression
 
 from bert_ablation.world import (
-    CONLL_LABELS, FOODS, HOBBIES, JOBS, NEGATIVE_ADJECTIVES, POSITIVE_ADJECTIVES, WORLD_TASKS,
-    World,
+    CONLL_LABELS, FOODS, HOBBIES, JOBS, NEGATIVE, POSITIVE, WORLD_TASKS, World, detokenize,
 )
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
+N_TRAIN, N_DEV = 1500, 400  # task sizes of the full-scale fixture
+TASK_SCALE = 0.5  # scale of the world of the small task tests
+
 SCHEMAS = {
-    "mnli": ({"premise": str, "hypothesis": str, "label": int, "idx": int},
+    "mnli": (("premise", "hypothesis", "label", "idx"),
              ("train", "validation_matched", "validation_mismatched"), 3),
-    "qnli": ({"question": str, "sentence": str, "label": int, "idx": int},
-             ("train", "validation"), 2),
-    "mrpc": ({"sentence1": str, "sentence2": str, "label": int, "idx": int},
-             ("train", "validation"), 2),
-    "sst2": ({"sentence": str, "label": int, "idx": int}, ("train", "validation"), 2),
-    "squad": ({"id": str, "title": str, "context": str, "question": str, "answers": dict},
-              ("train", "validation"), 0),
-    "conll2003": ({"id": str, "tokens": list, "ner_tags": list, "document": int},
-                  ("train", "validation", "test"), len(CONLL_LABELS)),
+    "qnli": (("question", "sentence", "label", "idx"), ("train", "validation"), 2),
+    "mrpc": (("sentence1", "sentence2", "label", "idx"), ("train", "validation"), 2),
+    "sst2": (("sentence", "label", "idx"), ("train", "validation"), 2),
+    "squad": (("id", "title", "context", "question", "answers"), ("train", "validation"), 0),
+    "conll2003": (("id", "tokens", "ner_tags", "document"), ("train", "validation", "test"), 0),
 }
 CLASSIFICATION_TASKS = ("mnli", "qnli", "mrpc", "sst2")
-SENTENCE_TASKS = CLASSIFICATION_TASKS + ("squad",)  # one record per example, not per sentence
+EXAMPLE_TASKS = CLASSIFICATION_TASKS + ("squad",)  # one record per example (CoNLL: per sentence)
+PERSON_TASKS = ("mnli", "qnli", "mrpc", "squad", "conll2003")
 PAIR_FIELDS = {"mnli": ("premise", "hypothesis"), "qnli": ("question", "sentence"),
                "mrpc": ("sentence1", "sentence2")}
-PRONOUNS = {"female": {"she", "her", "hers"}, "male": {"he", "him", "his"}}
+TEXT_FIELDS = {**PAIR_FIELDS, "sst2": ("sentence",), "squad": ("context", "question")}
+
+
+# ------------------------------------------------------------------ fixtures and helpers
 
 
 @pytest.fixture(scope="module")
-def world():
+def small():
     return World(seed=0, scale=0.25)
 
 
 @pytest.fixture(scope="module")
-def full_world():
+def mid():
+    """The world of the small task tests. Scale 0.5, not 0.25: at scale 0.25 and below MNLI
+    can crash (see test_every_task_generates_at_small_scales)."""
+    return World(seed=0, scale=TASK_SCALE)
+
+
+@pytest.fixture(scope="module")
+def world():
     return World(seed=0, scale=1.0)
 
 
-def _text_fields(record):
-    return tuple(v for k, v in record.items() if k not in ("label", "idx", "id", "answers"))
-
-
-def _biographies(world):
-    """(person, document) for every biography: they open with the person's full name."""
-    by_name = {p.name: p for p in world.people}
-    for doc in world.documents():
-        match = re.match(r"(\w+ \w+)", doc[0])
-        if match and match.group(1) in by_name:
-            yield by_name[match.group(1)], doc
-
-
-# ------------------------------------------------------------------ corpus
-
-
-def test_world_tasks_constant():
-    assert WORLD_TASKS == ("mnli", "qnli", "mrpc", "sst2", "squad", "conll2003")
-
-
-def test_documents_are_deterministic_and_depend_on_seed(world):
-    assert World(seed=0, scale=0.25).documents() == world.documents()
-    assert World(seed=1, scale=0.25).documents() != world.documents()
-
-
-def test_generation_does_not_depend_on_the_process_hash_seed(world):
-    """Python's str hash is randomised per process; the world must not use it."""
-    code = ("import hashlib, json; from bert_ablation.world import World; w = World(0, 0.25); "
-            "print(hashlib.sha256(json.dumps([w.documents(), w.task('mrpc', 50, 20), "
-            "w.task('conll2003', 50, 20)]).encode()).hexdigest())")
-    expected = hashlib.sha256(json.dumps([world.documents(), world.task("mrpc", 50, 20),
-                                          world.task("conll2003", 50, 20)])
-                              .encode()).hexdigest()
-    for hash_seed in ("1", "2"):
-        env = {**os.environ, "PYTHONPATH": str(SRC), "PYTHONHASHSEED": hash_seed}
-        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                             text=True, check=True)
-        assert out.stdout.strip() == expected
-
-
-def test_corpus_size_and_speed_at_full_scale():
-    start = time.perf_counter()
-    docs = World(seed=0, scale=1.0).documents()
-    assert time.perf_counter() - start < 3.0
-    assert 2500 <= len(docs) <= 3500
-    assert all(4 <= len(doc) <= 12 for doc in docs)
-    words = sum(len(s.split()) for doc in docs for s in doc)
-    assert 50 <= words / len(docs) <= 150
-
-
-def test_scale_multiplies_entities(world, full_world):
-    assert len(full_world.people) == pytest.approx(4 * len(world.people), rel=0.05)
-    assert len(full_world.documents()) > 3 * len(world.documents())
-
-
-def test_sentences_look_like_natural_text(world):
-    for doc in world.documents():
-        for sentence in doc:
-            assert (sentence[0].isupper() or sentence[0].isdigit()) and sentence.endswith(".")
-            assert "{" not in sentence and "  " not in sentence
-            assert sentence.count(".") == 1  # no document markers or stray punctuation
-
-
-def test_corpus_contains_every_lexicon_word(full_world):
-    text = " ".join(s for doc in full_world.documents() for s in doc)
-    for word in JOBS + POSITIVE_ADJECTIVES + NEGATIVE_ADJECTIVES:
-        assert re.search(rf"\b{word}\b", text), word
-
-
-def test_frequencies_are_skewed(full_world):
-    """Zipf-like: the most written-about people and cities dominate."""
-    counts = collections.Counter(p.name for p, _ in _biographies(full_world))
-    top = counts.most_common()
-    assert top[0][1] >= 10 * top[len(top) // 2][1]
-
-
-# ------------------------------------------------------------------ facts
-
-
-def test_people_fact_table_is_coherent(world):
-    names = {p.name for p in world.people}
-    assert len(names) == len(world.people)  # full names are unique
-    cities = {c.name for c in world.cities}
-    companies = {c.name for c in world.companies}
-    for person in world.people:
-        sibling = world.person(person.sibling)
-        assert sibling.sibling == person.name
-        assert sibling.last == person.last and sibling.birth_city == person.birth_city
-        assert person.sibling_relation == ("sister" if sibling.gender == "female" else "brother")
-        assert person.friend in names and person.friend not in (person.name, person.sibling)
-        assert person.birth_city in cities and person.moved_city in cities
-        assert person.moved_city != person.birth_city
-        assert person.moved_year - person.birth_year >= 18
-        assert person.employer in companies
-        assert person.job in JOBS and person.hobby in HOBBIES and person.food in FOODS
-
-
-def test_biographies_match_the_fact_table(world):
-    """Pronouns agree with the subject's gender, and every value stated in a
-    sentence about the subject alone is the subject's own."""
-    names = {p.name for p in world.people}
-    city_names = [c.name for c in world.cities]
-    company_names = [c.name for c in world.companies]
-    n_bios = 0
-    for person, doc in _biographies(world):
-        n_bios += 1
-        assert 5 <= len(doc) <= 12
-        assert person.birth_city in doc[0]
-        for sentence in doc:
-            words = set(re.findall(r"[a-z]+", sentence.lower()))
-            assert not words & PRONOUNS["male" if person.gender == "female" else "female"]
-            if any(name in sentence for name in names - {person.name}):
-                continue  # about a sibling or friend
-            for city in city_names:
-                if re.search(rf"\b{city}\b", sentence):
-                    assert city in (person.birth_city, person.moved_city), sentence
-            for year in re.findall(r"\b\d{4}\b", sentence):
-                assert int(year) in (person.birth_year, person.moved_year), sentence
-            for company in company_names:
-                if company in sentence:
-                    assert company == person.employer, sentence
-            for job in JOBS:
-                if re.search(rf"\b{job}\b", sentence):
-                    assert job == person.job, sentence
-    assert n_bios >= len(world.people)
-
-
-def test_city_documents_name_real_residents(world):
-    born = re.compile(r"^(\w+ \w+) was born in (\w+) in (\d{4})\.$")
-    moved = re.compile(r"^(\w+ \w+) moved to (\w+) in (\d{4})\.$")
-    checked = 0
-    for doc in world.documents():
-        for sentence in doc:
-            for pattern, city_field, year_field in ((born, "birth_city", "birth_year"),
-                                                    (moved, "moved_city", "moved_year")):
-                match = pattern.match(sentence)
-                if match:
-                    person = world.person(match.group(1))
-                    assert getattr(person, city_field) == match.group(2)
-                    assert getattr(person, year_field) == int(match.group(3))
-                    checked += 1
-    assert checked > 50
-
-
-# ------------------------------------------------------------------ tasks
-
-
-@pytest.mark.parametrize("name", WORLD_TASKS)
-def test_task_schema(world, name):
-    fields, splits, n_labels = SCHEMAS[name]
-    data = world.task(name, n_train=60, n_dev=30)
-    assert tuple(data) == splits
-    for split, records in data.items():
-        assert len(records) == (60 if split == "train" else 30)
-        for i, record in enumerate(records):
-            assert list(record) == list(fields)
-            assert all(isinstance(record[k], t) for k, t in fields.items())
-            if "label" in fields:
-                assert record["idx"] == i and 0 <= record["label"] < n_labels
-
-
-@pytest.mark.parametrize("name", WORLD_TASKS)
-def test_tasks_are_deterministic_and_seeded(world, name):
-    data = world.task(name, 40, 20, seed=3)
-    assert World(seed=0, scale=0.25).task(name, 40, 20, seed=3) == data
-    assert world.task(name, 40, 20, seed=4) != data
-    assert World(seed=1, scale=0.25).task(name, 40, 20, seed=3) != data
-
-
-@pytest.mark.parametrize("name", SENTENCE_TASKS)
-def test_no_example_is_shared_between_splits(world, name):
-    data = world.task(name, 1000, 300)
-    seen = set()
-    for records in data.values():
-        keys = {_text_fields(r) for r in records}
-        assert len(keys) == len(records)  # no duplicates within a split
-        assert not keys & seen
-        seen |= keys
-
-
-def test_dev_split_does_not_depend_on_train_size(world):
-    assert world.task("qnli", 10, 50)["validation"] == world.task("qnli", 500, 50)["validation"]
-
-
-@pytest.mark.parametrize("name", CLASSIFICATION_TASKS)
-def test_labels_are_balanced(world, name):
-    n_labels = SCHEMAS[name][2]
-    for records in world.task(name, 999, 301).values():
-        counts = collections.Counter(r["label"] for r in records)
-        assert set(counts) == set(range(n_labels))
-        share = 1 / n_labels
-        assert all(abs(c / len(records) - share) <= 0.1 * share for c in counts.values())
-
-
-def test_unknown_task_is_rejected(world):
-    with pytest.raises(ValueError, match="mnli.*qnli.*mrpc.*sst2.*squad"):
-        world.task("cola", 10, 10)
-
-
-def test_squad_answers_are_exact_spans_of_the_subjects_facts(world):
-    data = world.task("squad", 500, 200)
-    ids = [r["id"] for records in data.values() for r in records]
-    assert len(set(ids)) == len(ids)
-    for records in data.values():
-        for record in records:
-            context, answers = record["context"], record["answers"]
-            assert 60 <= len(context.split()) <= 150
-            assert len(answers["text"]) == len(answers["answer_start"]) == 1
-            text, start = answers["text"][0], answers["answer_start"][0]
-            assert context[start:start + len(text)] == text
-            person = world.person(record["title"])
-            assert person.name in record["question"]
-            assert text in person.facts.values()
-    questions = {r["question"].split()[0] for r in data["train"]}
-    assert len(questions) >= 4  # a mix of question types
-
-
-def test_mrpc_equivalent_pairs_share_names_and_values(world):
-    """Paraphrases keep every name, city and year; every pair shares a name or value."""
-    template_words = {"In", "These", "By", "The", "After", "When", "If", "Nothing"}
-    function_words = {"a", "an", "as", "at", "by", "he", "her", "his", "in", "is", "of",
-                      "she", "the", "was"}
-
-    def entities(sentence):
-        return set(re.findall(r"\b(?:[A-Z]\w+|\d{4})\b", sentence)) - template_words
-
-    def content(sentence):
-        return set(re.findall(r"\w+", sentence)) - function_words
-
-    for r in world.task("mrpc", 600, 0)["train"]:
-        if r["label"] == 1:
-            assert entities(r["sentence1"]) == entities(r["sentence2"])
-        assert content(r["sentence1"]) & content(r["sentence2"])
-
-
-def test_sst2_keeps_some_adjectives_out_of_training(world):
-    data = world.task("sst2", 1000, 500)
-    heldout = set(world.heldout_adjectives)
-    assert len(heldout) == 10
-
-    def adjectives(records):
-        return {w for r in records for w in re.findall(r"[a-z]+", r["sentence"])} & (
-            set(POSITIVE_ADJECTIVES) | set(NEGATIVE_ADJECTIVES))
-
-    assert not adjectives(data["train"]) & heldout
-    assert adjectives(data["validation"]) >= heldout
-    corpus = " ".join(s for doc in world.documents() for s in doc)
-    assert all(re.search(rf"\b{a}\b", corpus) for a in heldout)
-
-
-def test_sst2_contrast_follows_the_last_clause(world):
-    polarity = {**{a: 0 for a in NEGATIVE_ADJECTIVES}, **{a: 1 for a in POSITIVE_ADJECTIVES}}
-    records = world.task("sst2", 600, 0)["train"]
-    checked = 0
-    for r in records:
-        last = re.split(r" but |, ", r["sentence"])[-1]
-        words = re.findall(r"[a-z]+", last)
-        if "but" in r["sentence"] and not {"not", "never"} & set(words):
-            assert polarity[words[-1]] == r["label"], r
-            checked += 1
-    assert checked > 50
-
-
-def test_mnli_mismatched_uses_unseen_wording(world):
-    """Mismatched sentences come from templates absent from train/matched."""
-    lexicon = sorted(JOBS + FOODS + HOBBIES, key=len, reverse=True)
-
-    def frame(text):
-        for phrase in lexicon:
-            text = re.sub(rf"\b{phrase}\b", "V", text)
-        return re.sub(r"\b(?:[A-Z]\w+|\d{4})\b", "X", text)
-
-    data = world.task("mnli", 1500, 300)
-    train_frames = {frame(r["hypothesis"]) for r in data["train"]}
-
-    def seen(split):
-        return sum(frame(r["hypothesis"]) in train_frames for r in data[split]) / 300
-
-    assert seen("validation_matched") > 0.8
-    assert seen("validation_mismatched") < 0.2
-
-
-def _bucket_baseline(train, dev, feature):
-    """Majority label per feature value, fitted on train, accuracy on dev."""
-    table = collections.defaultdict(collections.Counter)
-    for r in train:
-        table[feature(r)][r["label"]] += 1
-    fallback = collections.Counter(r["label"] for r in train).most_common(1)[0][0]
-    predict = {value: counts.most_common(1)[0][0] for value, counts in table.items()}
-    return sum(predict.get(feature(r), fallback) == r["label"] for r in dev) / len(dev)
-
-
-@pytest.mark.parametrize("name", sorted(PAIR_FIELDS))
-def test_lengths_do_not_give_the_label_away(full_world, name):
-    """Length-only classifiers stay within 10 points of the majority class."""
-    first, second = PAIR_FIELDS[name]
-    data = full_world.task(name, 2000, 1000)
-    features = {
-        "word difference": lambda r: len(r[second].split()) - len(r[first].split()),
-        "char difference": lambda r: (len(r[second]) - len(r[first])) // 4,
-        "second length": lambda r: len(r[second].split()),
+@pytest.fixture(scope="module")
+def tasks(world):
+    """Every task of the full-scale world, built once."""
+    return {name: world.task(name, N_TRAIN, N_DEV, seed=0) for name in WORLD_TASKS}
+
+
+def _text(name, record):
+    if name == "conll2003":
+        return " ".join(record["tokens"])
+    return " ".join(record[field] for field in TEXT_FIELDS[name])
+
+
+def _grams(text):
+    """Word tokens and adjacent token pairs (full names, 'Gion Mills') of a text."""
+    tokens = re.findall(r"[A-Za-z]+", text)
+    return set(tokens) | set(zip(tokens, tokens[1:]))
+
+
+def _heldout_grams(world):
+    """Class -> the tokens/bigrams that only held-out members of that class contain.
+
+    First names and cities shared through ``world.ambiguous``, and first/last names that a
+    held-out person shares with a training person, are left out here (tested separately)."""
+    ambiguous = set(world.ambiguous)
+    train_firsts = {p.first for p in world.people.train}
+    train_lasts = {p.last for p in world.people.train}
+    heldout_people = world.people.heldout
+    return {
+        "person": ({(p.first, p.last) for p in heldout_people}
+                   | {p.first for p in heldout_people} - train_firsts - ambiguous
+                   | {p.last for p in heldout_people} - train_lasts),
+        "city": set(world.cities.heldout) - ambiguous,
+        "company": {tuple(c.split()) for c in world.companies.heldout},
+        "job": set(world.jobs.heldout),
+        "food": set(world.foods.heldout),
+        "hobby": set(world.hobbies.heldout),
+        "adjective": set(world.adjectives[0].heldout) | set(world.adjectives[1].heldout),
     }
-    for split, dev in data.items():
-        if split == "train":
-            continue
-        majority = max(collections.Counter(r["label"] for r in dev).values()) / len(dev)
-        for feature in features.values():
-            assert _bucket_baseline(data["train"], dev, feature) <= majority + 0.10
-
-
-# ------------------------------------------------------------------ named entities (conll2003)
-
-
-def _entity_spans(record):
-    """(type, surface form) of every entity in a BIO-tagged record."""
-    spans = []
-    for token, tag in zip(record["tokens"], record["ner_tags"]):
-        label = CONLL_LABELS[tag]
-        if label.startswith("B-"):
-            spans.append([label[2:], token])
-        elif label.startswith("I-"):
-            spans[-1][1] += " " + token
-    return [tuple(span) for span in spans]
 
 
 def _conll_documents(records):
@@ -383,36 +115,444 @@ def _conll_documents(records):
     return [tuple(sentences) for _, sentences in sorted(documents.items())]
 
 
-@pytest.fixture(scope="module")
-def conll(world):
-    return world.task("conll2003", 1000, 300)
+def _corpus_tokens(world):
+    """Counts of the corpus's word tokens and of its adjacent token pairs (full names)."""
+    counts = collections.Counter()
+    for doc in world.documents():
+        for sentence in doc:
+            tokens = re.findall(r"[A-Za-z]+", sentence)
+            counts.update(tokens)
+            counts.update(zip(tokens, tokens[1:]))
+    return counts
 
 
-def test_conll_labels_follow_the_hub():
+# ------------------------------------------------------------------ constants and lexicons
+
+
+def test_constants():
+    assert WORLD_TASKS == ("mnli", "qnli", "mrpc", "sst2", "squad", "conll2003")
     assert CONLL_LABELS == ("O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC",
                             "B-MISC", "I-MISC")
+    assert not set(POSITIVE) & set(NEGATIVE)
+    for words in (JOBS, FOODS, HOBBIES, POSITIVE, NEGATIVE):
+        assert len(set(words)) == len(words)
+        assert all(re.fullmatch(r"[a-z]+", w) for w in words)
 
 
-def test_conll_records_are_tokenised_sentences_of_consecutive_documents(conll):
-    for records in conll.values():
-        assert [r["id"] for r in records] == [str(i) for i in range(len(records))]
-        documents = [r["document"] for r in records]
-        assert documents[0] == 0
-        assert all(b - a in (0, 1) for a, b in zip(documents, documents[1:]))
-        sizes = collections.Counter(documents)
-        # 3-8 sentences; only the split's last document may be cut short.
-        assert all(3 <= n <= 8 for d, n in sizes.items() if d != documents[-1])
-        for record in records:
-            assert len(record["tokens"]) == len(record["ner_tags"]) >= 2
-            assert all(t and not re.search(r"\s", t) for t in record["tokens"])
-            assert all(0 <= tag < len(CONLL_LABELS) for tag in record["ner_tags"])
-    tokens = [t for records in conll.values() for r in records for t in r["tokens"]]
-    assert "'s" in tokens and "," in tokens  # CoNLL tokenisation: possessive and punctuation apart
-    assert all(t in ("'s", ".", ",") or re.fullmatch(r"\w+", t) for t in tokens)
+def test_detokenize_returns_text_and_offsets():
+    text, offsets = detokenize(["Mira", "Tolsen", ",", "the", "baker", ",", "lives", "in",
+                                "Tolholm", "."])
+    assert text == "Mira Tolsen, the baker, lives in Tolholm."
+    assert offsets == [0, 5, 11, 13, 17, 22, 24, 30, 33, 40]
+    assert detokenize([]) == ("", [])
 
 
-def test_conll_tags_are_valid_bio(conll):
-    for records in conll.values():
+@pytest.mark.parametrize("scale", [0.25, 1.0])
+def test_lexicons_split_into_training_and_heldout_members(request, scale):
+    world = request.getfixturevalue({0.25: "small", 1.0: "world"}[scale])
+    lexicons = {"people": world.people, "cities": world.cities, "companies": world.companies,
+                "jobs": world.jobs, "foods": world.foods, "hobbies": world.hobbies,
+                "negative": world.adjectives[0], "positive": world.adjectives[1]}
+    for name, lexicon in lexicons.items():
+        assert len(set(lexicon.all)) == len(lexicon.all), name
+        assert not set(lexicon.train) & set(lexicon.heldout), name
+        assert set(lexicon.train) | set(lexicon.heldout) == set(lexicon.all), name
+        assert lexicon.train and lexicon.heldout, name
+        # ambiguous words are never held out (they are training people's first names too)
+        candidates = set(lexicon.all) - set(world.ambiguous)
+        assert abs(len(lexicon.heldout) / len(candidates) - 1 / 3) < 0.1, name
+    assert not set(world.ambiguous) & set(world.cities.heldout)
+    assert set(world.jobs.all) == set(JOBS)
+    assert set(world.foods.all) == set(FOODS)
+    assert set(world.hobbies.all) == set(HOBBIES)
+    assert set(world.adjectives[0].all) == set(NEGATIVE)  # index = polarity
+    assert set(world.adjectives[1].all) == set(POSITIVE)
+    assert set(world.ambiguous) <= set(world.cities.all)
+    assert len({p.name for p in world.people.all}) == len(world.people.all)  # unique full names
+    for person in world.people.all:
+        assert person.job in JOBS and person.food in FOODS and person.hobby in HOBBIES
+        assert person.city in world.cities.all and person.employer in world.companies.all
+        assert person.pronoun == ("she" if person.gender == "female" else "he")
+        if person.first in world.ambiguous:
+            assert person.gender == "female"
+
+
+@pytest.mark.parametrize("scale", [0.25, 1.0])
+def test_every_ambiguous_word_is_a_first_name_and_a_city_in_the_corpus(request, scale):
+    world = request.getfixturevalue({0.25: "small", 1.0: "world"}[scale])
+    text = "\n".join(s for doc in world.documents() for s in doc)
+    missing = []
+    for word in world.ambiguous:
+        lasts = {p.last for p in world.people.all if p.first == word}
+        as_name = any(f"{word} {last}" in text for last in lasts)
+        as_city = re.search(rf"\b(?:in|to|from) {word}\b", text)
+        if not (as_name and as_city):
+            missing.append((word, bool(as_name), bool(as_city)))
+    assert not missing, f"(word, as a name, as a city): {missing}"
+
+
+# ------------------------------------------------------------------ corpus
+
+
+def test_documents_are_deterministic_and_depend_on_the_seed(small):
+    docs = small.documents()
+    assert World(seed=0, scale=0.25).documents() == docs
+    assert World(seed=1, scale=0.25).documents() != docs
+
+
+def test_generation_does_not_depend_on_the_process_hash_seed(mid):
+    """Python's str hash is randomised per process; the world must not use it."""
+    code = ("import hashlib, json; from bert_ablation.world import World, WORLD_TASKS; "
+            f"w = World(0, {TASK_SCALE}); print(hashlib.sha256(json.dumps([w.documents()] + "
+            "[w.task(n, 30, 10) for n in WORLD_TASKS]).encode()).hexdigest())")
+    expected = hashlib.sha256(json.dumps([mid.documents()] + [mid.task(n, 30, 10)
+                                                              for n in WORLD_TASKS])
+                              .encode()).hexdigest()
+    for hash_seed in ("1", "2"):
+        env = {**os.environ, "PYTHONPATH": str(SRC), "PYTHONHASHSEED": hash_seed}
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                             text=True, check=True)
+        assert out.stdout.strip() == expected
+
+
+def test_sentences_are_clean_detokenized_text(small):
+    for doc in small.documents():
+        assert 2 <= len(doc) <= 12
+        for sentence in doc:
+            assert sentence.endswith(".") and sentence.count(".") == 1, sentence
+            assert "  " not in sentence and " ," not in sentence and " ." not in sentence
+            assert re.fullmatch(r"[A-Za-z ,.']+", sentence), sentence
+
+
+def test_scale_multiplies_people_cities_and_documents(small, world):
+    for attribute in ("people", "cities", "companies"):
+        ratio = len(getattr(world, attribute).all) / len(getattr(small, attribute).all)
+        assert 3.5 <= ratio <= 4.5, (attribute, ratio)
+    assert 3.5 <= len(world.documents()) / len(small.documents()) <= 4.5
+    words = {w.scale: sum(len(s.split()) for doc in w.documents() for s in doc)
+             for w in (small, world)}
+    assert 3.5 <= words[1.0] / words[0.25] <= 4.5
+    with pytest.raises(ValueError, match="scale"):
+        World(seed=0, scale=0)
+
+
+@pytest.mark.parametrize("scale", [0.25, 1.0])
+def test_every_heldout_member_occurs_in_the_corpus(request, scale):
+    """Held-out members are learnable from the corpus only: each occurs there repeatedly."""
+    w = request.getfixturevalue({0.25: "small", 1.0: "world"}[scale])
+    tokens = _corpus_tokens(w)
+    rare = {}
+    for name, lexicon in (("city", w.cities), ("job", w.jobs), ("food", w.foods),
+                          ("hobby", w.hobbies), ("negative", w.adjectives[0]),
+                          ("positive", w.adjectives[1])):
+        rare.update({(name, m): tokens[m] for m in lexicon.heldout if tokens[m] < (5 if scale == 1.0 else 3)})
+    rare.update({("company", c): tokens[tuple(c.split())] for c in w.companies.heldout
+                 if tokens[tuple(c.split())] < 5})
+    rare.update({("person", p.name): tokens[p.first, p.last] for p in w.people.heldout
+                 if tokens[p.first, p.last] < 3})
+    assert not rare
+
+
+def test_person_frequencies_are_zipfian(world):
+    """A few people dominate: the most mentioned full name occurs far more often than the
+    median one (a Zipf law with exponent 0.7 over 240 ranks gives about 10x)."""
+    tokens = _corpus_tokens(world)
+    counts = sorted((tokens[p.first, p.last] for p in world.people.all), reverse=True)
+    assert counts[0] >= 5 * statistics.median(counts), (counts[0], statistics.median(counts))
+    firsts = sorted((tokens[f] for f in {p.first for p in world.people.all}), reverse=True)
+    assert firsts[0] >= 5 * statistics.median(firsts), (firsts[0], statistics.median(firsts))
+
+
+def test_city_frequencies_are_zipfian(world):
+    tokens = _corpus_tokens(world)
+    counts = sorted((tokens[c] for c in world.cities.all), reverse=True)
+    assert counts[0] >= 5 * statistics.median(counts), (counts[0], statistics.median(counts))
+
+
+def test_corpus_generation_is_fast():
+    start = time.perf_counter()
+    docs = World(seed=0, scale=1.0).documents()
+    assert time.perf_counter() - start < 3.0
+    assert len(docs) >= 3000
+
+
+# ------------------------------------------------------------------ tasks: schema and splits
+
+
+@pytest.mark.parametrize("name", WORLD_TASKS)
+def test_task_schema(mid, name):
+    fields, splits, n_labels = SCHEMAS[name]
+    data = mid.task(name, n_train=60, n_dev=30)
+    assert tuple(data) == splits
+    for split, records in data.items():
+        assert len(records) == (60 if split == "train" else 30)
+        for i, record in enumerate(records):
+            assert tuple(record) == fields
+            if n_labels:
+                assert record["idx"] == i and record["label"] in range(n_labels)
+                assert all(isinstance(record[f], str) and record[f] for f in fields[:-2])
+            elif name == "squad":
+                assert re.fullmatch(r"[0-9a-f]{24}", record["id"])
+                assert all(isinstance(record[f], str) and record[f]
+                           for f in ("title", "context", "question"))
+                assert set(record["answers"]) == {"text", "answer_start"}
+                assert len(record["answers"]["text"]) == len(record["answers"]["answer_start"]) == 1
+                assert isinstance(record["answers"]["text"][0], str)
+                assert isinstance(record["answers"]["answer_start"][0], int)
+            else:
+                assert record["id"] == str(i) and isinstance(record["document"], int)
+                assert len(record["tokens"]) == len(record["ner_tags"]) >= 2
+                assert all(isinstance(t, str) and t and not re.search(r"\s", t)
+                           for t in record["tokens"])
+                assert all(tag in range(len(CONLL_LABELS)) for tag in record["ner_tags"])
+    if name == "squad":
+        ids = [r["id"] for records in data.values() for r in records]
+        assert len(set(ids)) == len(ids)
+
+
+@pytest.mark.parametrize("name", WORLD_TASKS)
+def test_tasks_are_deterministic_and_seeded(mid, name):
+    data = mid.task(name, 40, 20, seed=3)
+    assert World(seed=0, scale=TASK_SCALE).task(name, 40, 20, seed=3) == data
+    assert mid.task(name, 40, 20, seed=4) != data
+    assert World(seed=1, scale=TASK_SCALE).task(name, 40, 20, seed=3) != data
+
+
+@pytest.mark.parametrize("name", WORLD_TASKS)
+def test_dev_splits_do_not_depend_on_train_size(mid, name):
+    little, large = mid.task(name, 5, 40), mid.task(name, 400, 40)
+    for split in SCHEMAS[name][1][1:]:
+        assert little[split] == large[split]
+    assert len(little["train"]) == 5
+
+
+def test_bad_requests_are_rejected(mid):
+    with pytest.raises(ValueError, match="mnli.*qnli.*mrpc.*sst2.*squad.*conll2003"):
+        mid.task("cola", 10, 10)
+    with pytest.raises(ValueError, match="non-negative"):
+        mid.task("sst2", -1, 10)
+
+
+@pytest.mark.parametrize("scale", [0.1, 0.25])
+@pytest.mark.parametrize("name", WORLD_TASKS)
+def test_every_task_generates_at_small_scales(name, scale):
+    """tests/micro.yaml runs the whole pipeline at scale 0.1."""
+    data = World(seed=0, scale=scale).task(name, 200, 100, seed=0)
+    assert len(data["train"]) == 200
+
+
+@pytest.mark.parametrize("name", EXAMPLE_TASKS)
+def test_no_example_is_shared_between_splits(tasks, name):
+    seen = set()
+    for split, records in tasks[name].items():
+        keys = {tuple(r[f] for f in TEXT_FIELDS[name]) for r in records}
+        assert len(keys) == len(records), f"duplicates within {split}"
+        assert not keys & seen, f"{split} shares examples with an earlier split"
+        seen |= keys
+
+
+@pytest.mark.parametrize("name", CLASSIFICATION_TASKS)
+def test_labels_are_balanced(tasks, name):
+    n_labels = SCHEMAS[name][2]
+    for split, records in tasks[name].items():
+        counts = collections.Counter(r["label"] for r in records)
+        assert set(counts) == set(range(n_labels)), split
+        assert max(counts.values()) - min(counts.values()) <= 1, (split, counts)
+
+
+def test_task_generation_is_fast(world):
+    for name in WORLD_TASKS:
+        start = time.perf_counter()
+        world.task(name, N_TRAIN, N_DEV, seed=1)
+        assert time.perf_counter() - start < 3.0, name
+
+
+# ------------------------------------------------------------------ held-out members
+
+_CLASSES = ("person", "city", "company", "job", "food", "hobby", "adjective")
+
+
+@pytest.mark.parametrize("name, kind", [(name, kind) for name in WORLD_TASKS for kind in _CLASSES])
+def test_training_splits_use_only_training_members(world, tasks, name, kind):
+    members = _heldout_grams(world)[kind]
+    leaked = collections.Counter()
+    for record in tasks[name]["train"]:
+        for member in _grams(_text(name, record)) & members:
+            leaked[member] += 1
+    assert not leaked, f"{sum(leaked.values())} held-out {kind} uses: {leaked.most_common(5)}"
+
+
+def test_heldout_people_first_names_are_not_in_training_splits(world, tasks):
+    heldout_firsts = {p.first for p in world.people.heldout}
+    counts = {name: sum(bool(_grams(_text(name, r)) & heldout_firsts)
+                        for r in tasks[name]["train"]) for name in PERSON_TASKS}
+    shared = heldout_firsts & {p.first for p in world.people.train}
+    assert not any(counts.values()), (f"{len(shared)} of {len(heldout_firsts)} held-out first "
+                                      f"names shared with training people; {counts}")
+
+
+def _uses_heldout(world, name):
+    """Whether a dev example (CoNLL: a document) hinges on held-out members."""
+    if name == "sst2":
+        members = _heldout_grams(world)["adjective"]
+    elif name == "conll2003":
+        members = set(world.jobs.heldout)  # every story introduces its people with their job
+    else:
+        members = {(p.first, p.last) for p in world.people.heldout}
+    return lambda text: bool(_grams(text) & members)
+
+
+@pytest.mark.parametrize("name", WORLD_TASKS)
+def test_about_half_of_dev_examples_use_heldout_members(world, tasks, name):
+    uses = _uses_heldout(world, name)
+    for split, records in tasks[name].items():
+        if name == "conll2003":
+            texts = [" ".join(" ".join(s) for s in doc) for doc in _conll_documents(records)]
+        else:
+            texts = [_text(name, r) for r in records]
+        share = sum(map(uses, texts)) / len(texts)
+        if split == "train":
+            assert share == 0, split
+        else:
+            assert 0.4 <= share <= 0.6, (split, share)
+
+
+# ------------------------------------------------------------------ trivial-cue baselines
+
+
+def _fit_and_score(train, dev, features):
+    """Dev accuracy of a logistic regression on ``features`` of (texts, label) pairs."""
+    if features == "bag of words":
+        vectorizer = CountVectorizer(token_pattern=r"(?u)\b\w+\b")
+        x_train = vectorizer.fit_transform([" ".join(texts) for texts, _ in train])
+        x_dev = vectorizer.transform([" ".join(texts) for texts, _ in dev])
+    else:  # the length of each text in words
+        x_train = [[len(t.split()) for t in texts] for texts, _ in train]
+        x_dev = [[len(t.split()) for t in texts] for texts, _ in dev]
+    model = LogisticRegression(max_iter=2000).fit(x_train, [label for _, label in train])
+    return model.score(x_dev, [label for _, label in dev])
+
+
+@pytest.mark.parametrize("features", ["bag of words", "lengths"])
+@pytest.mark.parametrize("name, split", [("mnli", "validation_matched"),
+                                         ("mnli", "validation_mismatched"),
+                                         ("qnli", "validation"), ("mrpc", "validation")])
+def test_pair_tasks_have_no_trivial_cue(tasks, name, split, features):
+    """Neither the words of a pair (without their binding) nor the texts' lengths give the
+    label: linear baselines stay within 10 points of chance."""
+    fields = PAIR_FIELDS[name]
+
+    def pairs(records):
+        return [(tuple(r[f] for f in fields), r["label"]) for r in records]
+
+    accuracy = _fit_and_score(pairs(tasks[name]["train"]), pairs(tasks[name][split]), features)
+    assert accuracy <= 1 / SCHEMAS[name][2] + 0.10, accuracy
+
+
+@pytest.fixture(scope="module")
+def next_sentence_pairs(world):
+    """BERT's next-sentence prediction from the corpus: A is a sentence of a document, B the
+    next sentence (label 0) or a random sentence of another document (label 1), 50/50."""
+    docs = world.documents()
+    rng = random.Random(0)
+    pairs = []
+    for i in range(3000):
+        d = rng.randrange(len(docs))  # every document has at least two sentences
+        k = rng.randrange(len(docs[d]) - 1)
+        label = i % 2
+        if label == 0:
+            b = docs[d][k + 1]
+        else:
+            while (other := rng.randrange(len(docs))) == d:
+                pass
+            b = rng.choice(docs[other])
+        pairs.append(((docs[d][k], b), label))
+    rng.shuffle(pairs)
+    return pairs[:2000], pairs[2000:]
+
+
+@pytest.mark.parametrize("features", ["bag of words", "lengths"])
+def test_next_sentence_prediction_has_no_trivial_cue(next_sentence_pairs, features):
+    train, dev = next_sentence_pairs
+    assert _fit_and_score(train, dev, features) <= 0.6
+
+
+# ------------------------------------------------------------------ sst2, mnli
+
+
+def test_sst2_labels_follow_polarity_negation_and_contrast(tasks):
+    """Plain: the adjective's polarity; 'not' flips it; after 'but' the last clause decides."""
+    polarity = {**{a: 0 for a in NEGATIVE}, **{a: 1 for a in POSITIVE}}
+    forms = collections.Counter()
+    for split, records in tasks["sst2"].items():
+        for r in records:
+            clause = r["sentence"].split(" but ")[-1]
+            words = re.findall(r"[a-z]+", clause)
+            adjectives = [polarity[w] for w in words if w in polarity]
+            assert adjectives, r
+            negated = "not" in words or "never" in words
+            assert adjectives[-1] ^ negated == r["label"], r
+            form = "contrast" if " but " in r["sentence"] else "negation" if negated else "plain"
+            forms[form] += 1
+    assert min(forms.values()) >= 0.1 * sum(forms.values()), forms
+
+
+def test_mnli_mismatched_uses_wording_absent_from_training(tasks):
+    """Matched premises use the training wording; mismatched ones add words (beyond names
+    and held-out members) that no training premise contains."""
+    data = tasks["mnli"]
+    train_words = {w for r in data["train"] for w in re.findall(r"\b[a-z]+\b", r["premise"])}
+
+    def share_with_new_words(split):
+        return sum(bool(set(re.findall(r"\b[a-z]+\b", r["premise"])) - train_words
+                        - set(JOBS + FOODS + HOBBIES)) for r in data[split]) / len(data[split])
+
+    assert share_with_new_words("validation_matched") < 0.05
+    assert share_with_new_words("validation_mismatched") > 0.5
+
+
+# ------------------------------------------------------------------ squad
+
+
+def test_squad_answers_are_exact_spans(tasks):
+    for records in tasks["squad"].values():
+        for r in records:
+            text, start = r["answers"]["text"][0], r["answers"]["answer_start"][0]
+            assert text and r["context"][start:start + len(text)] == text, r
+            assert r["question"].endswith("?")
+
+
+def test_squad_who_questions_need_the_right_context(world, tasks):
+    """Most questions ask who has a job or lives in a city; the answer is a person's full
+    name and the asked word follows it in the same sentence (right context only)."""
+    names = {p.name for p in world.people.all}
+    for split, records in tasks["squad"].items():
+        who = [r for r in records if r["question"].split()[0].lower() == "who"]
+        assert len(who) >= 0.5 * len(records), split
+        for r in who:
+            answer, start = r["answers"]["text"][0], r["answers"]["answer_start"][0]
+            assert answer in names, r
+            word = r["question"].rstrip("?").split()[-1]
+            assert word in world.jobs.all or word in world.cities.all, r
+            end = start + len(answer)
+            match = re.search(rf"\b{word}\b", r["context"][end:])
+            assert match and "." not in r["context"][end:end + match.start()], r
+
+
+# ------------------------------------------------------------------ conll2003
+
+
+def _entity_types(records):
+    types = collections.Counter()
+    for r in records:
+        for tag in r["ner_tags"]:
+            if CONLL_LABELS[tag].startswith("B-"):
+                types[CONLL_LABELS[tag][2:]] += 1
+    return types
+
+
+def test_conll_tags_are_valid_bio(tasks):
+    for records in tasks["conll2003"].values():
         for record in records:
             previous = "O"
             for tag in record["ner_tags"]:
@@ -422,85 +562,39 @@ def test_conll_tags_are_valid_bio(conll):
                 previous = label
 
 
-def test_conll_training_split_has_every_entity_type(conll):
-    types = collections.Counter(kind for r in conll["train"] for kind, _ in _entity_spans(r))
-    assert set(types) == {"PER", "ORG", "LOC", "MISC"}
-    assert min(types.values()) >= 0.05 * sum(types.values())
-
-
-def test_conll_entity_share_is_plausible(conll):
-    """Most tokens are O, as in CoNLL-2003 (about 17% entity tokens), and some
-    sentences name no entity at all."""
-    for records in conll.values():
-        tags = [t for r in records for t in r["ner_tags"]]
-        assert 0.12 <= sum(t != 0 for t in tags) / len(tags) <= 0.28
-        no_entity = sum(not any(r["ner_tags"]) for r in records) / len(records)
-        assert 0.1 <= no_entity <= 0.5
-
-
-def test_conll_documents_do_not_cross_splits(conll):
+def test_conll_documents_are_consecutive_and_do_not_cross_splits(tasks):
     seen = set()
-    for records in conll.values():
-        documents = set(_conll_documents(records))
-        assert len(documents) == len(_conll_documents(records))
-        assert not documents & seen
-        seen |= documents
+    for split, records in tasks["conll2003"].items():
+        assert [r["id"] for r in records] == [str(i) for i in range(len(records))]
+        documents = [r["document"] for r in records]
+        assert documents[0] == 0
+        assert all(b - a in (0, 1) for a, b in zip(documents, documents[1:])), split
+        stories = _conll_documents(records)
+        assert len(set(stories)) == len(stories), split
+        assert not set(stories) & seen, split
+        seen |= set(stories)
 
 
-def test_conll_test_split_has_entities_unseen_in_training(conll):
-    train = {span for r in conll["train"] for span in _entity_spans(r)}
-    test = [span for r in conll["test"] for span in _entity_spans(r)]
-    unseen = [span for span in test if span not in train]
-    assert 0.05 <= len(unseen) / len(test) <= 0.7
-    assert {kind for kind, _ in unseen} >= {"PER", "ORG", "MISC"}
+def test_conll_train_prefix_is_stable(mid):
+    little, large = mid.task("conll2003", 7, 20), mid.task("conll2003", 300, 20)
+    assert little["train"] == large["train"][:7]
 
 
-def test_conll_names_are_ambiguous_across_types(conll):
-    """A token can be a person, a place, part of a company or of an event name."""
-    types = collections.defaultdict(set)
-    for record in conll["train"]:
-        for token, tag in zip(record["tokens"], record["ner_tags"]):
-            if tag:
-                types[token].add(CONLL_LABELS[tag][2:])
-    pairs = {frozenset(p) for kinds in types.values() for p in itertools.combinations(kinds, 2)}
-    assert {frozenset(p) for p in (("PER", "LOC"), ("PER", "ORG"), ("LOC", "ORG"),
-                                   ("LOC", "MISC"))} <= pairs
-    assert sum(len(kinds) > 1 for kinds in types.values()) >= 10
+def test_conll_training_split_has_every_entity_type(tasks):
+    types = _entity_types(tasks["conll2003"]["train"])
+    assert set(types) == {"PER", "LOC", "ORG", "MISC"}
+    assert min(types.values()) >= 20, types
 
 
-def test_conll_entities_come_from_the_world(world, conll):
-    """Full names are people (some named like a city), places are cities (or
-    abroad, never in the corpus), companies are the world's or named after a
-    family or city."""
-    names = {p.name for p in world.people}
-    firsts, lasts = {p.first for p in world.people}, {p.last for p in world.people}
-    cities = {c.name for c in world.cities}
-    companies = {c.name for c in world.companies}
-    corpus = set(" ".join(s for doc in world.documents() for s in doc).split())
-    for records in conll.values():
-        for record in records:
-            for kind, text in _entity_spans(record):
-                words = text.split()
-                if kind == "PER":
-                    assert (text in names or len(words) == 1 and words[0] in firsts | lasts | cities
-                            or words[0] in firsts and words[1] in cities), text
-                elif kind == "LOC":
-                    assert text in cities or text not in corpus, text
-                elif kind == "ORG":
-                    assert (text in companies or words[0] in {c.split()[0] for c in companies}
-                            or words[0] in lasts | cities), text
-
-
-def test_conll_dev_and_test_do_not_depend_on_train_size(world):
-    small, large = world.task("conll2003", 7, 50), world.task("conll2003", 500, 50)
-    assert small["validation"] == large["validation"] and small["test"] == large["test"]
-    assert len(small["train"]) == 7  # the last document is cut short
-    assert small["train"] == large["train"][:7]
-
-
-def test_conll_generation_is_fast():
-    world = World(seed=0, scale=1.0)
-    start = time.perf_counter()
-    data = world.task("conll2003", 1000, 300)
-    assert time.perf_counter() - start < 1.0
-    assert [len(records) for records in data.values()] == [1000, 300, 300]
+def test_conll_ambiguous_words_are_tagged_by_context(world, tasks):
+    """A word that is a first name and a city is PER in some sentences and LOC in others."""
+    tags = collections.defaultdict(set)
+    for split, records in tasks["conll2003"].items():
+        for r in records:
+            for token, tag in zip(r["tokens"], r["ner_tags"]):
+                if token in world.ambiguous and tag:
+                    tags[split, token].add(CONLL_LABELS[tag][2:])
+    both = {split: {w for w in world.ambiguous if {"PER", "LOC"} <= tags[split, w]}
+            for split in tasks["conll2003"]}
+    assert both["train"] and len(both["train"]) >= len(world.ambiguous) // 2, both
+    assert set().union(*both.values()) == set(world.ambiguous), both
