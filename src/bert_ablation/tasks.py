@@ -86,8 +86,10 @@ def _validate_tags(spec: TaskSpec, where: str, row) -> None:
 def world_splits(name: str, settings: dict, world: dict) -> dict[str, list[dict]]:
     from .world import World
 
-    return World(seed=world["seed"], scale=world["scale"]).task(name, settings["n_train"], settings["n_dev"],
-                                                               seed=world["seed"])
+    # world.scale grows the task sizes with the world's entities and corpus.
+    scale = world["scale"]
+    return World(seed=world["seed"], scale=scale).task(name, max(1, round(settings["n_train"] * scale)),
+                                                       max(1, round(settings["n_dev"] * scale)), seed=world["seed"])
 
 
 def hub_splits(name: str, settings: dict, world: dict) -> dict[str, list[dict]]:

@@ -60,6 +60,10 @@ PRAISE_CONTEXTS = ("everyone smiled", "we will come back", "the crowd cheered",
 CRITICISM_CONTEXTS = ("everyone complained", "we will not come back", "the crowd left early",
                       "it was a waste of money", "my friends hated it")
 
+# Contexts that fit a person, a city and a company alike.
+_UNINFORMATIVE = (("everyone talked about", "."), ("", "was in the news again ."), ("we read about", "today ."),
+                  ("", "made the headlines ."))
+
 HELDOUT_SHARE = 1 / 3  # of every lexical class: members only the corpus and dev/test contain
 DEV_HELDOUT_SHARE = 0.5  # share of dev/test examples whose deciding word is a held-out member
 
@@ -330,14 +334,28 @@ class World:
                 sentences.append(self._name(person, False) + self._words("met") + self._name(other, False)
                                  + self._words(f"at the {rng.choice(PLACES)} in") + self._city(person.city)
                                  + self._words("."))
-            elif choice < 0.9:
+            elif choice < 0.8:
                 sentences.append(self.review(rng, rng.randrange(2), self._adjectives(rng, heldout),
                                              food=person.food, city=person.city))
+            elif choice < 0.92:
+                sentences.append(self.mention(rng, heldout))
             else:
                 sentences.append(self._name(person, False) + self._words("visited")
                                  + self._city(self.cities.pick(rng, heldout)) + self._words("for the")
                                  + self._words(f"{person.city} {rng.choice(EVENTS)}", "MISC") + self._words("."))
         return sentences
+
+    def mention(self, rng, heldout: bool | None = None) -> list[tuple]:
+        """A name in a context that does not tell its type: only knowing the word does (NER)."""
+        kind = rng.randrange(3)
+        if kind == 0:
+            entity = self._name(self.people.pick(rng, heldout))
+        elif kind == 1:
+            entity = self._city(self.cities.pick(rng, heldout))
+        else:
+            entity = self._company(self.companies.pick(rng, heldout))
+        before, after = rng.choice(_UNINFORMATIVE)
+        return self._words(before) + entity + self._words(after) if before else entity + self._words(after)
 
     def _adjectives(self, rng, heldout: bool | None = None) -> tuple[str, str]:
         return tuple(lexicon.pick(rng, heldout) for lexicon in self.adjectives)
