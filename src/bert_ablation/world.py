@@ -278,7 +278,8 @@ class World:
         food = food or self.foods.pick(rng, heldout)
         place = place or rng.choice(PLACES)
         where = w("in") + self._city(city) if city else []
-        sentence = w(f"the {food} at the {place}") + where + w("was") + w(adjective, None, ("adjective", polarity))
+        verb = "were" if food.endswith("s") else "was"
+        sentence = w(f"the {food} at the {place}") + where + w(verb) + w(adjective, None, ("adjective", polarity))
         if context:
             sentence += w(", and") + w(rng.choice((CRITICISM_CONTEXTS, PRAISE_CONTEXTS)[polarity]))
         return sentence + w(".")
@@ -521,17 +522,16 @@ class World:
         b = self._with_values(rng, b, heldout, job=self._value(rng, "job", heldout, (a.job,)),
                               city=self._value(rng, "city", heldout, (a.city,)))
         first = self.introduce(rng, a) + self.introduce(rng, b)
-        if label == 1:
-            second = self.fact(rng, b, "job", True) + self.fact(rng, a, "job", True)
-            second = second if rng.random() < 0.5 else self.fact(rng, a, "city", True) + self.fact(rng, b, "city", True)
-        elif rng.random() < 0.6:
-            kind = rng.choice(("job", "city"))
-            second = (self.fact(rng, b, kind, True, value=getattr(a, kind))
-                      + self.fact(rng, a, kind, True, value=getattr(b, kind)))
-        else:
-            kind = rng.choice(("job", "city"))
-            value = self._value(rng, kind, heldout, (getattr(a, kind), getattr(b, kind)))
-            second = self.fact(rng, b, kind, True) + self.fact(rng, a, kind, True, value=value)
+        kind = rng.choice(("job", "city"))
+        values = {a.first: getattr(a, kind), b.first: getattr(b, kind)}
+        if label == 0 and rng.random() < 0.6:  # swapped: the same words, other binding
+            values = {a.first: values[b.first], b.first: values[a.first]}
+        elif label == 0:
+            changed = rng.choice((a, b))
+            values[changed.first] = self._value(rng, kind, heldout, tuple(values.values()))
+        # Either person may come first in either label, so order is no cue.
+        second = [t for person in rng.sample((a, b), 2)
+                  for t in self.fact(rng, person, kind, True, value=values[person.first])]
         return {"sentence1": detokenize([t for t, _, _ in first])[0],
                 "sentence2": detokenize([t for t, _, _ in second])[0], "label": label}
 
@@ -561,7 +561,8 @@ class World:
             question = (f"what does {subject.first} do ?" if kind == "job" else f"where does {subject.first} live ?")
             span = [i for i, (_, _, role) in enumerate(tokens) if role == (kind, subject)][:1] * 2
         start, end = offsets[span[0]], offsets[span[-1]] + len(tokens[span[-1]][0])
-        return {"title": subject.name, "context": text, "question": question.replace(" ?", "?"),
+        # Titled by the first person's city: a title naming the subject would give "who" answers away.
+        return {"title": cast[0].city, "context": text, "question": question.replace(" ?", "?"),
                 "answers": {"text": [text[start:end]], "answer_start": [start]}}
 
     def _conll2003(self, n_train: int, n_dev: int, seed: int) -> dict[str, list[dict]]:
