@@ -5,12 +5,14 @@ from bert_ablation import config as cfg
 from tests.test_workflow import ROOT, planned_jobs, snakemake
 
 
-@pytest.mark.parametrize("preset, finetune_jobs, restarts", [("small", 119, 3), ("base", 221, 5), ("paper", 1012, 5)])
+@pytest.mark.parametrize("preset, finetune_jobs, restarts", [("small", 125, 3), ("base", 239, 5), ("paper", 1084, 5)])
 def test_preset_plans_the_full_dag(tmp_path, preset, finetune_jobs, restarts):
     path = ROOT / "presets" / f"{preset}.yaml"
     config = cfg.load(str(ROOT / "config.yaml"), [str(path)])
     assert config["finetune"]["restarts"] == restarts
     assert {t["source"] for t in config["tasks"].values()} == {"hub"} and config["corpus"]["source"] == "hf"
+    # no task keeps config.yaml's learning rates for tiny models
+    assert all(p["lr"] <= 1e-4 for task in config["tasks"] for p in cfg.grid_points(config, task))
     jobs = planned_jobs(snakemake(tmp_path, "-n", configfiles=(path,)))
     assert jobs["pretrain"] == 14 and jobs["finetune"] == finetune_jobs
     assert jobs["table"] == 5 and jobs["claims"] == 1
