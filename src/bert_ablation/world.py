@@ -65,7 +65,6 @@ _UNINFORMATIVE = (("everyone talked about", "."), ("", "was in the news again ."
                   ("", "made the headlines ."))
 
 HELDOUT_SHARE = 1 / 3  # of every lexical class: members only the corpus and dev/test contain
-DEV_HELDOUT_SHARE = 0.5  # share of dev/test examples whose deciding word is a held-out member
 
 _ONSETS = ("b", "d", "f", "g", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z", "br", "dr",
            "kr", "st", "th", "sh")
