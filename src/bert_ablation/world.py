@@ -404,7 +404,7 @@ class World:
             rng.shuffle(labels)
             records = []
             for i, label in enumerate(labels):
-                heldout = False if split == "train" else (i % 2 == 0)
+                heldout = False if split == "train" else (i % 2 == 0)  # half of dev/test: held-out words
                 record = self._draw_unique(rng, generate, label, heldout, variant, seen)
                 if name == "squad":
                     record = {"id": hashlib.md5(f"{self.seed}/{seed}/{split}/{i}".encode()).hexdigest()[:24], **record}
