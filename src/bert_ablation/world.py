@@ -122,6 +122,11 @@ def detokenize(tokens: list[str]) -> tuple[str, list[int]]:
     return text, offsets
 
 
+def _text(sentence: list[tuple]) -> str:
+    """The text of a sentence of (token, entity, role) triples."""
+    return detokenize([token for token, _, _ in sentence])[0]
+
+
 # A sentence is a list of (token, entity type or None, role) triples; role tags the tokens
 # that tasks ask about, e.g. ("job", person) on "baker".
 @dataclass(frozen=True)
@@ -303,7 +308,7 @@ class World:
                 sentences = self.review_document(rng)
             else:
                 sentences = self.city_document(rng)
-            docs.append(tuple(detokenize([t for t, _, _ in s])[0] for s in sentences))
+            docs.append(tuple(_text(s) for s in sentences))
         return tuple(docs)
 
     def documents(self) -> list[list[str]]:
@@ -463,7 +468,7 @@ class World:
         else:  # contrast: the clause after "but" decides
             first = self.review(rng, 1 - label, self._adjectives(rng, False), context=False, heldout=heldout)
             tokens = first[:-1] + w(", but the service was") + w(adjectives[label]) + w(".")
-        return {"sentence": detokenize([t for t, _, _ in tokens])[0], "label": label}
+        return {"sentence": _text(tokens), "label": label}
 
     def _mnli_example(self, rng, label, heldout, variant) -> dict:
         """Premise: two facts about each of two people. Entailment restates a stated fact,
@@ -491,8 +496,8 @@ class World:
                 value = (getattr(other, kind) if rng.random() < 0.5
                          else self._value(rng, kind, heldout, (getattr(a, kind), getattr(b, kind))))
         hypothesis = self.fact(rng, subject, kind, full=True, value=value)
-        return {"premise": detokenize([t for t, _, _ in premise])[0],
-                "hypothesis": detokenize([t for t, _, _ in hypothesis])[0], "label": label}
+        return {"premise": _text(premise),
+                "hypothesis": _text(hypothesis), "label": label}
 
     def _qnli_example(self, rng, label, heldout, variant) -> dict:
         """Does the sentence answer the question about a person? Negatives state another fact
@@ -510,7 +515,7 @@ class World:
                                                     if k != kind]), full=True)
         else:
             sentence = self.fact(rng, b, kind, full=True)
-        return {"question": question.replace(" ?", "?"), "sentence": detokenize([t for t, _, _ in sentence])[0],
+        return {"question": question.replace(" ?", "?"), "sentence": _text(sentence),
                 "label": label}
 
     def _mrpc_example(self, rng, label, heldout, variant) -> dict:
@@ -531,8 +536,8 @@ class World:
         # Either person may come first in either label, so order is no cue.
         second = [t for person in rng.sample((a, b), 2)
                   for t in self.fact(rng, person, kind, True, value=values[person.first])]
-        return {"sentence1": detokenize([t for t, _, _ in first])[0],
-                "sentence2": detokenize([t for t, _, _ in second])[0], "label": label}
+        return {"sentence1": _text(first),
+                "sentence2": _text(second), "label": label}
 
     def _squad_example(self, rng, label, heldout, variant) -> dict:
         """A short story about 2-3 people; most questions ask *who* has an attribute, which the
