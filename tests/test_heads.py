@@ -3,11 +3,12 @@ import pytest
 import torch
 from transformers import BertModel
 
-from bert_ablation.features import pad_batch, tagging_features
+from bert_ablation.features import classification_features, pad_batch, tagging_features
 from bert_ablation.heads import HEADS
 from bert_ablation.masking import IGNORE_INDEX
 from bert_ablation.metrics import ner_scores
 from bert_ablation.modeling import FinetuneModel, bert_config
+from bert_ablation.tasks import TASKS
 
 MODEL = {"layers": 4, "hidden": 32, "heads": 2, "intermediate": 64, "dropout": 0.1, "max_position_embeddings": 64}
 
@@ -69,6 +70,24 @@ def test_fine_tuning_heads_train_the_encoder(tokenizer, encoder):
     batch = inputs(tokenizer)
     model(**batch, labels=torch.randint(0, 9, batch["input_ids"].shape)).loss.backward()
     assert model.encoder.embeddings.word_embeddings.weight.grad is not None
+
+
+@pytest.mark.parametrize("head", ["linear", "bilstm"])
+def test_regression_predicts_one_float_trained_with_mse(tokenizer, encoder, head):
+    records = {"sentence1": ["the cat sat", "a big red car"], "sentence2": ["the cat ran", "a tree"],
+               "label": [4.25, 0.5]}
+    features = classification_features(TASKS["stsb"], records, tokenizer, 64)
+    batch = pad_batch(features, [0, 1], tokenizer.pad_token_id, ("labels",))
+    assert batch["labels"].dtype == torch.float32 and batch["labels"].tolist() == [4.25, 0.5]
+    model = FinetuneModel(encoder, "regression", len(TASKS["stsb"].labels), head, dropout=0.0).eval()
+    out = model(**batch)
+    assert out.logits.shape == (2, 1) and out.logits.dtype == torch.float32
+    torch.testing.assert_close(out.loss, ((out.logits[:, 0] - torch.tensor([4.25, 0.5])) ** 2).mean())
+    out.loss.backward()
+    assert model.output.weight.grad is not None and model.encoder.embeddings.word_embeddings.weight.grad is not None
+    # class labels stay integers for the cross-entropy
+    sst2 = classification_features(TASKS["sst2"], {"sentence": ["the cat", "a dog"], "label": [1, 0]}, tokenizer, 64)
+    assert pad_batch(sst2, [0, 1], tokenizer.pad_token_id, ("labels",))["labels"].dtype == torch.long
 
 
 def test_head_layer_requirements():

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from bert_ablation.features import best_spans
-from bert_ablation.metrics import classification_scores, normalize_answer, squad_f1, squad_scores
+from bert_ablation.metrics import classification_scores, normalize_answer, regression_scores, squad_f1, squad_scores
 
 
 @pytest.mark.parametrize("raw, normal", [
@@ -50,3 +50,24 @@ def test_span_decoding_picks_the_best_valid_span_across_windows():
     end1[:] = 0
     start1[1], end1[5] = 7.0, 7.0  # "Vesk and moved to Olm": 5 tokens
     assert best_spans(records, features, [start0, start1], [end0, end1], 20, 4) == {"q": "Vesk"}
+
+
+def test_matthews_correlation_of_cola():
+    # tp=1, fp=1, tn=2, fn=0: (1*2 - 1*0) / sqrt(2*1*3*2) = 2 / sqrt(12)
+    scores = classification_scores([1, 1, 0, 0], [1, 0, 0, 0], ("matthews_correlation",))
+    assert scores["matthews_correlation"] == pytest.approx(100 * 2 / 12 ** 0.5)
+    assert scores["accuracy"] == 75.0
+    assert classification_scores([1, 0, 0, 1], [0, 1, 1, 0], ("matthews_correlation",))["matthews_correlation"] == -100
+    assert classification_scores([1, 1, 1], [1, 0, 1], ("matthews_correlation",))["matthews_correlation"] == 0
+
+
+def test_stsb_pearson_and_spearman():
+    # deviations (-1, 0, 1) and (-1, 1, 0): covariance 1, variances 2 and 2 -> r = 0.5
+    assert regression_scores([1.0, 2.0, 3.0], [1.0, 3.0, 2.0])["pearson"] == pytest.approx(50.0)
+    # Spearman correlates ranks: (1, 2, 3, 4) vs (1, 3, 2, 4), sum d^2 = 2 -> 1 - 6 * 2 / (4 * 15) = 0.8
+    scores = regression_scores([0.1, 0.2, 0.3, 0.4], [1.0, 30.0, 20.0, 1000.0])
+    assert scores["spearman"] == pytest.approx(80.0)
+    assert scores["pearson"] < 80.0  # the outlier weighs in Pearson, not in Spearman
+    # tied gold scores share their mean rank: ranks (1, 2.5, 2.5, 4), r = 4.5 / sqrt(5 * 4.5)
+    assert regression_scores([1, 2, 3, 4], [1.0, 2.0, 2.0, 3.0])["spearman"] == pytest.approx(100 * 4.5 / 22.5 ** 0.5)
+    assert regression_scores([2.5, 2.5, 2.5], [1.0, 2.0, 3.0]) == {"pearson": 0.0, "spearman": 0.0}

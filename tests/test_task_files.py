@@ -36,7 +36,7 @@ def test_mnli_train_and_both_dev_splits(tmp_path):
     _tsv(folder / "MNLI" / "dev_mismatched.tsv", [MNLI_HEADER, _mnli_row(0, "Sun.", "Moon.", "contradiction")])
     # Both the task folder and the GLUE root folder work.
     for path in (folder / "MNLI", folder):
-        splits = local_splits("mnli", {"path": str(path)})
+        splits, _ = local_splits("mnli", {"path": str(path)})
         assert splits == {
             "train": [{"premise": 'He said "hi', "hypothesis": "He spoke.", "label": 0, "idx": 0},
                       {"premise": "A cat sat.", "hypothesis": "A dog sat.", "label": 2, "idx": 1}],
@@ -52,7 +52,7 @@ def test_qnli_columns_found_by_header_name(tmp_path):
                                   ["1", "Where?", "It rained.", "not_entailment"]])
     _tsv(tmp_path / "dev.tsv", [["label", "sentence", "question", "index"],  # other column order
                                 ["not_entailment", "No.", "Why?", "0"]])
-    splits = local_splits("qnli", {"path": str(tmp_path)})
+    splits, _ = local_splits("qnli", {"path": str(tmp_path)})
     assert splits["train"] == [{"question": "Who?", "sentence": "Ann did.", "label": 0, "idx": 0},
                                {"question": "Where?", "sentence": "It rained.", "label": 1, "idx": 1}]
     assert splits["validation"] == [{"question": "Why?", "sentence": "No.", "label": 1, "idx": 0}]
@@ -64,7 +64,7 @@ def test_mrpc_glue_format(tmp_path):
     _tsv(tmp_path / "train.tsv", [header, ["1", "702876", "702977", "Amrozi accused him .", "He accused Amrozi ."],
                                   ["0", "2108705", "2108831", "Yucaipa owned it .", "Yucaipa sold it ."]])
     _tsv(tmp_path / "dev.tsv", [header, ["1", "1", "2", "A b .", "B a ."]])
-    splits = local_splits("mrpc", {"path": str(tmp_path)})
+    splits, _ = local_splits("mrpc", {"path": str(tmp_path)})
     assert splits["train"] == [
         {"sentence1": "Amrozi accused him .", "sentence2": "He accused Amrozi .", "label": 1, "idx": 0},
         {"sentence1": "Yucaipa owned it .", "sentence2": "Yucaipa sold it .", "label": 0, "idx": 1}]
@@ -76,7 +76,7 @@ def test_mrpc_glue_format(tmp_path):
 def test_sst2_with_file_overrides_and_quotes(tmp_path):
     _tsv(tmp_path / "my_train.tsv", [["sentence", "label"], ['a "great film ', "1"], ["dull", "0"]])
     _tsv(tmp_path / "my_dev.tsv", [["sentence", "label"], ["fine", "1"]])
-    splits = local_splits("sst2", {"path": str(tmp_path),
+    splits, _ = local_splits("sst2", {"path": str(tmp_path),
                                    "files": {"train": "my_train.tsv", "validation": "my_dev.tsv"}})
     assert splits == {"train": [{"sentence": 'a "great film ', "label": 1, "idx": 0},
                                 {"sentence": "dull", "label": 0, "idx": 1}],
@@ -101,7 +101,7 @@ def test_squad_json_is_flattened(tmp_path):
                                                    {"text": "ab cd", "answer_start": 0}]}]}]}])
     (tmp_path / "train-v1.1.json").write_text(json.dumps(train))
     (tmp_path / "dev-v1.1.json").write_text(json.dumps(dev))
-    splits = local_splits("squad", {"path": str(tmp_path)})
+    splits, _ = local_splits("squad", {"path": str(tmp_path)})
     assert splits["train"] == [
         {"id": "q1", "title": "Paris", "context": context, "question": "What is Paris?",
          "answers": {"text": ["the capital of France"], "answer_start": [9]}},
@@ -152,7 +152,7 @@ def _tags(*names):
 def test_conll_files(tmp_path, names):
     for name in names:
         (tmp_path / name).write_text(CONLL)
-    splits = local_splits("conll2003", {"path": str(tmp_path)})
+    splits, _ = local_splits("conll2003", {"path": str(tmp_path)})
     expected = [
         {"id": "0", "tokens": ["EU", "rejects", "German", "call"], "ner_tags": _tags("B-ORG", "O", "B-MISC", "O"),
          "document": 0},
@@ -178,7 +178,7 @@ def test_save_to_disk_round_trip(tmp_path):
                "validation": [{"sentence": "ok", "label": 1, "idx": 0}]}
     datasets.DatasetDict({k: datasets.Dataset.from_list(v) for k, v in records.items()}).save_to_disk(
         str(tmp_path / "saved"))
-    splits = local_splits("sst2", {"path": str(tmp_path / "saved")})
+    splits, _ = local_splits("sst2", {"path": str(tmp_path / "saved")})
     assert splits == records
     _check("sst2", splits)
     with pytest.raises(TaskDataError, match=r"has no split\(s\) validation_matched, validation_mismatched"):
@@ -214,7 +214,7 @@ def test_missing_column_names_file_and_header(tmp_path):
 
 def test_wrong_field_count_names_file_and_line(tmp_path):
     _qnli_files(tmp_path, [["0", "Who?", "Ann.", "entailment"], ["1", "Why?", "So.\tmore", "entailment"]])
-    with pytest.raises(TaskDataError, match=r"dev\.tsv, line 3: 5 tab-separated fields, but the header has 4"):
+    with pytest.raises(TaskDataError, match=r"dev\.tsv, line 3: 5 tab-separated fields, expected 4"):
         local_splits("qnli", {"path": str(tmp_path)})
 
 
@@ -244,7 +244,7 @@ def test_keys_match_the_world_records_and_build_task_saves_them(tmp_path):
 
     _tsv(tmp_path / "train.tsv", [["index", "question", "sentence", "label"], ["0", "Who?", "Ann.", "entailment"]])
     _tsv(tmp_path / "dev.tsv", [["index", "question", "sentence", "label"], ["0", "Why?", "So.", "not_entailment"]])
-    splits = local_splits("qnli", {"path": str(tmp_path)})
+    splits, _ = local_splits("qnli", {"path": str(tmp_path)})
     world = World(seed=0, scale=0.25).task("qnli", 2, 1)
     assert set(splits) == set(world)
     assert all(list(splits[s][0]) == list(world[s][0]) for s in splits)

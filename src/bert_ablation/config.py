@@ -128,6 +128,7 @@ def _known(kind: str, name: str, known, where: str, source: str) -> None:
 def _check_semantics(config: dict, source: str) -> None:
     from .objectives import OBJECTIVES
     from .tasks import TASKS
+    from .world import WORLD_TASKS
 
     schema_defs = schema()["definitions"]
     for name in config["ablations"]:
@@ -173,6 +174,10 @@ def _check_semantics(config: dict, source: str) -> None:
                 f"{spec['pretrain']['steps']}.")
     for name, task in config["tasks"].items():
         _known("task", name, TASKS, f"tasks.{name}", source)
+        if task["source"] == "world" and name not in WORLD_TASKS:
+            raise ConfigError(f"{source}: tasks.{name}.source: the built-in world has no '{name}' task (it has "
+                              f"{', '.join(WORLD_TASKS)}); use source: hub (datasets.load_dataset) or local "
+                              "(the task's files).")
         if task["source"] == "local" and not task["path"]:
             raise ConfigError(f"{source}: tasks.{name}: source 'local' needs a path (the folder of the task's files).")
         if TASKS[name].kind == "span" and task["doc_stride"] >= task["max_seq_length"]:

@@ -1,19 +1,26 @@
-"""Pretraining corpora: a registry of sources, each yielding documents (lists of sentences).
+"""Pretraining corpora: a registry of sources, each returning documents (lists of sentences)
+and the paragraphs its cleaning dropped, counted by reason.
 
 ``synthetic``: the built-in generated world (default; deterministic, offline).
 ``text``: local UTF-8 files in google-research/bert's format, one sentence per line and a
-blank line between documents. ``hf``: hub datasets with one document per row.
+blank line between documents. ``jsonl``: local JSON-lines files, one document per line.
+``hf``: hub datasets with one document per row. For ``jsonl`` and ``hf`` each line of a
+document is a paragraph, split into sentences with pysbd; ``clean_paragraphs`` keeps only the
+prose, as the paper did for Wikipedia.
 Whatever the source, the corpus is stored as a ``datasets`` folder with one row per document:
 ``sentences: list[str]`` and ``split: train | heldout``.
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
 import random
 import re
+from collections import Counter
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 from .storage import atomic_dir
 
@@ -26,24 +33,24 @@ class CorpusError(ValueError):
     """Unusable corpus input, naming the file (and line) to fix."""
 
 
-def synthetic_documents(config: dict) -> list[Document]:
+def synthetic_documents(config: dict) -> tuple[list[Document], Counter]:
     from .world import World
 
-    return World(seed=config["world"]["seed"], scale=config["world"]["scale"]).documents()
+    return World(seed=config["world"]["seed"], scale=config["world"]["scale"]).documents(), Counter()
 
 
-def _text_files(paths: list[str]) -> list[Path]:
+def _input_files(paths: list[str], key: str, pattern: str) -> list[Path]:
     files = []
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            files.extend(sorted(path.rglob("*.txt")))
+            files.extend(sorted(path.rglob(pattern)))
         elif path.is_file():
             files.append(path)
         else:
-            raise CorpusError(f"corpus.text.paths: '{raw}' does not exist; give files or folders of *.txt files.")
+            raise CorpusError(f"{key}: '{raw}' does not exist; give files or folders of {pattern} files.")
     if not files:
-        raise CorpusError(f"corpus.text.paths: no *.txt files found in {paths}.")
+        raise CorpusError(f"{key}: no {pattern} files found in {paths}; give files or folders of {pattern} files.")
     return files
 
 
@@ -67,41 +74,133 @@ def read_text_file(path: Path) -> list[Document]:
     return documents
 
 
-def text_documents(config: dict) -> list[Document]:
-    return [doc for file in _text_files(config["corpus"]["text"]["paths"]) for doc in read_text_file(file)]
+def text_documents(config: dict) -> tuple[list[Document], Counter]:
+    files = _input_files(config["corpus"]["text"]["paths"], "corpus.text.paths", "*.txt")
+    return [doc for file in files for doc in read_text_file(file)], Counter()
 
 
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])")
+@functools.cache
+def _segmenter():
+    import pysbd
+
+    return pysbd.Segmenter(language="en", clean=False)  # clean=False: keep the text as written
 
 
 def split_sentences(paragraph: str) -> list[str]:
-    return [s.strip() for s in _SENTENCE_END.split(paragraph) if s.strip()]
+    """Sentences of one paragraph; pysbd knows abbreviations (Dr., U.S., p.m.) and decimals."""
+    return [s.strip() for s in _segmenter().segment(paragraph) if s.strip()]
 
 
-def hf_documents(config: dict) -> list[Document]:
-    """Hub datasets, one document per row; paragraphs are split into sentences."""
+# The paper: "For Wikipedia we extract only the text passages and ignore lists, tables, and headers."
+HEADER_MAX_WORDS = 10  # a line this short without sentence-final punctuation is a heading
+_WIKI_HEADING = re.compile(r"^=+.*=+$")  # == History ==
+_SENTENCE_FINAL = re.compile(r"[.!?…][\"'”’)\]]*$")
+_LIST_ITEM = re.compile(r"^([*\-•#]|\d+[.)]\s)")  # bullets, wikitext "#", "1." / "1)" numbering
+_TABLE_ROW = re.compile(r"^(\{\||[|!])|\|.*\||\t")  # wikitable {| |- |} ! markup, "|" cells, tab-separated cells
+
+
+def _drop_reason(line: str) -> str | None:
+    if not line:
+        return "empty"
+    if _TABLE_ROW.search(line):
+        return "table"
+    if _LIST_ITEM.match(line):
+        return "list"
+    if _WIKI_HEADING.match(line) or (len(line.split()) <= HEADER_MAX_WORDS and not _SENTENCE_FINAL.search(line)):
+        return "header"
+    return None
+
+
+def clean_paragraphs(text: str) -> tuple[list[str], Counter]:
+    """The prose paragraphs (lines) of a document, and the other lines counted by why they were
+    dropped: "empty", "table" (cells, wikitable markup), "list" (bulleted or numbered items),
+    "header" (wikitext headings, short lines without sentence-final punctuation)."""
+    paragraphs, dropped = [], Counter()
+    for line in text.splitlines():
+        line = line.strip()
+        reason = _drop_reason(line)
+        if reason:
+            dropped[reason] += 1
+        else:
+            paragraphs.append(line)
+    return paragraphs, dropped
+
+
+def paragraph_documents(texts: Iterable[str], clean: bool, name: str) -> tuple[list[Document], Counter]:
+    """Documents from raw texts (one per document, one paragraph per line), split into sentences."""
+    documents, dropped, read = [], Counter(), 0
+    for read, text in enumerate(texts, 1):
+        if clean:
+            paragraphs, reasons = clean_paragraphs(text)
+            dropped.update(reasons)
+        else:
+            paragraphs = [line.strip() for line in text.splitlines() if line.strip()]
+        sentences = [s for paragraph in paragraphs for s in split_sentences(paragraph)]
+        if sentences:
+            documents.append(sentences)
+    log.info("%s: %d documents read, %d kept; paragraphs dropped: %s", name, read, len(documents),
+             ", ".join(f"{k}={v}" for k, v in sorted(dropped.items())) or "none")
+    return documents, dropped
+
+
+def read_jsonl_file(path: Path, field: str) -> Iterator[str]:
+    """The ``field`` text of each line's JSON object (blank lines are skipped)."""
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, 1):
+            where = f"{path}:{number}"
+            try:
+                line = raw.decode("utf-8").strip()
+            except UnicodeDecodeError as err:
+                raise CorpusError(f"{where}: not valid UTF-8 ({err.reason}); re-encode the file as UTF-8.") from None
+            if not line:
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise CorpusError(f"{where}:{err.colno}: not valid JSON ({err.msg}); "
+                                  "write one JSON object per line.") from None
+            if not isinstance(record, dict):
+                raise CorpusError(f"{where}: expected a JSON object with a '{field}' field, got {json.dumps(record)[:60]}.")
+            if field not in record:
+                raise CorpusError(f"{where}: no '{field}' field (keys: {', '.join(record) or 'none'}); "
+                                  "set corpus.jsonl.text_field to the field that holds the text.")
+            if not isinstance(record[field], str):
+                raise CorpusError(f"{where}: '{field}' must be a string holding the document's text, "
+                                  f"got {json.dumps(record[field])[:60]}.")
+            yield record[field]
+
+
+def jsonl_documents(config: dict) -> tuple[list[Document], Counter]:
+    jsonl = config["corpus"]["jsonl"]
+    files = _input_files(jsonl["paths"], "corpus.jsonl.paths", "*.jsonl")
+    texts = (text for file in files for text in read_jsonl_file(file, jsonl["text_field"]))
+    return paragraph_documents(texts, jsonl["clean"], "corpus.jsonl")
+
+
+def hf_documents(config: dict) -> tuple[list[Document], Counter]:
+    """Hub datasets (or local folders laid out like one), one document per row."""
     import datasets
 
     hf = config["corpus"]["hf"]
-    documents = []
+    documents, dropped = [], Counter()
     for spec in hf["datasets"]:
         args = {k: spec[k] for k in ("path", "name", "split") if k in spec}
         dataset = datasets.load_dataset(**args)
-        field = spec.get("text_field", "text")
+        field = spec["text_field"]
         if field not in dataset.column_names:
             raise CorpusError(f"corpus.hf.datasets: {spec['path']} has no column '{field}' "
                               f"(columns: {', '.join(dataset.column_names)}); set text_field.")
         rows = dataset if hf["max_documents"] is None else dataset.select(range(min(hf["max_documents"], len(dataset))))
-        for row in rows:
-            sentences = [s for para in row[field].split("\n") for s in split_sentences(para)]
-            if sentences:
-                documents.append(sentences)
-    return documents
+        docs, reasons = paragraph_documents(rows[field], spec["clean"], f"corpus.hf: {spec['path']}")
+        documents += docs
+        dropped.update(reasons)
+    return documents, dropped
 
 
-CORPORA: dict[str, Callable[[dict], Iterable[Document]]] = {
+CORPORA: dict[str, Callable[[dict], tuple[list[Document], Counter]]] = {
     "synthetic": synthetic_documents,
     "text": text_documents,
+    "jsonl": jsonl_documents,
     "hf": hf_documents,
 }
 
@@ -123,7 +222,8 @@ def build_corpus(config: dict, out_dir: str) -> dict:
     import datasets
 
     source = config["corpus"]["source"]
-    documents = [[s for s in doc if s.strip()] for doc in CORPORA[source](config)]
+    documents, dropped = CORPORA[source](config)
+    documents = [[s for s in doc if s.strip()] for doc in documents]
     documents = [doc for doc in documents if doc]
     if not documents:
         raise CorpusError(f"corpus source '{source}' produced no documents; check corpus.{source}.")
@@ -137,6 +237,7 @@ def build_corpus(config: dict, out_dir: str) -> dict:
         "heldout_documents": splits.count("heldout"),
         "sentences": sum(map(len, documents)),
         "words": sum(len(s.split()) for doc in documents for s in doc),
+        "dropped_paragraphs": dict(sorted(dropped.items())),
     }
     log.info("corpus: %s", summary)
     return summary

@@ -79,6 +79,10 @@ class Engine:
             # Ampere+ at a 10-bit mantissa, well inside training noise. CPUs are left exact.
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
+            # cuDNN attention, SDPA's first choice for bf16 on Hopper, builds a graph for every
+            # new sequence length: 100-130 ms a step with our length-trimmed batches (measured on
+            # an H200, benchmarks/README.md). The flash / memory-efficient kernels have no such cost.
+            torch.backends.cuda.enable_cudnn_sdp(False)
         self.module = model.to(self.device)  # the bare model: evaluation and state
         self.model = self.module  # what training steps call: DDP-wrapped when data-parallel
         if data_parallel:

@@ -1,9 +1,9 @@
 """Task records -> model inputs, and model outputs -> task predictions.
 
-Classification: segment A (and B) truncated to max_seq_length. Span QA follows the BERT /
-HF run_qa recipe: the question (cut to max_query_length tokens) followed by windows of the
-context of max_seq_length tokens overlapping by doc_stride; a window that does not contain
-the whole answer is trained to point at [CLS]. At evaluation the best span over all windows
+Classification and regression: segment A (and B) truncated to max_seq_length. Span QA follows
+the BERT / HF run_qa recipe: the question (cut to max_query_length tokens) followed by windows
+of the context of max_seq_length tokens overlapping by doc_stride; a window that does not
+contain the whole answer is trained to point at [CLS]. At evaluation the best span over all windows
 of a question wins, with score start_logit(i) + end_logit(j), j >= i, at most
 max_answer_length tokens, from the n_best starts and ends of each window.
 
@@ -168,7 +168,7 @@ def pad_batch(features: dict, index, pad_id: int, label_keys: tuple[str, ...]) -
                 padded[r, : len(row)] = torch.tensor(row)
             batch[key] = padded
         else:
-            batch[key] = torch.tensor(values, dtype=torch.long)
+            batch[key] = torch.tensor(values)  # class indices -> int64, regression scores -> float32
     return batch
 
 

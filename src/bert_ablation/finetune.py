@@ -21,14 +21,15 @@ from .batching import epoch_batches
 from .engine import Engine, configure_threads, seed_everything
 from .features import best_spans, classification_features, pad_batch, span_features, tagging_features
 from .heads import HEADS
-from .metrics import classification_scores, ner_scores, squad_scores
+from .metrics import classification_scores, ner_scores, regression_scores, squad_scores
 from .modeling import FinetuneModel
 from .storage import derive_seed, read_json, stable_hash, write_json
 from .tasks import TASKS
 
 log = logging.getLogger(__name__)
 
-LABEL_KEYS = {"classification": ("labels",), "tagging": ("labels",), "span": ("start_positions", "end_positions")}
+LABEL_KEYS = {"classification": ("labels",), "regression": ("labels",), "tagging": ("labels",),
+              "span": ("start_positions", "end_positions")}
 
 
 def restart_seeds(base_seed: int, restart: int) -> dict[str, int]:
@@ -68,6 +69,8 @@ def evaluate(engine: Engine, spec, records: dict, features: dict, batch_size: in
                                  task_settings["n_best"], task_settings["max_answer_length"])
         references = {qid: a["text"] for qid, a in zip(records["id"], records["answers"])}
         return squad_scores(predictions, references)
+    if spec.kind == "regression":
+        return regression_scores([float(o[0]) for o in outputs], features["labels"])
     return classification_scores([int(o.argmax()) for o in outputs], features["labels"], spec.metrics)
 
 

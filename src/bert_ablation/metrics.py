@@ -1,5 +1,8 @@
 """Task metrics with the official semantics, on a 0-100 scale as the paper reports them.
 
+GLUE: accuracy; F1 of the positive class (MRPC, QQP); Matthews correlation (CoLA); Pearson and
+Spearman correlation of predicted and gold scores (STS-B), as GLUE and HF run_glue compute them.
+
 NER: entity-level precision, recall and F1 with the CoNLL-2003 conlleval semantics, computed by
 seqeval (an entity counts only if its type and both boundaries are right), plus token accuracy.
 
@@ -13,6 +16,8 @@ from __future__ import annotations
 import re
 import string
 from collections import Counter
+
+import numpy as np
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _PUNCTUATION = set(string.punctuation)
@@ -55,7 +60,23 @@ def classification_scores(predictions, labels, metrics: tuple[str, ...]) -> dict
         from sklearn.metrics import f1_score  # imported here: 1.4 s that most fine-tuning jobs never need
 
         scores["f1"] = 100.0 * f1_score(labels, predictions, pos_label=1, zero_division=0)
+    if "matthews_correlation" in metrics:  # CoLA; 0 when either side is constant
+        from sklearn.metrics import matthews_corrcoef
+
+        scores["matthews_correlation"] = 100.0 * matthews_corrcoef(labels, predictions)
     return scores
+
+
+def regression_scores(predictions, labels) -> dict[str, float]:
+    """STS-B. A correlation with a constant side is undefined (scipy gives NaN); it counts as 0,
+    as sklearn's Matthews correlation does, so that such a run still ranks below any other."""
+    from scipy.stats import pearsonr, spearmanr
+
+    predictions, labels = np.asarray(predictions, dtype=float), np.asarray(labels, dtype=float)
+    if np.ptp(predictions) == 0 or np.ptp(labels) == 0:
+        return {"pearson": 0.0, "spearman": 0.0}
+    return {"pearson": 100.0 * float(pearsonr(predictions, labels).statistic),
+            "spearman": 100.0 * float(spearmanr(predictions, labels).statistic)}
 
 
 def ner_scores(predictions: list[list[str]], references: list[list[str]]) -> dict[str, float]:

@@ -78,13 +78,15 @@ class BertForAblationPretraining(BertForPreTraining):
 @dataclass
 class FinetuneOutput:
     loss: torch.Tensor | None
-    logits: torch.Tensor  # (B, num_labels) for classification, (B, T, 2) for spans, (B, T, num_labels) for tags
+    logits: torch.Tensor  # (B, C) for classification, (B, 1) regression, (B, T, 2) spans, (B, T, C) tags
 
 
 class FinetuneModel(nn.Module):
     """A pretrained encoder, a head from ``HEADS`` and a task output layer.
 
     kind = "classification": one label per sequence from the head's summary vector.
+    kind = "regression": one score per sequence from the summary vector, a single output trained
+    with mean squared error (HF's problem_type="regression").
     kind = "span": start/end logits per token (SQuAD); the loss averages the two.
     kind = "tagging": one label per token; only labelled tokens (first sub-tokens) count.
 
@@ -92,7 +94,7 @@ class FinetuneModel(nn.Module):
     optimizer never sees its parameters.
     """
 
-    KINDS = ("classification", "span", "tagging")
+    KINDS = ("classification", "regression", "span", "tagging")
 
     def __init__(self, encoder: BertModel, kind: str, num_labels: int, head: str, dropout: float):
         super().__init__()
@@ -105,7 +107,7 @@ class FinetuneModel(nn.Module):
         if self.frozen:
             self.encoder.requires_grad_(False)
         self.dropout = nn.Dropout(dropout)
-        self.output = nn.Linear(self.head.out_dim, 2 if kind == "span" else num_labels)
+        self.output = nn.Linear(self.head.out_dim, {"span": 2, "regression": 1}.get(kind, num_labels))
         self.output.weight.data.normal_(0.0, encoder.config.initializer_range)
         self.output.bias.data.zero_()
 
@@ -129,9 +131,13 @@ class FinetuneModel(nn.Module):
             hidden = self.head.from_cache(hidden_states)
         else:
             hidden = self._encode(input_ids, attention_mask, token_type_ids)
-        if self.kind == "classification":
-            logits = self.output(self.dropout(self.head.summary(hidden, attention_mask)))  # (B, C)
-            loss = F.cross_entropy(logits, labels) if labels is not None else None
+        if self.kind in ("classification", "regression"):
+            logits = self.output(self.dropout(self.head.summary(hidden, attention_mask)))  # (B, C) or (B, 1)
+            loss = None
+            if labels is not None and self.kind == "regression":
+                loss = F.mse_loss(logits.squeeze(-1).float(), labels.float())
+            elif labels is not None:
+                loss = F.cross_entropy(logits, labels)
             return FinetuneOutput(loss, logits)
         logits = self.output(self.dropout(self.head.tokens(hidden, attention_mask, word_index)))  # (B, T, 2 or C)
         if self.kind == "tagging":

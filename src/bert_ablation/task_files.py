@@ -1,10 +1,13 @@
 """Fine-tuning tasks read from local files, in the formats the datasets are distributed in.
 
-``local_splits(name, settings)`` returns ``{split: records}`` for ``"train"`` and each of
-``TASKS[name].eval_splits``, in the hub record schema (the one ``World.task`` produces and
-``tasks.validate_records`` checks):
+``local_splits(name, settings)`` returns ``({split: records}, {split: {reason: [line, ...]}})``:
+the records of ``"train"`` and each of ``TASKS[name].eval_splits`` in the hub record schema (the
+one ``World.task`` produces and ``tasks.validate_records`` checks), and the rows it dropped:
 
-* GLUE TSVs (``MNLI/``, ``QNLI/``, ``MRPC/``, ``SST-2/`` folders of the GLUE download);
+* GLUE TSVs (the ``MNLI/``, ``QNLI/``, ``MRPC/``, ``SST-2/``, ``CoLA/``, ``STS-B/``, ``QQP/`` and
+  ``RTE/`` folders of the GLUE download). Dropped, as the hub's copies drop them: MNLI rows
+  whose gold label is ``-`` (no annotator consensus) and QQP rows with missing fields (the
+  train file has questions broken over two lines);
 * SQuAD v1.1 JSON (``train-v1.1.json``, ``dev-v1.1.json``);
 * CoNLL-2003 column files (``eng.train``/``eng.testa``/``eng.testb`` or
   ``train.txt``/``valid.txt`` (``dev.txt``)/``test.txt``);
@@ -27,27 +30,41 @@ from .conll import ConllFormatError, read_conll
 from .tasks import TASKS, TaskDataError
 
 # GLUE: the folder name in the GLUE download, default file per split, the columns that
-# become the hub's text fields, the label column, and the label strings in hub index order.
+# become the hub's text fields, the label column, and the label strings in hub index order
+# (default: the label names). Optional: "columns" for a file without a header row, "drop_labels"
+# (label string -> why such rows are dropped) and "drop_short_rows" (rows missing fields).
+_DEV = {"train": "train.tsv", "validation": "dev.tsv"}
 _GLUE = {
     "mnli": {"folder": "MNLI",
              "files": {"train": "train.tsv", "validation_matched": "dev_matched.tsv",
                        "validation_mismatched": "dev_mismatched.tsv"},
-             "text": {"premise": "sentence1", "hypothesis": "sentence2"}, "label": "gold_label"},
-    "qnli": {"folder": "QNLI", "files": {"train": "train.tsv", "validation": "dev.tsv"},
+             "text": {"premise": "sentence1", "hypothesis": "sentence2"}, "label": "gold_label",
+             "drop_labels": {"-": "gold_label '-' (no annotator consensus)"}},
+    "qnli": {"folder": "QNLI", "files": _DEV,
              "text": {"question": "question", "sentence": "sentence"}, "label": "label"},
-    "mrpc": {"folder": "MRPC", "files": {"train": "train.tsv", "validation": "dev.tsv"},
+    "mrpc": {"folder": "MRPC", "files": _DEV,
              "text": {"sentence1": "#1 String", "sentence2": "#2 String"}, "label": "Quality",
              "label_strings": ("0", "1")},
-    "sst2": {"folder": "SST-2", "files": {"train": "train.tsv", "validation": "dev.tsv"},
+    "sst2": {"folder": "SST-2", "files": _DEV,
              "text": {"sentence": "sentence"}, "label": "label", "label_strings": ("0", "1")},
+    "cola": {"folder": "CoLA", "files": _DEV, "columns": ("source", "label", "original_label", "sentence"),
+             "text": {"sentence": "sentence"}, "label": "label", "label_strings": ("0", "1")},
+    "stsb": {"folder": "STS-B", "files": _DEV, "text": {"sentence1": "sentence1", "sentence2": "sentence2"},
+             "label": "score"},
+    "qqp": {"folder": "QQP", "files": _DEV, "text": {"question1": "question1", "question2": "question2"},
+            "label": "is_duplicate", "label_strings": ("0", "1"), "drop_short_rows": True},
+    "rte": {"folder": "RTE", "files": _DEV, "text": {"sentence1": "sentence1", "sentence2": "sentence2"},
+            "label": "label"},
 }
 _SQUAD_FILES = {"train": ("train-v1.1.json",), "validation": ("dev-v1.1.json",)}
 _CONLL_FILES = {"train": ("eng.train", "train.txt"), "validation": ("eng.testa", "valid.txt", "dev.txt"),
                 "test": ("eng.testb", "test.txt")}
 
 
-def local_splits(name: str, settings: dict) -> dict[str, list[dict]]:
-    """Read task ``name`` from the local files described by ``settings`` (see the module doc)."""
+def local_splits(name: str, settings: dict) -> tuple[dict[str, list[dict]], dict[str, dict[str, list[int]]]]:
+    """Read task ``name`` from the local files described by ``settings`` (see the module doc):
+    ``({split: records}, {split: {reason: [line, ...]}})``, the second holding only splits
+    that dropped rows."""
     if name not in TASKS:
         raise TaskDataError(f"unknown task {name!r}; expected one of {', '.join(TASKS)}.")
     spec = TASKS[name]
@@ -64,25 +81,26 @@ def local_splits(name: str, settings: dict) -> dict[str, list[dict]]:
                             f"{', '.join(splits)}.")
 
     if (folder / "dataset_dict.json").is_file():
-        return _saved_splits(name, folder, splits)
+        return _saved_splits(name, folder, splits), {}
     if name in _GLUE:
-        glue = _GLUE[name]
-        defaults = {split: (file,) for split, file in glue["files"].items()}
+        defaults = {split: (file,) for split, file in _GLUE[name]["files"].items()}
         read = lambda path: _read_glue_tsv(name, path)  # noqa: E731
     elif name == "squad":
         defaults = _SQUAD_FILES
-        read = lambda path: _read_squad(name, path)  # noqa: E731
+        read = lambda path: (_read_squad(name, path), {})  # noqa: E731
     elif name == "conll2003":
         defaults = _CONLL_FILES
-        read = lambda path: _read_conll(name, path)  # noqa: E731
+        read = lambda path: (_read_conll(name, path), {})  # noqa: E731
     else:  # a task registered without a local file format
         raise TaskDataError(f"{name}: no local file format is known; give a save_to_disk folder.")
 
-    out = {}
+    out, dropped = {}, {}
     for split in splits:
         candidates = (overrides[split],) if split in overrides else defaults[split]
-        out[split] = read(_find(name, split, folder, candidates))
-    return out
+        out[split], split_dropped = read(_find(name, split, folder, candidates))
+        if split_dropped:
+            dropped[split] = split_dropped
+    return out, dropped
 
 
 def _find(name: str, split: str, folder: Path, candidates) -> Path:
@@ -111,13 +129,31 @@ def _read_text(path: Path) -> str:
                             f"e.g. iconv -f latin1 -t utf-8") from None
 
 
-def _read_glue_tsv(name: str, path: Path) -> list[dict]:
-    glue, labels = _GLUE[name], TASKS[name].labels
-    allowed = glue.get("label_strings", labels)
-    label_index = {label: i for i, label in enumerate(allowed)}
+def _score(value: str) -> float | None:
+    try:
+        return float(value)
+    except ValueError:
+        return None
+
+
+def _label_parser(name: str):
+    """(label string -> hub label, or None if it is not a label; what a label must be) for a GLUE task."""
+    glue, spec = _GLUE[name], TASKS[name]
+    if spec.kind == "regression":
+        return _score, "a score must be a number"
+    allowed = glue.get("label_strings", spec.labels)
+    names = ", ".join(f"{s} ({spec.labels[i]})" if s != spec.labels[i] else s for i, s in enumerate(allowed))
+    return {label: i for i, label in enumerate(allowed)}.get, f"allowed labels are {names}"
+
+
+def _read_glue_tsv(name: str, path: Path) -> tuple[list[dict], dict[str, list[int]]]:
+    """The records of one GLUE TSV and the rows dropped from it: {reason: [line, ...]}."""
+    glue = _GLUE[name]
+    parse, expected = _label_parser(name)
+    drop_labels = glue.get("drop_labels", {})
     # GLUE TSVs hold unbalanced quotes in the text: tabs and newlines are the only structure.
     reader = csv.reader(io.StringIO(_read_text(path), newline=""), delimiter="\t", quoting=csv.QUOTE_NONE)
-    header = next(reader, None)
+    header = glue.get("columns") or next(reader, None)  # CoLA's files have no header row
     if not header:
         raise TaskDataError(f"{name}: {path}, line 1: no header row; expected a tab-separated header "
                             f"naming the columns {', '.join([*glue['text'].values(), glue['label']])}.")
@@ -128,26 +164,33 @@ def _read_glue_tsv(name: str, path: Path) -> list[dict]:
             raise TaskDataError(f"{name}: {path}, line 1: the header has no column '{column}' "
                                 f"(it has: {', '.join(header)}).")
         columns[column] = header.index(column)
-    records = []
+    records, dropped = [], {}
     for row in reader:
         line = reader.line_num
         if not row or row == [""]:
             continue  # a blank line, e.g. at the end of the file
+        if len(row) < len(header) and glue.get("drop_short_rows"):
+            dropped.setdefault("missing fields", []).append(line)
+            continue
         if len(row) != len(header):
-            raise TaskDataError(f"{name}: {path}, line {line}: {len(row)} tab-separated fields, but the "
-                                f"header has {len(header)} ({', '.join(header)}).")
+            raise TaskDataError(f"{name}: {path}, line {line}: {len(row)} tab-separated fields, expected "
+                                f"{len(header)} ({', '.join(header)}).")
         value = row[columns[glue["label"]]].strip()
-        if value not in label_index:
-            names = ", ".join(f"{s} ({labels[i]})" if s != labels[i] else s for i, s in enumerate(allowed))
+        if value in drop_labels:
+            dropped.setdefault(drop_labels[value], []).append(line)
+            continue
+        label = parse(value)
+        if label is None:
             raise TaskDataError(f"{name}: {path}, line {line}, column '{glue['label']}': unknown label "
-                                f"{value!r}; allowed labels are {names}.")
+                                f"{value!r}; {expected}.")
         record = {field: row[columns[column]] for field, column in glue["text"].items()}
-        record["label"] = label_index[value]
+        record["label"] = label
         record["idx"] = len(records)
         records.append(record)
     if not records:
-        raise TaskDataError(f"{name}: {path} has a header but no rows.")
-    return records
+        lost = f" left ({sum(map(len, dropped.values()))} dropped: {', '.join(dropped)})" if dropped else ""
+        raise TaskDataError(f"{name}: {path} has no rows{lost}.")
+    return records, dropped
 
 
 def _read_squad(name: str, path: Path) -> list[dict]:

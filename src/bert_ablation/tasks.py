@@ -17,12 +17,17 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class TaskSpec:
     name: str
-    kind: str  # "classification" (one label per input), "span" (extractive QA) or "tagging" (one label per word)
+    # "classification" (one label per input), "regression" (one score per input), "span" (extractive QA)
+    # or "tagging" (one label per word)
+    kind: str
     text_fields: tuple[str, ...]  # one or two fields, fed as segment A (and B); tagging: the word list
-    labels: tuple[str, ...]  # label names in the hub's index order; empty for span tasks
+    labels: tuple[str, ...]  # label names in the hub's index order; empty for span and regression tasks
     eval_splits: tuple[str, ...]  # evaluated splits; the first (dev) selects grid points, never a test split
-    metrics: tuple[str, ...]  # on a 0-100 scale; the first is the one grid selection maximises
+    # On a 0-100 scale; the first is the paper's headline metric. Tables select each cell's grid
+    # point on the cell's own metric.
+    metrics: tuple[str, ...]
     hub: dict = field(default_factory=dict)  # default datasets.load_dataset arguments
+    score_range: tuple[float, float] | None = None  # regression: the range of a valid label
 
 
 TASKS: dict[str, TaskSpec] = {
@@ -36,6 +41,16 @@ TASKS: dict[str, TaskSpec] = {
                  ("validation",), ("accuracy", "f1"), {"path": "nyu-mll/glue", "name": "mrpc"}),
         TaskSpec("sst2", "classification", ("sentence",), ("negative", "positive"),
                  ("validation",), ("accuracy",), {"path": "nyu-mll/glue", "name": "sst2"}),
+        # The rest of GLUE, headed by the metric the paper's Table 1 reports (Matthews correlation
+        # for CoLA, Spearman for STS-B, F1 for QQP), then GLUE's other one (STS-B, QQP).
+        TaskSpec("cola", "classification", ("sentence",), ("unacceptable", "acceptable"),
+                 ("validation",), ("matthews_correlation",), {"path": "nyu-mll/glue", "name": "cola"}),
+        TaskSpec("stsb", "regression", ("sentence1", "sentence2"), (), ("validation",), ("spearman", "pearson"),
+                 {"path": "nyu-mll/glue", "name": "stsb"}, score_range=(0.0, 5.0)),
+        TaskSpec("qqp", "classification", ("question1", "question2"), ("not_duplicate", "duplicate"),
+                 ("validation",), ("f1", "accuracy"), {"path": "nyu-mll/glue", "name": "qqp"}),
+        TaskSpec("rte", "classification", ("sentence1", "sentence2"), ("entailment", "not_entailment"),
+                 ("validation",), ("accuracy",), {"path": "nyu-mll/glue", "name": "rte"}),
         TaskSpec("squad", "span", ("question", "context"), (), ("validation",), ("f1", "exact_match"),
                  {"path": "rajpurkar/squad"}),
         TaskSpec("conll2003", "tagging", ("tokens",), CONLL_LABELS, ("validation", "test"),
@@ -64,6 +79,11 @@ def validate_records(spec: TaskSpec, split: str, records) -> None:
             if not isinstance(label, int) or not 0 <= label < len(spec.labels):
                 raise TaskDataError(f"{where}: label {label!r} is not one of 0..{len(spec.labels) - 1} "
                                     f"({', '.join(spec.labels)}).")
+        elif spec.kind == "regression":
+            label, (low, high) = row.get("label"), spec.score_range
+            # NaN and infinities fail the range test too.
+            if isinstance(label, bool) or not isinstance(label, (int, float)) or not low <= label <= high:
+                raise TaskDataError(f"{where}: label {label!r} is not a score in [{low:g}, {high:g}].")
         else:
             answers = row.get("answers") or {}
             if not answers.get("text"):
@@ -83,24 +103,41 @@ def _validate_tags(spec: TaskSpec, where: str, row) -> None:
                                 f"({', '.join(spec.labels)}).")
 
 
-def world_splits(name: str, settings: dict, world: dict) -> dict[str, list[dict]]:
+def summarize(spec: TaskSpec, records, dropped: dict[str, list[int]]) -> dict:
+    """What a split holds: rows, the label counts (regression: the score range) and the rows the
+    loader dropped, by reason, with the first lines they were on."""
+    summary = {"rows": len(records)}
+    if spec.kind == "classification":
+        summary["labels"] = dict(sorted(Counter(spec.labels[r["label"]] for r in records).items()))
+    elif spec.kind == "regression" and len(records):
+        scores = [r["label"] for r in records]
+        summary["scores"] = {"min": min(scores), "max": max(scores), "mean": round(sum(scores) / len(scores), 4)}
+    if dropped:
+        summary["dropped"] = {reason: {"rows": len(lines), "lines": lines[:20]} for reason, lines in dropped.items()}
+    return summary
+
+
+# A source returns ({split: records}, {split: {reason: [line, ...]}}): the records in the hub's
+# schema and the rows it dropped (only local files drop rows, e.g. QQP's broken lines).
+def world_splits(name: str, settings: dict, world: dict) -> tuple[dict, dict]:
     from .world import World
 
     # world.scale grows the task sizes with the world's entities and corpus.
     scale = world["scale"]
-    return World(seed=world["seed"], scale=scale).task(name, max(1, round(settings["n_train"] * scale)),
-                                                       max(1, round(settings["n_dev"] * scale)), seed=world["seed"])
+    splits = World(seed=world["seed"], scale=scale).task(name, max(1, round(settings["n_train"] * scale)),
+                                                         max(1, round(settings["n_dev"] * scale)), seed=world["seed"])
+    return splits, {}
 
 
-def hub_splits(name: str, settings: dict, world: dict) -> dict[str, list[dict]]:
+def hub_splits(name: str, settings: dict, world: dict) -> tuple[dict, dict]:
     import datasets
 
     args = settings.get("hub") or TASKS[name].hub
     loaded = datasets.load_dataset(**args)
-    return {split: loaded[split] for split in ("train", *TASKS[name].eval_splits)}
+    return {split: loaded[split] for split in ("train", *TASKS[name].eval_splits)}, {}
 
 
-def local_file_splits(name: str, settings: dict, world: dict) -> dict[str, list[dict]]:
+def local_file_splits(name: str, settings: dict, world: dict) -> tuple[dict, dict]:
     from .task_files import local_splits
 
     return local_splits(name, settings)
@@ -114,16 +151,13 @@ def build_task(name: str, settings: dict, world: dict, out_dir: str) -> dict:
     import datasets
 
     spec = TASKS[name]
-    splits = SOURCES[settings["source"]](name, settings, world)
+    splits, dropped = SOURCES[settings["source"]](name, settings, world)
     summary = {}
     for split in ("train", *spec.eval_splits):
         if split not in splits:
             raise TaskDataError(f"{name}: source '{settings['source']}' has no split '{split}'.")
-        records = splits[split]
-        validate_records(spec, split, records)
-        summary[split] = {"rows": len(records)}
-        if spec.kind == "classification":
-            summary[split]["labels"] = dict(sorted(Counter(spec.labels[r["label"]] for r in records).items()))
+        validate_records(spec, split, splits[split])
+        summary[split] = summarize(spec, splits[split], dropped.get(split, {}))
     out = datasets.DatasetDict({
         split: (splits[split] if isinstance(splits[split], datasets.Dataset) else datasets.Dataset.from_list(splits[split]))
         for split in ("train", *spec.eval_splits)
@@ -131,4 +165,7 @@ def build_task(name: str, settings: dict, world: dict, out_dir: str) -> dict:
     with atomic_dir(out_dir) as tmp:
         out.save_to_disk(str(tmp))
     log.info("task %s from %s: %s", name, settings["source"], summary)
+    for split, reasons in dropped.items():  # the lines are in the summary above
+        for reason, lines in reasons.items():
+            log.warning("task %s/%s: dropped %d rows: %s", name, split, len(lines), reason)
     return summary
