@@ -3,6 +3,9 @@
 import json
 
 from bert_ablation import config as cfg
+from bert_ablation import corpus
+from bert_ablation.task_files import input_files as local_task_files
+from bert_ablation.tasks import TaskDataError
 from bert_ablation.storage import canonical_json
 
 try:
@@ -15,6 +18,7 @@ wildcard_constraints:
     task="|".join(sorted(config["tasks"])),
     table="|".join(cfg.report_names(config)) or "no-table",
     packing="nsp_pairs|contiguous",
+    length="[0-9]+",
     head="[a-z0-9_]+",
     step="final|step-[0-9]+",
     hp="[A-Za-z0-9.+_-]+",
@@ -29,13 +33,44 @@ def ablation_spec(wildcards):
     return as_param(cfg.resolve_ablation(config, wildcards.ablation))
 
 
-def instances_of(wildcards):
-    packing = cfg.resolve_ablation(config, wildcards.ablation)["packing"]
-    return multiext(f"results/instances/{packing}/", "train.npz", "heldout.npz")
+def instance_settings(wildcards):
+    return as_param({**config["instances"], "max_seq_length": int(wildcards.length)})
+
+
+def pretrain_instances(wildcards):
+    """The instances a run trains on; with a short-sequence phase (the paper's 90% of steps at
+    length 128), also those at that length."""
+    spec = cfg.resolve_ablation(config, wildcards.ablation)
+    def at(length):
+        return multiext(f"results/instances/{spec['packing']}/len{length}/", "train.npz", "heldout.npz")
+
+    inputs = {"instances": at(config["instances"]["max_seq_length"])}
+    if spec["pretrain"]["short_seq_steps"]:
+        inputs["short_instances"] = at(spec["pretrain"]["short_seq_length"])
+    return inputs
 
 
 def corpus_source():
     return as_param({"corpus": config["corpus"], "world": config["world"]})
+
+
+def corpus_files():
+    """Local corpus files (text, jsonl sources): inputs, so that an edited file rebuilds the corpus."""
+    try:
+        return corpus.input_files(config)
+    except corpus.CorpusError as err:
+        raise WorkflowError(str(err)) from None
+
+
+def task_files(wildcards):
+    """A local task's files: inputs, so that an edited file rebuilds the task."""
+    settings = config["tasks"][wildcards.task]
+    if settings["source"] != "local":
+        return []
+    try:
+        return local_task_files(wildcards.task, settings)
+    except TaskDataError as err:
+        raise WorkflowError(str(err)) from None
 
 
 def task_source(wildcards):

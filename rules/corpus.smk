@@ -1,4 +1,6 @@
 rule corpus:
+    input:
+        corpus_files(),
     output:
         directory("results/corpus"),
     params:

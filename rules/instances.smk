@@ -3,14 +3,14 @@ rule instances:
         corpus=rules.corpus.output[0],
         tokenizer=rules.tokenizer.output[0],
     output:
-        train="results/instances/{packing}/train.npz",
-        heldout="results/instances/{packing}/heldout.npz",
+        train="results/instances/{packing}/len{length}/train.npz",
+        heldout="results/instances/{packing}/len{length}/heldout.npz",
     params:
-        instances=as_param(config["instances"]),
+        instances=instance_settings,
     conda:
         "../envs/bert-ablation.yaml"
     log:
-        "logs/instances/{packing}.log",
+        "logs/instances/{packing}-len{length}.log",
     resources:
         mem_mb=8000,
         runtime=60,

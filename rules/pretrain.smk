@@ -2,7 +2,7 @@
 # declared output: Snakemake deletes declared outputs before a rerun, state survives it.
 rule pretrain:
     input:
-        instances=instances_of,
+        unpack(pretrain_instances),
         tokenizer=rules.tokenizer.output[0],
     output:
         checkpoints=directory("results/pretrain/{ablation}/checkpoints"),

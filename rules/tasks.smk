@@ -1,4 +1,6 @@
 rule tasks:
+    input:
+        task_files,
     output:
         directory("results/tasks/{task}"),
     params:

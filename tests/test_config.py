@@ -58,6 +58,8 @@ def test_default_config_is_valid_and_filled_with_defaults():
     ({"figures__table5": {"series": {"A": "ltr"}, "task": "mnli", "metric": "accuracy"}},
      r"table5 is both a table and a figure"),
     ({"tasks__mnli__source": "local"}, r"tasks.mnli: source 'local' needs a path"),
+    ({"pretrain__short_seq_steps": 700}, r"pretrain.short_seq_steps=700 at short_seq_length=128 needs fewer steps "
+                                         r"than pretrain.steps=700 and a length below instances.max_seq_length=128"),
     ({"claims__test": "ttest"}, r"claims.test: 'ttest' is not one of \['welch', 'bootstrap'\]"),
 ])
 def test_bad_config_names_the_key_and_the_fix(changes, message):

@@ -2,11 +2,9 @@
 folder laid out like a hub dataset read through the real datasets.load_dataset with no network."""
 import json
 import logging
-import socket
 from collections import Counter
 
 import datasets
-import huggingface_hub.constants
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -172,24 +170,6 @@ configs:
 ---
 # A local stand-in for wikimedia/wikipedia
 """
-
-
-@pytest.fixture
-def no_network(monkeypatch, tmp_path):
-    """Offline mode, a private cache, and any socket connection or DNS lookup fails the test."""
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    # datasets and huggingface_hub read those variables at import: set the values they parsed too
-    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
-    monkeypatch.setattr(datasets.config, "HF_DATASETS_OFFLINE", True)
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
-    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf_cache")
-
-    def refuse(*args, **kwargs):
-        raise AssertionError(f"network access attempted: {args}")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket, "getaddrinfo", refuse)
 
 
 def test_hf_documents_reads_a_hub_layout_folder_through_load_dataset(tmp_path, no_network, caplog):

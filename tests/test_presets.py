@@ -16,6 +16,7 @@ def test_preset_plans_the_full_dag(tmp_path, preset, finetune_jobs, restarts):
     jobs = planned_jobs(snakemake(tmp_path, "-n", configfiles=(path,)))
     assert jobs["pretrain"] == 14 and jobs["finetune"] == finetune_jobs
     assert jobs["table"] == 5 and jobs["claims"] == 1
+    assert jobs["instances"] == (4 if preset == "paper" else 2)  # two packings, at 128 and 512 for the paper
 
 
 def test_paper_preset_has_the_papers_hyperparameters():
@@ -24,6 +25,8 @@ def test_paper_preset_has_the_papers_hyperparameters():
     assert (base["model"]["layers"], base["model"]["hidden"], base["model"]["heads"]) == (12, 768, 12)
     assert base["pretrain"]["steps"] == 1_000_000 and base["pretrain"]["batch_size"] == 256
     assert base["pretrain"]["lr"] == 1e-4 and base["pretrain"]["warmup_steps"] == 10_000
+    assert (base["pretrain"]["short_seq_steps"], base["pretrain"]["short_seq_length"]) == (900_000, 128)
+    assert config["instances"]["max_seq_length"] == 512
     assert len(cfg.grid_points(config, "mnli")) == 18
     wide_deep = cfg.resolve_ablation(config, "size_wide_deep")["model"]
     assert (wide_deep["layers"], wide_deep["hidden"], wide_deep["heads"]) == (24, 1024, 16)

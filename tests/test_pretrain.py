@@ -103,3 +103,22 @@ def test_zero_steps_saves_the_random_initialisation(prepared, tmp_path):
     b = load_file(tmp_path / "again/checkpoints/final/model.safetensors")
     assert all(torch.equal(a[key], b[key]) for key in a)  # the same seed gives the same init
     assert (tmp_path / "none/log.csv").read_text().strip() == "step,elapsed_s,loss,lm_loss,nsp_loss,lr,tokens"
+
+
+def test_short_sequence_phase_trains_on_the_short_instances_first(prepared, tmp_path):
+    config, root = prepared
+    short = root / "short" / "nsp_pairs"
+    build_instances(str(root / "corpus"), str(root / "tokenizer"), "nsp_pairs",
+                    {**config["instances"], "max_seq_length": 16}, str(short / "train.npz"), str(short / "heldout.npz"))
+    spec = cfg.resolve_ablation(config, "bert_base")
+    spec["pretrain"].update(short_seq_steps=6, short_seq_length=16)
+    metrics = pretrain(spec, str(root / "nsp_pairs"), str(root / "tokenizer"), str(tmp_path / "checkpoints"),
+                       str(tmp_path / "metrics.json"), str(tmp_path / "log.csv"), str(tmp_path / "state"), threads=1,
+                       device="cpu", short_instances_dir=str(short))
+    tokens = [int(line.split(",")[-1]) for line in (tmp_path / "log.csv").read_text().splitlines()[1:]]
+    per_step = [(b - a) / 2 for a, b in zip([0, *tokens], tokens)]  # a log row every 2 steps
+    assert max(per_step[:3]) <= 8 * 16 < min(per_step[3:])  # steps 1-6 at length <= 16, then longer rows
+    assert metrics["steps"] == 12 and metrics["tokens_seen"] == tokens[-1]
+    with pytest.raises(ValueError, match="short_seq_steps=6 needs the instances of length 16"):
+        pretrain(spec, str(root / "nsp_pairs"), str(root / "tokenizer"), str(tmp_path / "c2"), str(tmp_path / "m2.json"),
+                 str(tmp_path / "l2.csv"), str(tmp_path / "state2"), threads=1, device="cpu")

@@ -73,6 +73,16 @@ def test_mrpc_glue_format(tmp_path):
     _check("mrpc", splits)
 
 
+def test_mrpc_msr_paraphrase_files_through_file_overrides(tmp_path):
+    header = ["\ufeffQuality", "#1 ID", "#2 ID", "#1 String", "#2 String"]
+    _tsv(tmp_path / "msr_paraphrase_train.txt", [header, ["1", "1", "2", 'He said "yes" .', "He agreed ."]])
+    _tsv(tmp_path / "msr_paraphrase_test.txt", [header, ["0", "3", "4", "A cat .", "A dog ."]])
+    splits, _ = local_splits("mrpc", {"path": str(tmp_path), "files": {"train": "msr_paraphrase_train.txt",
+                                                                      "validation": "msr_paraphrase_test.txt"}})
+    assert [r["sentence1"] for r in splits["train"]] == ['He said "yes" .']
+    assert [r["label"] for r in splits["validation"]] == [0]
+
+
 def test_sst2_with_file_overrides_and_quotes(tmp_path):
     _tsv(tmp_path / "my_train.tsv", [["sentence", "label"], ['a "great film ', "1"], ["dull", "0"]])
     _tsv(tmp_path / "my_dev.tsv", [["sentence", "label"], ["fine", "1"]])
@@ -251,3 +261,38 @@ def test_keys_match_the_world_records_and_build_task_saves_them(tmp_path):
 
     summary = tasks.build_task("qnli", {"source": "local", "path": str(tmp_path)}, {}, str(tmp_path / "out"))
     assert summary["validation"] == {"rows": 1, "labels": {"not_entailment": 1}}
+
+
+GLUE_README = """---
+configs:
+- config_name: mrpc
+  data_files:
+  - split: train
+    path: mrpc/train-*
+  - split: validation
+    path: mrpc/validation-*
+---
+# A local stand-in for nyu-mll/glue
+"""
+
+
+def test_hub_source_runs_load_dataset_on_a_hub_layout_folder(tmp_path, no_network):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from bert_ablation.tasks import build_task
+
+    repo = tmp_path / "glue"
+    (repo / "mrpc").mkdir(parents=True)
+    rows = {"train": [("A b .", "B a .", 1), ("C d .", "E f .", 0)], "validation": [("G h .", "G h !", 1)]}
+    for split, records in rows.items():
+        first, second, labels = zip(*records)
+        pq.write_table(pa.table({"sentence1": first, "sentence2": second, "label": labels, "idx": range(len(labels))}),
+                       repo / "mrpc" / f"{split}-00000-of-00001.parquet")
+    (repo / "README.md").write_text(GLUE_README)
+    summary = build_task("mrpc", {"source": "hub", "hub": {"path": str(repo), "name": "mrpc"}}, {}, tmp_path / "out")
+    assert summary["train"] == {"rows": 2, "labels": {"equivalent": 1, "not_equivalent": 1}}
+    import datasets
+
+    saved = datasets.load_from_disk(str(tmp_path / "out"))
+    assert saved["validation"].to_list() == [{"sentence1": "G h .", "sentence2": "G h !", "label": 1, "idx": 0}]

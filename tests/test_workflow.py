@@ -16,7 +16,7 @@ pytestmark = pytest.mark.integration
 
 def snakemake(workdir: Path, *args: str, configfiles=(MICRO,)) -> str:
     command = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(workdir),
-               "--cores", "2", "--configfile", *map(str, configfiles), *args]
+               "--cores", "2", *args, "--configfile", *map(str, configfiles)]
     result = subprocess.run(command, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result.stdout + result.stderr
@@ -104,6 +104,14 @@ def test_shared_runs_are_planned_once(tmp_path):
     jobs = planned_jobs(snakemake(tmp_path, "-n"))
     assert jobs["pretrain"] == 14 and jobs["finetune"] == 64  # one per ablation / distinct fine-tuning run
     assert jobs["instances"] == 2 and jobs["tasks"] == 6 and jobs["table"] == 5
+
+
+def test_a_short_sequence_phase_adds_instances_at_that_length(tmp_path):
+    change = tmp_path / "change.yaml"
+    change.write_text("pretrain: {short_seq_steps: 15, short_seq_length: 32}\n")
+    output = snakemake(tmp_path, "-n", "-p", "results/pretrain/ltr/metrics.json", configfiles=(MICRO, change))
+    assert planned_jobs(output)["instances"] == 2  # contiguous at lengths 64 and 32
+    assert "results/instances/contiguous/len32/train.npz" in output
 
 
 def test_every_table_figure_and_the_claims_are_written(run):

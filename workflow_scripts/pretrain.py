@@ -8,7 +8,9 @@ from bert_ablation.distributed import torchrun_command
 from bert_ablation.pretrain import pretrain
 from bert_ablation.workflow import job_logging, params_json
 
+short = getattr(snakemake.input, "short_instances", None)
 kwargs = dict(spec=params_json(snakemake, "spec"), instances_dir=os.path.dirname(snakemake.input.instances[0]),
+              short_instances_dir=os.path.dirname(short[0]) if short else None,
               tokenizer_dir=snakemake.input.tokenizer, checkpoints_dir=snakemake.output.checkpoints,
               metrics_path=snakemake.output.metrics, log_path=snakemake.output.steps,
               state_root=snakemake.params.state, threads=snakemake.threads)

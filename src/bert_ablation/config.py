@@ -167,6 +167,13 @@ def _check_semantics(config: dict, source: str) -> None:
             raise ConfigError(
                 f"{source}: {where}: masking mask+same+random = {total:g}, must be 1 "
                 f"(e.g. 0.8/0.1/0.1 as in the paper).")
+        train = spec["pretrain"]
+        if train["steps"] and train["short_seq_steps"] and not (train["short_seq_steps"] < train["steps"] and
+                                             train["short_seq_length"] < config["instances"]["max_seq_length"]):
+            raise ConfigError(
+                f"{source}: {where}: pretrain.short_seq_steps={train['short_seq_steps']} at short_seq_length="
+                f"{train['short_seq_length']} needs fewer steps than pretrain.steps={train['steps']} and a length "
+                f"below instances.max_seq_length={config['instances']['max_seq_length']} (or short_seq_steps: 0).")
         bad_steps = [s for s in spec["pretrain"]["save_steps"] if s > spec["pretrain"]["steps"]]
         if bad_steps:
             raise ConfigError(

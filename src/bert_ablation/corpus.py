@@ -74,8 +74,24 @@ def read_text_file(path: Path) -> list[Document]:
     return documents
 
 
+_LOCAL_PATTERNS = {"text": "*.txt", "jsonl": "*.jsonl"}  # local sources: the files a folder contributes
+
+
+def input_files(config: dict) -> list[str]:
+    """The local files the corpus is read from: the workflow declares them as the corpus rule's
+    inputs, so an edited or added file rebuilds it, and a missing one is reported up front."""
+    source = config["corpus"]["source"]
+    if source not in _LOCAL_PATTERNS:
+        return []
+    return [str(path) for path in _local_files(config, source)]
+
+
+def _local_files(config: dict, source: str) -> list[Path]:
+    return _input_files(config["corpus"][source]["paths"], f"corpus.{source}.paths", _LOCAL_PATTERNS[source])
+
+
 def text_documents(config: dict) -> tuple[list[Document], Counter]:
-    files = _input_files(config["corpus"]["text"]["paths"], "corpus.text.paths", "*.txt")
+    files = _local_files(config, "text")
     return [doc for file in files for doc in read_text_file(file)], Counter()
 
 
@@ -172,7 +188,7 @@ def read_jsonl_file(path: Path, field: str) -> Iterator[str]:
 
 def jsonl_documents(config: dict) -> tuple[list[Document], Counter]:
     jsonl = config["corpus"]["jsonl"]
-    files = _input_files(jsonl["paths"], "corpus.jsonl.paths", "*.jsonl")
+    files = _local_files(config, "jsonl")
     texts = (text for file in files for text in read_jsonl_file(file, jsonl["text_field"]))
     return paragraph_documents(texts, jsonl["clean"], "corpus.jsonl")
 

@@ -130,8 +130,12 @@ def _save_state(state_file: Path, engine: Engine, tokens_seen: int) -> None:
 
 def pretrain(spec: dict, instances_dir: str, tokenizer_dir: str, checkpoints_dir: str, metrics_path: str,
              log_path: str, state_root: str, threads: int | None = None, device: str | None = None,
-             stop_after: int | None = None) -> dict | None:
+             stop_after: int | None = None, short_instances_dir: str | None = None) -> dict | None:
     """Pretrain one ablation. ``stop_after`` ends the run early (as a kill would) for tests.
+
+    With ``pretrain.short_seq_steps`` > 0, those first steps draw their batches from
+    ``short_instances_dir`` (instances built at ``short_seq_length``) and the rest from
+    ``instances_dir``, each phase from its own first epoch (the paper's 128 -> 512 schedule).
 
     Under ``torchrun`` every rank trains on its share of each step's batch (DDP) and only rank 0
     writes; the others return None. The logged loss is rank 0's share of the batch.
@@ -147,7 +151,12 @@ def pretrain(spec: dict, instances_dir: str, tokenizer_dir: str, checkpoints_dir
     # Resumable state is keyed by the spec *and* the data it trains on, so a changed corpus or
     # vocabulary never resumes from a stale state.
     spec_hash = ablation_hash(spec)
-    state_key = stable_hash([spec_hash, file_digest(os.path.join(instances_dir, "train.npz")),
+    short_steps = train["short_seq_steps"]
+    if short_steps and not short_instances_dir:
+        raise ValueError(f"pretrain.short_seq_steps={short_steps} needs the instances of length "
+                         f"{train['short_seq_length']} (short_instances_dir).")
+    data_dirs = [instances_dir, short_instances_dir] if short_steps else [instances_dir]
+    state_key = stable_hash([spec_hash, *(file_digest(os.path.join(d, "train.npz")) for d in data_dirs),
                              file_digest(os.path.join(tokenizer_dir, "tokenizer.json"))])
     state_dir = Path(state_root) / state_key
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -155,6 +164,8 @@ def pretrain(spec: dict, instances_dir: str, tokenizer_dir: str, checkpoints_dir
     tokenizer = load_tokenizer(tokenizer_dir)
     batches = InstanceBatches(os.path.join(instances_dir, "train.npz"), train["batch_size"], train["seed"],
                               train["group_by_length"])
+    short = (InstanceBatches(os.path.join(short_instances_dir, "train.npz"), train["batch_size"], train["seed"],
+                             train["group_by_length"]) if short_steps else None)
     heldout = InstanceBatches(os.path.join(instances_dir, "heldout.npz"), train["batch_size"], train["seed"])
     masker = Masker.for_tokenizer(MaskingProcedure.from_config(spec["masking"]), tokenizer)
 
@@ -175,7 +186,8 @@ def pretrain(spec: dict, instances_dir: str, tokenizer_dir: str, checkpoints_dir
     progress = tqdm(range(start, train["steps"]), initial=start, total=train["steps"], mininterval=10,
                     desc=f"pretrain {spec['name']}", disable=not dist.is_main)
     for step in progress:
-        batch = objective.targets(batches.for_step(step), masker, step_generator(train["seed"], step))
+        rows = short.for_step(step) if step < short_steps else batches.for_step(step - short_steps)
+        batch = objective.targets(rows, masker, step_generator(train["seed"], step))
         out = engine.step(dist.shard(batch))
         tokens += int(batch["attention_mask"].sum())
         recent.append(float(out.loss))

@@ -65,10 +65,32 @@ def local_splits(name: str, settings: dict) -> tuple[dict[str, list[dict]], dict
     """Read task ``name`` from the local files described by ``settings`` (see the module doc):
     ``({split: records}, {split: {reason: [line, ...]}})``, the second holding only splits
     that dropped rows."""
+    folder, files = _locate(name, settings)
+    splits = ("train", *TASKS[name].eval_splits)
+    if files is None:
+        return _saved_splits(name, folder, splits), {}
+    out, dropped = {}, {}
+    for split, path in files.items():
+        out[split], split_dropped = _read(name, path)
+        if split_dropped:
+            dropped[split] = split_dropped
+    return out, dropped
+
+
+def input_files(name: str, settings: dict) -> list[str]:
+    """Every file ``local_splits`` reads: the workflow declares them as the task's inputs, so an
+    edited file rebuilds the task, and a missing one is reported when the DAG is built."""
+    folder, files = _locate(name, settings)
+    if files is None:  # a save_to_disk folder
+        return sorted(str(path) for path in folder.rglob("*") if path.is_file())
+    return sorted({str(path) for path in files.values()})
+
+
+def _locate(name: str, settings: dict) -> tuple[Path, dict[str, Path] | None]:
+    """The task's folder and the file of each split (None for a save_to_disk folder)."""
     if name not in TASKS:
         raise TaskDataError(f"unknown task {name!r}; expected one of {', '.join(TASKS)}.")
-    spec = TASKS[name]
-    splits = ("train", *spec.eval_splits)
+    splits = ("train", *TASKS[name].eval_splits)
     if not settings.get("path"):
         raise TaskDataError(f"{name}: settings need 'path', the folder holding the task's files.")
     folder = Path(settings["path"]).expanduser()
@@ -79,28 +101,27 @@ def local_splits(name: str, settings: dict) -> tuple[dict[str, list[dict]], dict
     if unknown:
         raise TaskDataError(f"{name}: settings 'files' name splits {unknown}; the task's splits are "
                             f"{', '.join(splits)}.")
-
     if (folder / "dataset_dict.json").is_file():
-        return _saved_splits(name, folder, splits), {}
+        return folder, None
     if name in _GLUE:
         defaults = {split: (file,) for split, file in _GLUE[name]["files"].items()}
-        read = lambda path: _read_glue_tsv(name, path)  # noqa: E731
     elif name == "squad":
         defaults = _SQUAD_FILES
-        read = lambda path: (_read_squad(name, path), {})  # noqa: E731
     elif name == "conll2003":
         defaults = _CONLL_FILES
-        read = lambda path: (_read_conll(name, path), {})  # noqa: E731
     else:  # a task registered without a local file format
         raise TaskDataError(f"{name}: no local file format is known; give a save_to_disk folder.")
+    return folder, {split: _find(name, split, folder, (overrides[split],) if split in overrides else defaults[split])
+                    for split in splits}
 
-    out, dropped = {}, {}
-    for split in splits:
-        candidates = (overrides[split],) if split in overrides else defaults[split]
-        out[split], split_dropped = read(_find(name, split, folder, candidates))
-        if split_dropped:
-            dropped[split] = split_dropped
-    return out, dropped
+
+def _read(name: str, path: Path) -> tuple[list[dict], dict[str, list[int]]]:
+    """(records, {reason: [line, ...]} of dropped rows) of one split's file."""
+    if name in _GLUE:
+        return _read_glue_tsv(name, path)
+    if name == "squad":
+        return _read_squad(name, path), {}
+    return _read_conll(name, path), {}
 
 
 def _find(name: str, split: str, folder: Path, candidates) -> Path:
