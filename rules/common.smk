@@ -79,6 +79,10 @@ def task_source(wildcards):
                      "world": config["world"]})
 
 
+def pretrain_spec_hash(wildcards):
+    return cfg.spec_hash(config, wildcards.ablation)
+
+
 def finetune_settings(wildcards):
     return as_param(cfg.finetune_settings(config, wildcards.task, wildcards.head, wildcards.hp))
 

@@ -8,7 +8,11 @@ rule finetune:
         restart_outputs(),
     params:
         settings=finetune_settings,
+        pretrain_spec_hash=pretrain_spec_hash,
     threads: 1
+    # A cluster profile can batch these short jobs into one submission (group-components).
+    group:
+        "finetune"
     resources:
         mem_mb=4000,
         runtime=120,

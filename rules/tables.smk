@@ -9,11 +9,13 @@ rule table:
     input:
         unpack(table_inputs),
     output:
-        csv="results/tables/{table}.csv",
+        csv=report("results/tables/{table}.csv", caption="../report/table.rst", category="Tables",
+                   labels={"table": "{table}", "kind": "numbers"}),
         md="results/tables/{table}.md",
         tex="results/tables/{table}.tex",
         provenance="results/tables/{table}.provenance.json",
-        png="results/figures/{table}.png",
+        png=report("results/figures/{table}.png", caption="../report/table.rst", category="Tables",
+                   labels={"table": "{table}", "kind": "figure"}),
         pdf="results/figures/{table}.pdf",
     params:
         cells=table_cells,
@@ -30,7 +32,8 @@ rule loss_curves:
     input:
         **pretrain_logs(),
     output:
-        png="results/figures/pretraining_loss.png",
+        png=report("results/figures/pretraining_loss.png", caption="../report/loss_curves.rst",
+                   category="Pretraining"),
         pdf="results/figures/pretraining_loss.pdf",
     conda:
         "../envs/bert-ablation.yaml"
@@ -44,7 +47,7 @@ rule claims:
     input:
         provenance_files(),
     output:
-        csv="results/claims.csv",
+        csv=report("results/claims.csv", caption="../report/claims.rst", category="Claims"),
         md="results/claims.md",
     params:
         settings=claims_settings(),

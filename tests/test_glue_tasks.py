@@ -175,3 +175,26 @@ def test_stsb_fine_tunes_end_to_end(tmp_path, tokenizer):
     metrics = json.loads(out.read_text())
     assert metrics["dev_split"] == "validation" and set(metrics["dev"]) == {"pearson", "spearman"}
     assert all(-100 <= v <= 100 for v in metrics["dev"].values()) and metrics["train_examples"] == 16
+
+
+def test_a_checkpoint_of_another_config_or_vocabulary_is_refused_before_training(tmp_path, tokenizer):
+    import torch
+    from transformers import BertModel
+
+    from bert_ablation.finetune import CheckpointError, finetune
+    from bert_ablation.modeling import bert_config
+    from bert_ablation.storage import write_json
+
+    checkpoint = tmp_path / "checkpoint"
+    model = {"layers": 1, "hidden": 16, "heads": 2, "intermediate": 32, "dropout": 0.1, "max_position_embeddings": 64}
+    torch.manual_seed(0)
+    BertModel(bert_config(model, len(tokenizer) - 10, tokenizer.pad_token_id, causal=False)).save_pretrained(checkpoint)
+    tokenizer.save_pretrained(checkpoint)
+    write_json(checkpoint / "ablation.json", {"name": "tiny", "step": 0, "spec_hash": "abc"})
+    outputs = [str(tmp_path / "seed0" / "metrics.json")]
+    with pytest.raises(CheckpointError, match=r"pretrained with another config \(spec hash abc, this config's is def\)"):
+        finetune(str(checkpoint), str(tmp_path / "no-task"), "sst2", "linear", {}, outputs, expected_spec_hash="def")
+    with pytest.raises(CheckpointError, match=rf"the model has {len(tokenizer) - 10} embedding rows but its tokenizer "
+                                              rf"{len(tokenizer)} tokens"):
+        finetune(str(checkpoint), str(tmp_path / "no-task"), "sst2", "linear", {}, outputs, expected_spec_hash="abc")
+    assert not (tmp_path / "seed0").exists()

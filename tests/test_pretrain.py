@@ -122,3 +122,18 @@ def test_short_sequence_phase_trains_on_the_short_instances_first(prepared, tmp_
     with pytest.raises(ValueError, match="short_seq_steps=6 needs the instances of length 16"):
         pretrain(spec, str(root / "nsp_pairs"), str(root / "tokenizer"), str(tmp_path / "c2"), str(tmp_path / "m2.json"),
                  str(tmp_path / "l2.csv"), str(tmp_path / "state2"), threads=1, device="cpu")
+
+
+def test_a_corpus_too_small_is_reported_before_training(prepared, tmp_path):
+    config, root = prepared
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n\n   \n")
+    with pytest.raises(CorpusError, match="corpus source 'text' produced no documents; check corpus.text"):
+        build_corpus(cfg.validate({"corpus": {"source": "text", "text": {"paths": [str(empty)]}}}), tmp_path / "out")
+    spec = cfg.resolve_ablation(config, "bert_base")
+    spec["pretrain"]["batch_size"] = 100_000
+    with pytest.raises(ValueError, match=r"train.npz: \d+ instances, fewer than one batch of 100000; use a larger "
+                                         r"corpus, a larger instances.dupe_factor or a smaller batch_size"):
+        pretrain(spec, str(root / "nsp_pairs"), str(root / "tokenizer"), str(tmp_path / "c"), str(tmp_path / "m.json"),
+                 str(tmp_path / "l.csv"), str(tmp_path / "state"), threads=1, device="cpu")
+    assert not (tmp_path / "c").exists() and not (tmp_path / "m.json").exists()

@@ -47,7 +47,8 @@ def test_grid_point_is_chosen_on_dev_and_test_is_reported_for_it(tmp_path):
     write_json(pretrain, {"ablation": "bert_base", "spec_hash": "abc", "steps": 350, "heldout_perplexity": 7.5,
                           "model": {"layers": 4, "hidden": 64, "heads": 2}})
     base = {"paper_row": "Fine-tuning: BERT-Base", "row": "Fine-tuning: BERT-Base", "ablation": "bert_base",
-            "head": "linear", "step": "final", "source": "finetune", "task": "conll2003", "metric": "f1"}
+            "head": "linear", "step": "final", "source": "finetune", "task": "conll2003", "metric": "f1",
+            "spec_hash": "abc"}
     cells = [{**base, "column": "Dev F1", "split": None}, {**base, "column": "Test F1", "split": "test"},
              {**base, "column": "LM (ppl)", "source": "pretrain", "metric": "heldout_perplexity", "split": None}]
     outputs = {ext: str(tmp_path / f"t.{ext}") for ext in ("csv", "md", "tex", "png", "pdf")}
@@ -65,3 +66,18 @@ def test_grid_point_is_chosen_on_dev_and_test_is_reported_for_it(tmp_path):
     assert [r["init_seed"] for r in provenance[0]["restarts"]] == [0, 1, 2]
     assert "96.4" in open(outputs["md"]).read()
     assert open(outputs["pdf"], "rb").read(4) == b"%PDF"
+
+
+def test_results_of_another_config_are_refused(tmp_path):
+    paths = [_finetune_metrics(tmp_path, "lr1", 0, dev=90, test=80)]
+    pretrain = tmp_path / "pretrain.json"
+    write_json(pretrain, {"ablation": "bert_base", "spec_hash": "abc", "steps": 350, "model": {}})
+    cell = {"paper_row": "BERT-Base", "row": "BERT-Base", "ablation": "bert_base", "head": "linear", "step": "final",
+            "source": "finetune", "task": "conll2003", "metric": "f1", "column": "Dev F1", "split": None,
+            "spec_hash": "def"}  # what this config's bert_base hashes to
+    outputs = {ext: str(tmp_path / f"t.{ext}") for ext in ("csv", "md", "tex", "png", "pdf", "provenance")}
+    with pytest.raises(ValueError, match=r"(pretrain|lr1_0).json comes from a pretraining run of another config \(spec "
+                                         r"hash abc; this config's 'bert_base' is def\). Rebuild it: delete "
+                                         r"results/pretrain/bert_base"):
+        write_table([cell], "table7", paths, [str(pretrain)], outputs)
+    assert not any(map(lambda p: __import__("os").path.exists(p), outputs.values()))  # nothing half-written

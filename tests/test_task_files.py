@@ -296,3 +296,12 @@ def test_hub_source_runs_load_dataset_on_a_hub_layout_folder(tmp_path, no_networ
 
     saved = datasets.load_from_disk(str(tmp_path / "out"))
     assert saved["validation"].to_list() == [{"sentence1": "G h .", "sentence2": "G h !", "label": 1, "idx": 0}]
+
+
+def test_an_answer_not_at_its_answer_start_is_reported_with_its_row(tmp_path):
+    from bert_ablation.tasks import validate_records
+
+    record = {"id": "q1", "title": "t", "context": "Paris is in France.", "question": "Where is Paris?",
+              "answers": {"text": ["France"], "answer_start": [3]}}
+    with pytest.raises(TaskDataError, match=r"squad/validation row 0: answer 'France' is not at answer_start=3"):
+        validate_records(TASKS["squad"], "validation", [record])

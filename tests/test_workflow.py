@@ -133,3 +133,10 @@ def test_every_table_figure_and_the_claims_are_written(run):
     assert len(claims) >= 20 and set(claims["verdict"]) <= {"reproduced", "contradicted", "inconclusive"}
     assert "of 28 claims" in (run / "results/claims.md").read_text()
     assert (run / "results/figures/pretraining_loss.png").stat().st_size > 10_000
+
+
+def test_the_report_holds_the_tables_figures_and_claims(run):
+    snakemake(run, "--report", "report.html")
+    html = (run / "report.html").read_text()
+    for name in ("table5.csv", "table8.png", "figure5.png", "pretraining_loss.png", "claims.csv"):
+        assert name in html, name

@@ -7,4 +7,5 @@ from bert_ablation.workflow import job_logging, params_json
 with job_logging(snakemake.log[0]):
     finetune(os.path.join(snakemake.input.checkpoints, snakemake.wildcards.step), snakemake.input.task,
              snakemake.wildcards.task, snakemake.wildcards.head, params_json(snakemake, "settings"),
-             list(snakemake.output), threads=snakemake.threads)
+             list(snakemake.output), threads=snakemake.threads,
+             expected_spec_hash=snakemake.params.pretrain_spec_hash)

@@ -277,6 +277,12 @@ def resolve_ablation(config: dict, name: str, check: bool = True) -> dict:
     return spec
 
 
+def spec_hash(config: dict, ablation: str) -> str:
+    """The hash of the pretraining run this config asks for: results carry the hash of the run
+    they came from, and a mismatch means they were made with another config."""
+    return ablation_hash(resolve_ablation(config, ablation))
+
+
 def ablation_hash(spec: dict) -> str:
     return stable_hash({k: v for k, v in spec.items() if k != "name"})
 
@@ -331,7 +337,8 @@ def table_cells(config: dict, name: str) -> list[dict]:
     if name in config["figures"]:
         figure = config["figures"][name]
         return [
-            {"row": label, "column": str(step), "ablation": ablation, "head": figure["head"],
+            {"row": label, "column": str(step), "ablation": ablation, "spec_hash": spec_hash(config, ablation),
+             "head": figure["head"],
              "step": checkpoint_name(config, ablation, step), "source": "finetune", "task": figure["task"],
              "metric": figure["metric"], "split": None, "paper_row": label}
             for label, ablation in figure["series"].items() for step in checkpoint_steps(config, ablation)
@@ -342,7 +349,8 @@ def table_cells(config: dict, name: str) -> list[dict]:
         for col_label, column in spec["columns"].items():
             cells.append({
                 "row": row_label, "column": col_label, "paper_row": row.get("paper_row", row_label),
-                "ablation": row["ablation"], "head": column.get("head") or row.get("head", "linear"),
+                "ablation": row["ablation"], "spec_hash": spec_hash(config, row["ablation"]),
+                "head": column.get("head") or row.get("head", "linear"),
                 "step": row.get("step", FINAL_STEP),
                 "source": column.get("source", "finetune"), "task": column.get("task"),
                 "metric": column["metric"], "split": column.get("split"),

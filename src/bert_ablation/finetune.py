@@ -12,6 +12,7 @@ import copy
 import logging
 import math
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -27,6 +28,10 @@ from .storage import derive_seed, read_json, stable_hash, write_json
 from .tasks import TASKS
 
 log = logging.getLogger(__name__)
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that does not fit this config or is internally inconsistent."""
 
 LABEL_KEYS = {"classification": ("labels",), "regression": ("labels",), "tagging": ("labels",),
               "span": ("start_positions", "end_positions")}
@@ -117,8 +122,10 @@ def train_restart(encoder, spec, head: str, train_features: dict, settings: dict
 
 
 def finetune(checkpoint_dir: str, task_dir: str, task: str, head: str, settings: dict, outputs: list[str],
-             threads: int | None = None, device: str | None = None) -> list[dict]:
-    """Fine-tune ``checkpoint_dir`` on ``task`` once per output path (restart k -> outputs[k])."""
+             threads: int | None = None, device: str | None = None, expected_spec_hash: str | None = None
+             ) -> list[dict]:
+    """Fine-tune ``checkpoint_dir`` on ``task`` once per output path (restart k -> outputs[k]).
+    ``expected_spec_hash``: the pretraining run the config asks for; another one is refused."""
     import datasets
     from transformers import BertModel
 
@@ -127,9 +134,17 @@ def finetune(checkpoint_dir: str, task_dir: str, task: str, head: str, settings:
     configure_threads(threads)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     spec = TASKS[task]
+    pretrain_spec = read_json(f"{checkpoint_dir}/ablation.json")
+    if expected_spec_hash and pretrain_spec["spec_hash"] != expected_spec_hash:
+        raise CheckpointError(f"{checkpoint_dir} was pretrained with another config (spec hash "
+                              f"{pretrain_spec['spec_hash']}, this config's is {expected_spec_hash}); rebuild it with "
+                              f"snakemake --forcerun pretrain, or delete {Path(checkpoint_dir).parent}.")
     tokenizer = load_tokenizer(checkpoint_dir)
     encoder = BertModel.from_pretrained(checkpoint_dir)
-    pretrain_spec = read_json(f"{checkpoint_dir}/ablation.json")
+    if encoder.config.vocab_size < len(tokenizer):
+        raise CheckpointError(f"{checkpoint_dir}: the model has {encoder.config.vocab_size} embedding rows but its "
+                              f"tokenizer {len(tokenizer)} tokens; the checkpoint mixes files of different vocabularies. "
+                              f"Rebuild it with snakemake --forcerun pretrain.")
     data = datasets.load_from_disk(task_dir)
     records = {split: data[split].to_dict() for split in ("train", *spec.eval_splits)}
     train_features = featurize(spec, records["train"], tokenizer, settings["task"], train=True)

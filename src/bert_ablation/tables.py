@@ -98,12 +98,28 @@ def _finetune_cell(runs: pd.DataFrame, cell: dict, name: str) -> tuple[str, pd.D
     return chosen, selected, {k: float(v) for k, v in by_hp.items()}
 
 
+def _check_origin(cell: dict, run: dict, runs: pd.DataFrame, name: str) -> None:
+    """Results made with another config (copied in, or kept by --rerun-triggers mtime) are
+    refused rather than mixed into the table."""
+    found = {run["spec_hash"]: run["path"]}
+    if cell["source"] == "finetune" and len(runs):
+        mine = runs[(runs.ablation == cell["ablation"]) & (runs.task == cell["task"])]
+        found.update(zip(mine.pretrain_spec_hash, mine.path))
+    stale = {h: path for h, path in found.items() if h != cell["spec_hash"]}
+    if stale:
+        h, path = next(iter(stale.items()))
+        raise ValueError(f"{name}: {path} comes from a pretraining run of another config (spec hash {h}; this "
+                         f"config's '{cell['ablation']}' is {cell['spec_hash']}). Rebuild it: delete "
+                         f"results/pretrain/{cell['ablation']} and rerun (or snakemake --forcerun pretrain).")
+
+
 def summarise(runs: pd.DataFrame, pretrained: dict[str, dict], cells: list[dict], name: str
               ) -> tuple[pd.DataFrame, list[dict]]:
     reference = paper_reference()
     rows, provenance = [], []
     for cell in cells:
         run = pretrained[cell["ablation"]]
+        _check_origin(cell, run, runs, name)
         if cell["source"] == "pretrain":
             values, hp, split = np.array([float(run[cell["metric"]])]), None, "heldout"
             origin = {"selected_hp": None, "pretrain_spec_hash": [run["spec_hash"]], "finetune_hash": [],
