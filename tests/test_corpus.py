@@ -189,3 +189,17 @@ def test_hf_documents_reads_a_hub_layout_folder_through_load_dataset(tmp_path, n
     assert documents == [ARTICLE_SENTENCES, ["He was born in London.", "He studied at King's College."]]
     assert dropped == ARTICLE_DROPPED + Counter(empty=2, header=2, list=2)
     assert f"corpus.hf: {repo}: 3 documents read, 2 kept" in caplog.text
+
+
+def test_hf_rows_per_document_joins_sentence_rows_into_passages(tmp_path, no_network):
+    repo = tmp_path / "books"
+    (repo / "data").mkdir(parents=True)
+    rows = [f"Sentence number {i} is here." for i in range(7)] + [None]
+    pq.write_table(pa.table({"text": rows}), repo / "data" / "train-00000-of-00001.parquet")
+    config = corpus_config(source="hf", hf={"datasets": [{"path": str(repo), "clean": False, "rows_per_document": 3}],
+                                            "max_documents": 2})
+    documents, _ = hf_documents(config)
+    assert documents == [[f"Sentence number {i} is here." for i in (0, 1, 2)],
+                         [f"Sentence number {i} is here." for i in (3, 4, 5)]]
+    config["corpus"]["hf"]["max_documents"] = None
+    assert [len(d) for d in hf_documents(config)[0]] == [3, 3, 1]  # the None row is an empty paragraph

@@ -193,6 +193,18 @@ def jsonl_documents(config: dict) -> tuple[list[Document], Counter]:
     return paragraph_documents(texts, jsonl["clean"], "corpus.jsonl")
 
 
+def _join_rows(texts: Iterable[str], per: int) -> Iterator[str]:
+    """Runs of ``per`` consecutive rows as one text (one paragraph per row)."""
+    run = []
+    for text in texts:
+        run.append(text)
+        if len(run) == per:
+            yield "\n".join(run)
+            run = []
+    if run:
+        yield "\n".join(run)
+
+
 def hf_documents(config: dict) -> tuple[list[Document], Counter]:
     """Hub datasets (or local folders laid out like one), one document per row."""
     import datasets
@@ -206,8 +218,10 @@ def hf_documents(config: dict) -> tuple[list[Document], Counter]:
         if field not in dataset.column_names:
             raise CorpusError(f"corpus.hf.datasets: {spec['path']} has no column '{field}' "
                               f"(columns: {', '.join(dataset.column_names)}); set text_field.")
-        rows = dataset if hf["max_documents"] is None else dataset.select(range(min(hf["max_documents"], len(dataset))))
-        docs, reasons = paragraph_documents(rows[field], spec["clean"], f"corpus.hf: {spec['path']}")
+        per = spec["rows_per_document"]
+        n_rows = len(dataset) if hf["max_documents"] is None else min(hf["max_documents"] * per, len(dataset))
+        texts = (text or "" for text in dataset.select(range(n_rows))[field])  # a missing text is an empty one
+        docs, reasons = paragraph_documents(_join_rows(texts, per), spec["clean"], f"corpus.hf: {spec['path']}")
         documents += docs
         dropped.update(reasons)
     return documents, dropped
