@@ -41,6 +41,7 @@ def pretrain_instances(wildcards):
     """The instances a run trains on; with a short-sequence phase (the paper's 90% of steps at
     length 128), also those at that length."""
     spec = cfg.resolve_ablation(config, wildcards.ablation)
+
     def at(length):
         return multiext(f"results/instances/{spec['packing']}/len{length}/", "train.npz", "heldout.npz")
 
