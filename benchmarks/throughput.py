@@ -7,10 +7,12 @@ Both implementations run in one process, interleaved (ours, ref, ours, ref, ...)
 token sequences and the same initial weights, so that a machine's drift (turbo, other jobs)
 hits both alike; every number is the median over the rounds.
 
-  ours      BertForAblationPretraining (vocabulary projection only at labelled positions) or
+  ours      the family's pretraining model (BertForAblationPretraining, RoFormerForAblationPretraining:
+            vocabulary projection only at labelled positions) or
             FinetuneModel, our Masker, batches trimmed to their longest row (dynamic padding),
             and our Engine with precision="auto" (bf16 autocast where the hardware has it).
   reference what a user writes with HF: BertForPreTraining / BertForMaskedLM / BertLMHeadModel
+            (RoFormerForMaskedLM / RoFormerForCausalLM with --architecture roformer)
             or BertForSequenceClassification, DataCollatorForLanguageModeling (mlm_probability
             0.15) or default_data_collator, every sequence padded to 128, fp32, no compile,
             torch.optim.AdamW + grad clip 1.0 + linear schedule.
@@ -44,15 +46,15 @@ import numpy as np
 import torch
 import transformers
 from transformers import (BertForMaskedLM, BertForPreTraining, BertForSequenceClassification, BertLMHeadModel,
-                          BertModel, DataCollatorForLanguageModeling, default_data_collator,
-                          get_linear_schedule_with_warmup)
+                          BertModel, DataCollatorForLanguageModeling, RoFormerForCausalLM, RoFormerForMaskedLM,
+                          default_data_collator, get_linear_schedule_with_warmup)
 
 from bert_ablation.batching import epoch_batches
 from bert_ablation.engine import Engine, configure_threads, native_bf16, seed_everything
 from bert_ablation.features import classification_features, pad_batch
 from bert_ablation.instances import create_instances, encode, tokenize_documents
 from bert_ablation.masking import IGNORE_INDEX, Masker, MaskingProcedure
-from bert_ablation.modeling import BertForAblationPretraining, FinetuneModel, bert_config
+from bert_ablation.modeling import FinetuneModel, bert_config, model_config, pretraining_model
 from bert_ablation.objectives import OBJECTIVES
 from bert_ablation.pretrain import InstanceBatches, step_generator
 from bert_ablation.storage import atomic_file
@@ -66,7 +68,12 @@ SIZES = {  # layers / hidden / heads / intermediate
     "base": (12, 768, 12, 3072),
 }
 MAX_LEN = 128
-REFERENCE_CLASS = {"mlm_nsp": BertForPreTraining, "mlm": BertForMaskedLM, "ltr": BertLMHeadModel}
+# Per encoder family, the HF class a user would pretrain with for each objective. HF's RoFormer
+# has no NSP head, so there is no like-for-like reference for roformer + mlm_nsp.
+REFERENCE_CLASS = {
+    "bert": {"mlm_nsp": BertForPreTraining, "mlm": BertForMaskedLM, "ltr": BertLMHeadModel},
+    "roformer": {"mlm": RoFormerForMaskedLM, "ltr": RoFormerForCausalLM},
+}
 LOSS_RTOL = 1e-3
 SEED = 0
 
@@ -75,7 +82,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--mode", choices=("pretrain", "finetune", "all"), default="all")
     p.add_argument("--sizes", default="tiny,mini,base", help="comma-separated, from " + ",".join(SIZES))
-    p.add_argument("--objective", choices=tuple(REFERENCE_CLASS), default="mlm_nsp")
+    p.add_argument("--objective", choices=tuple(REFERENCE_CLASS["bert"]), default="mlm_nsp")
+    p.add_argument("--architecture", choices=tuple(REFERENCE_CLASS), default="bert",
+                   help="encoder family of the pretraining benchmark (fine-tuning is measured on bert)")
     p.add_argument("--steps", type=int, default=3, help="timed steps per implementation per round")
     p.add_argument("--repeats", type=int, default=3, help="interleaved rounds; medians are reported")
     p.add_argument("--batch-size", type=int, default=32)
@@ -96,6 +105,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     if args.smoke:
         args.sizes, args.steps, args.repeats, args.vocab = "tiny", 2, 1, 512
         args.world_scale, args.ft_examples, args.peak_size = 0.05, 128, 256
+    if args.objective not in REFERENCE_CLASS[args.architecture]:
+        p.error(f"--architecture {args.architecture} has no HF reference class for --objective {args.objective}; "
+                f"use one of {', '.join(REFERENCE_CLASS[args.architecture])}")
     args.sizes = args.sizes.split(",")
     unknown = set(args.sizes) - set(SIZES)
     if unknown:
@@ -227,10 +239,10 @@ def build_pretraining_data(args, workdir: Path):
     return world, tokenizer, InstanceBatches(str(path), args.batch_size, SEED, group_by_length=args.group)
 
 
-def model_spec(size: str) -> dict:
+def model_spec(size: str, architecture: str = "bert") -> dict:
     layers, hidden, heads, intermediate = SIZES[size]
-    return {"layers": layers, "hidden": hidden, "heads": heads, "intermediate": intermediate,
-            "dropout": 0.1, "max_position_embeddings": MAX_LEN}
+    return {"architecture": architecture, "layers": layers, "hidden": hidden, "heads": heads,
+            "intermediate": intermediate, "dropout": 0.1, "max_position_embeddings": MAX_LEN}
 
 
 def pad_to(tensor: torch.Tensor, value: int) -> torch.Tensor:
@@ -350,10 +362,11 @@ class RefPretrain(RefSide):
 def pretraining_sides(size, args, tokenizer, batches, device, total_steps):
     objective = OBJECTIVES[args.objective]
     masker = Masker.for_tokenizer(MaskingProcedure(), tokenizer)
-    config = bert_config(model_spec(size), max(args.vocab, len(tokenizer)), tokenizer.pad_token_id, objective.causal)
+    spec = model_spec(size, args.architecture)
+    config = model_config(spec, max(args.vocab, len(tokenizer)), tokenizer.pad_token_id, objective.causal)
     seed_everything(SEED)
-    ours = BertForAblationPretraining(config)
-    ref = REFERENCE_CLASS[args.objective](copy.deepcopy(config))
+    ours = pretraining_model(spec, config.vocab_size, tokenizer.pad_token_id, objective.causal)
+    ref = REFERENCE_CLASS[args.architecture][args.objective](copy.deepcopy(config))
     missing = ref.load_state_dict(ours.state_dict(), strict=False).missing_keys  # MLM/LTR heads have no pooler
     assert not missing, f"reference weights not copied: {missing}"
     examples = [hf_examples(batches.for_step(k), tokenizer, objective.nsp) for k in range(total_steps)]
@@ -480,6 +493,7 @@ def benchmark(mode: str, size: str, args, data, device, info: dict) -> list[dict
         useful = median(side.name, lambda r: r["model_flops"] / r["seconds"]) / 1e9
         rows.append({
             "mode": mode, "objective": args.objective if mode == "pretrain" else "sst2", "size": size,
+            "architecture": args.architecture if mode == "pretrain" else "bert",
             "impl": side.name, "layers": layers, "hidden": hidden, "heads": heads, "intermediate": intermediate,
             "vocab_size": config.vocab_size, "tokenizer_vocab": len(data["tokenizer"]),
             "batch_size": args.batch_size, "max_seq_length": MAX_LEN, "steps": args.steps, "repeats": args.repeats,

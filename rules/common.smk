@@ -14,7 +14,8 @@ except cfg.ConfigError as err:
     raise WorkflowError(str(err)) from None
 
 wildcard_constraints:
-    ablation="|".join(sorted(config["ablations"])),
+    ablation="|".join(sorted([*config["ablations"], *config["checkpoints"]])),
+    checkpoint="|".join(sorted(config["checkpoints"])) or "no-checkpoint",
     task="|".join(sorted(config["tasks"])),
     table="|".join(cfg.report_names(config)) or "no-table",
     packing="nsp_pairs|contiguous",
@@ -102,7 +103,8 @@ def table_options(wildcards):
     name = wildcards.table
     if name in config["figures"]:
         return as_param({"kind": "figure", "model_columns": False})
-    return as_param({"kind": "table", "model_columns": config["tables"][name]["model_columns"]})
+    table = config["tables"][name]
+    return as_param({"kind": "table", "model_columns": table["model_columns"], "paper_table": table["paper_table"]})
 
 
 def finetune_metrics(names):
@@ -118,7 +120,35 @@ def pretrain_metrics(names):
 
 
 def table_inputs(wildcards):
-    return {"finetune": finetune_metrics([wildcards.table]), "pretrain": pretrain_metrics([wildcards.table])}
+    # A checkpoint row's metrics.json (its shape, source and digests) stands where a pretraining run's would.
+    return {"finetune": finetune_metrics([wildcards.table]),
+            "pretrain": pretrain_metrics([wildcards.table]) + checkpoint_metrics([wildcards.table])}
+
+
+def checkpoint_metrics(names):
+    return [f"results/checkpoints/{c}/metrics.json" for c in cfg.checkpoint_runs(config, names)]
+
+
+def finetune_checkpoints(wildcards):
+    """The folder of checkpoints a fine-tuning job reads: a pretraining run's, or an imported one's."""
+    if wildcards.ablation in config["checkpoints"]:
+        return f"results/checkpoints/{wildcards.ablation}/checkpoints"
+    return f"results/pretrain/{wildcards.ablation}/checkpoints"
+
+
+def checkpoint_source(wildcards):
+    return as_param(config["checkpoints"][wildcards.checkpoint])
+
+
+def checkpoint_files(wildcards):
+    """A local checkpoint's files: inputs, so that a replaced model is imported again."""
+    path = config["checkpoints"][wildcards.checkpoint]["path"]
+    if path is None:
+        return []
+    if not os.path.isdir(path):
+        raise WorkflowError(f"checkpoints.{wildcards.checkpoint}.path: '{path}' is not a folder; give the folder "
+                            "of an HF checkpoint (config.json, weights, tokenizer files).")
+    return sorted(os.path.join(path, f) for f in os.listdir(path) if os.path.isfile(os.path.join(path, f)))
 
 
 def table_outputs(name):

@@ -2,7 +2,7 @@
 # torch + transformers is paid once, and each restart still writes its own metrics.json.
 rule finetune:
     input:
-        checkpoints=rules.pretrain.output.checkpoints,
+        checkpoints=finetune_checkpoints,
         task=rules.tasks.output[0],
     output:
         restart_outputs(),
@@ -24,3 +24,24 @@ rule finetune:
         "logs/finetune/{ablation}/{step}/{task}/{head}/{hp}.benchmark.tsv"
     script:
         "../workflow_scripts/finetune.py"
+
+
+# On request, for any table cell's grid point (its path under results/finetune/), e.g.
+#   snakemake --cores 1 results/figures/curves/bert_base/final/sst2/linear/lr0.0003_bs16_ep3.png
+rule finetune_curves:
+    input:
+        restart_outputs(),
+    output:
+        png="results/figures/curves/{ablation}/{step}/{task}/{head}/{hp}.png",
+        pdf="results/figures/curves/{ablation}/{step}/{task}/{head}/{hp}.pdf",
+    conda:
+        "../envs/bert-ablation.yaml"
+    log:
+        "logs/figures/curves/{ablation}/{step}/{task}/{head}/{hp}.log",
+    benchmark:
+        "logs/figures/curves/{ablation}/{step}/{task}/{head}/{hp}.benchmark.tsv"
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    script:
+        "../workflow_scripts/finetune_curves.py"

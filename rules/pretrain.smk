@@ -4,6 +4,8 @@ rule pretrain:
     input:
         unpack(pretrain_instances),
         tokenizer=rules.tokenizer.output[0],
+        # read only for its digest in metrics.json: what the instances were built from
+        corpus=rules.corpus.output[0],
     output:
         checkpoints=directory("results/pretrain/{ablation}/checkpoints"),
         metrics="results/pretrain/{ablation}/metrics.json",

@@ -30,7 +30,9 @@ rule table:
 
 rule loss_curves:
     input:
-        **pretrain_logs(),
+        logs=list(pretrain_logs().values()),
+        # objective and held-out perplexity of each run: its panel and its legend label
+        metrics=[f"results/pretrain/{a}/metrics.json" for a in pretrain_logs()],
     output:
         png=report("results/figures/pretraining_loss.png", caption="../report/loss_curves.rst",
                    category="Pretraining"),

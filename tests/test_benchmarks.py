@@ -56,3 +56,18 @@ def test_smoke_csv_is_well_formed(smoke, mode):
 def test_smoke_prints_a_markdown_table(smoke):
     _, stdout = smoke
     assert "| size | impl |" in stdout and "### pretrain" in stdout and "### finetune" in stdout
+
+
+def test_smoke_roformer_against_its_own_hf_reference(tmp_path):
+    """Each encoder family is timed against its own HF class, and the losses must agree."""
+    run = subprocess.run([sys.executable, str(SCRIPT), "--smoke", "--mode", "pretrain", "--architecture", "roformer",
+                          "--objective", "mlm", "--threads", "1", "--device", "cpu", "--out", str(tmp_path)],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    rows = read(tmp_path / "pretrain.csv")
+    assert {(r["architecture"], r["objective"], r["impl"]) for r in rows} == {("roformer", "mlm", "ours"),
+                                                                           ("roformer", "mlm", "ref")}
+    assert all(r["loss_equivalent"] == "True" for r in rows)
+    refused = subprocess.run([sys.executable, str(SCRIPT), "--smoke", "--architecture", "roformer",
+                              "--objective", "mlm_nsp"], capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 2 and "no HF reference class" in refused.stderr

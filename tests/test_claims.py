@@ -7,8 +7,10 @@ import math
 import numpy as np
 import pytest
 
-from bert_ablation.claims import (ClaimError, cells_from_paper, cells_from_provenance, check_claims, judge_claims,
-                                  load_claims, validate_claims, write_claims)
+from scipy import stats
+
+from bert_ablation.claims import (ClaimError, cells_from_paper, cells_from_provenance, check_claims, holm, judge_claims,
+                                  load_claims, validate_claims, welch_interval, write_claims)
 
 CLEAR_HIGH = [80.0, 80.4, 79.8, 80.2, 80.1]
 CLEAR_LOW = [70.0, 70.3, 69.9, 70.2, 69.8]
@@ -148,6 +150,82 @@ def test_bootstrap_agrees_with_welch_and_is_deterministic():
     assert first.min_p != other_seed.min_p and first.method == "bootstrap"
 
 
+# ----------------------------------------------------------------------------- multiplicity, effects
+
+def test_holm_matches_a_hand_computed_example():
+    # Sorted: 0.005 x 4 = 0.02, 0.01 x 3 = 0.03, 0.03 x 2 = 0.06, 0.04 x 1 = 0.04 -> 0.06 (monotone).
+    np.testing.assert_allclose(holm([0.01, 0.04, 0.03, 0.005]), [0.03, 0.06, 0.06, 0.02])
+    np.testing.assert_allclose(holm([0.6, 0.7]), [1.0, 1.0])  # 1.2 capped; 0.7 raised to the step before
+    np.testing.assert_allclose(holm([0.02, math.nan, 0.5]), [0.04, math.nan, 0.5])  # NaN: no test, m = 2
+    assert holm([]).size == 0
+
+
+def test_holm_turns_a_marginal_verdict_inconclusive_and_the_setting_picks():
+    # Two claims at raw p ~ 0.02-0.03: each reproduced alone, not after Holm over their 4 tests.
+    cells = cells_of(A=[71.0, 73.0, 75.0, 74.0], B=[70.0, 71.0, 72.0, 70.5], C=[71.2, 73.0, 75.0, 74.0],
+                     D=[70.0, 71.0, 72.0, 70.6])
+    claims = [greater("A", "B"), {**greater("C", "D"), "id": "u"}]
+    frame = judge_claims(claims, cells)
+    raw = [stats.ttest_ind(cells[("t", x, "c")], cells[("t", y, "c")], equal_var=False, alternative="greater").pvalue
+           for x, y in (("A", "B"), ("C", "D"))]
+    assert all(0.01 < p < 0.05 for p in raw) and raw[1] < raw[0]
+    np.testing.assert_allclose(frame.min_p, raw)
+    # The family, sorted: raw[1], raw[0], 1 - raw[0], 1 - raw[1] -> 4 raw[1], then max(4 raw[1], 3 raw[0]).
+    np.testing.assert_allclose(frame.min_p_holm, [max(4 * raw[1], 3 * raw[0]), 4 * raw[1]])
+    assert list(frame.tests) == [2, 2]
+    assert list(frame.verdict_uncorrected) == ["reproduced"] * 2 and list(frame.verdict_holm) == ["inconclusive"] * 2
+    assert list(frame.verdict) == ["inconclusive"] * 2  # the default correction is holm
+    assert list(judge_claims(claims, cells, correction="none").verdict) == ["reproduced"] * 2
+    assert f"(Holm {4 * raw[1]:.2g})" in frame.comparisons[1]
+    with pytest.raises(ValueError, match="correction must be one of"):
+        judge_claims(claims, cells, correction="bonferroni")
+
+
+def test_effect_and_welch_interval_agree_with_scipy():
+    a, b = np.array(CLEAR_HIGH), np.array([69.0, 70.3, 71.9, 70.2, 69.8, 70.5])
+    for confidence in (0.9, 0.95):
+        expected = stats.ttest_ind(a, b, equal_var=False).confidence_interval(confidence)
+        np.testing.assert_allclose(welch_interval(a, b, confidence), (expected.low, expected.high))
+    row = verdict(greater(), cells_of(A=a, B=b))  # alpha 0.05: the 90% interval, the one-sided tests' bounds
+    expected = stats.ttest_ind(a, b, equal_var=False).confidence_interval(0.9)
+    assert row.effect == pytest.approx(a.mean() - b.mean())
+    assert (row.ci_low, row.ci_high) == (pytest.approx(expected.low), pytest.approx(expected.high))
+    assert f"diff {a.mean() - b.mean():+.2f} [90% CI {expected.low:+.2f}, {expected.high:+.2f}]" in row.comparisons
+    # Lower is better: the effect is worse - better, positive in the claimed direction.
+    row = verdict(greater(lower_is_better=True), cells_of(A=b, B=a))
+    assert row.effect == pytest.approx(a.mean() - b.mean()) and row.ci_low == pytest.approx(expected.low)
+    # The uncorrected Welch verdict is reproduced exactly when the interval clears the margin.
+    for margin in (9.0, 9.5, 10.0, 10.5):
+        row = verdict(greater(margin=margin), cells_of(A=a, B=b), correction="none")
+        assert (row.verdict == "reproduced") == (row.ci_low > margin)
+
+
+def test_bootstrap_interval_agrees_with_scipy_percentile_bootstrap():
+    a, b = np.array([70.0, 74.0, 66.0, 71.0, 72.5]), np.array([69.0, 73.0, 66.5, 70.0])
+    row = verdict(greater(), cells_of(A=a, B=b), test="bootstrap", bootstrap_samples=20000)
+    reference = stats.bootstrap((a, b), lambda x, y, axis=-1: x.mean(axis=axis) - y.mean(axis=axis),
+                                confidence_level=0.9, n_resamples=20000, method="percentile",
+                                rng=np.random.default_rng(0)).confidence_interval
+    assert row.effect == pytest.approx(a.mean() - b.mean())
+    # Different resamples, same distribution: the 5% and 95% quantiles agree to Monte-Carlo error.
+    assert row.ci_low == pytest.approx(reference.low, abs=0.1) and row.ci_high == pytest.approx(reference.high, abs=0.1)
+    assert row.ci_low < row.effect < row.ci_high
+
+
+def test_close_reports_the_difference_against_its_tolerance():
+    x, y = [84.2, 84.25, 84.15, 84.2, 84.22], [84.3, 84.35, 84.28, 84.32, 84.3]
+    row = verdict(close(1.0), cells_of(A=x, B=y))
+    expected = stats.ttest_ind(x, y, equal_var=False).confidence_interval(0.9)
+    assert row.effect == pytest.approx(np.mean(x) - np.mean(y)) and row.ci_high == pytest.approx(expected.high)
+    row = verdict(close(1.0), cells_of(A=CLEAR_HIGH, B=CLEAR_LOW))
+    assert row.verdict == "contradicted" and ", outside p=" in row.comparisons and row.tests == 3
+
+
+def test_failed_restarts_are_shown_in_the_comparison():
+    row = verdict(greater(), cells_of(A=[*CLEAR_HIGH, math.nan], B=CLEAR_LOW))
+    assert "A 80.10±0.22 (n=5, 1 failed) > B" in row.comparisons and row.verdict == "reproduced"
+
+
 # ----------------------------------------------------------------------------- validation
 
 @pytest.mark.parametrize("change, message", [
@@ -192,8 +270,12 @@ def test_packaged_claims_hold_on_the_papers_numbers():
     failing = frame[frame.verdict != "reproduced"]
     assert failing.empty, failing[["id", "verdict", "comparisons", "reason"]].to_string()
     assert set(frame.kind) == {"greater", "order", "best", "worst", "close"}
-    bootstrap = judge_claims(claims, cells_from_paper(), test="bootstrap", bootstrap_samples=500)
+    assert (frame.verdict_uncorrected == "reproduced").all() and frame.verdict.equals(frame.verdict_holm)
+    bootstrap = judge_claims(claims, cells_from_paper(), test="bootstrap", bootstrap_samples=500, correction="none")
     assert (bootstrap.verdict == "reproduced").all()
+    # Holm over the family needs B + 1 > tests / alpha resamples: a bootstrap p is at least 1/(B + 1).
+    bootstrap = judge_claims(claims, cells_from_paper(), test="bootstrap", bootstrap_samples=4000)
+    assert (bootstrap.verdict_holm == "reproduced").all()
 
 
 # ----------------------------------------------------------------------------- files
@@ -225,11 +307,14 @@ def test_write_and_check_claims(tmp_path):
     assert (frame.verdict == "not evaluated").sum() == len(frame) - 2
     text = md_path.read_text()
     assert (f"1 reproduced, 1 contradicted, 0 inconclusive, {len(frame) - 2} not evaluated of {len(frame)} claims "
-            "(one-sided Welch t-test, alpha 0.05)") in text
+            "(one-sided Welch t-test, alpha 0.05, Holm-adjusted over 4 tests). Uncorrected: 1 reproduced, "
+            "1 contradicted") in text
     assert "| nsp-helps-qnli |" in text and csv_path.read_text().startswith("id,claim,source,kind,verdict")
 
     small = frame[frame.verdict != "not evaluated"]
     write_claims(small, csv_path, md_path, alpha=0.01, test="bootstrap")
-    assert "1 reproduced, 1 contradicted, 0 inconclusive of 2 claims (one-sided percentile bootstrap, alpha 0.01)" \
-        in md_path.read_text()
+    assert ("1 reproduced, 1 contradicted, 0 inconclusive of 2 claims (one-sided percentile bootstrap, alpha 0.01, "
+            "Holm-adjusted over 4 tests)") in md_path.read_text()
+    write_claims(small, csv_path, md_path, correction="none")
+    assert "alpha 0.05, no multiplicity correction over 4 tests). Holm: 1 reproduced" in md_path.read_text()
     assert not list((tmp_path / "out").glob(".*tmp*"))  # atomic writes leave no temporaries

@@ -44,7 +44,14 @@ def test_default_config_is_valid_and_filled_with_defaults():
      r"unknown metric 'mcc'. Known: pearson, spearman"),
     ({"tables__table5__rows__X": {"ablation": "ltr", "step": "step-7"}}, r"not a saved checkpoint"),
     ({"pretrain__save_steps": [100000]}, r"save_steps \[100000\] exceed pretrain.steps"),
-    ({"tasks__squad__doc_stride": 500}, r"doc_stride must be smaller"),
+    ({"tasks__squad__doc_stride": 500}, r"tasks.squad.doc_stride=500 must be below max_seq_length - "
+                                         r"max_query_length - 3 = 128 - 32 - 3 = 93"),
+    ({"tasks__squad__doc_stride": 93, "tasks__squad__doc_stride_meaning": "step"},
+     r"tasks.squad.doc_stride=93 must be below .* = 93"),
+    ({"tasks__squad__max_query_length": 100}, r"tasks.squad.doc_stride=64 must be below .* = 128 - 100 - 3 = 25"),
+    ({"tasks__squad__doc_stride_meaning": "stride"}, r"tasks.squad.doc_stride_meaning: 'stride' is not one of "
+                                                     r"\['overlap', 'step'\]"),
+    ({"tasks__squad__max_context": "yes"}, r"tasks.squad.max_context: 'yes' is not of type 'boolean'"),
     ({"tasks__mnli__max_seq_length": 512}, r"tasks.mnli.max_seq_length=512 exceeds the max_position_embeddings=128"),
     ({"tables__table7__rows__X": {"ablation": "size_half_depth", "head": "features_concat_last_four"}},
      r"head 'features_concat_last_four' needs an encoder with at least 4 layers; ablation 'size_half_depth' has 2"),
@@ -61,10 +68,24 @@ def test_default_config_is_valid_and_filled_with_defaults():
     ({"pretrain__short_seq_steps": 700}, r"pretrain.short_seq_steps=700 at short_seq_length=128 needs fewer steps "
                                          r"than pretrain.steps=700 and a length below instances.max_seq_length=128"),
     ({"claims__test": "ttest"}, r"claims.test: 'ttest' is not one of \['welch', 'bootstrap'\]"),
+    ({"model__architecture": "gpt2"}, r"model.architecture: 'gpt2' is not one of \['bert', 'roformer'\]"),
+    ({"ablations__odd": {"objective": "mlm", "model": {"architecture": "modernbert"}}},
+     r"ablations.odd: architecture: 'modernbert' is not one of \['bert', 'roformer'\]"),
 ])
 def test_bad_config_names_the_key_and_the_fix(changes, message):
     with pytest.raises(cfg.ConfigError, match=message):
         cfg.validate(with_changes(**changes))
+
+
+def test_squad_window_settings_default_to_hf_overlap_and_the_presets_use_run_squads():
+    squad = cfg.validate(BASE)["tasks"]["squad"]
+    assert (squad["doc_stride_meaning"], squad["max_context"]) == ("overlap", False)
+    # the bound is the window's context room with the longest question: one below it is fine
+    assert cfg.validate(with_changes(tasks__squad__doc_stride=92))["tasks"]["squad"]["doc_stride"] == 92
+    for preset in ("small", "base", "paper"):
+        squad = cfg.load(__file__.replace("tests/test_config.py", f"presets/{preset}.yaml"))["tasks"]["squad"]
+        assert (squad["max_seq_length"], squad["doc_stride"], squad["max_query_length"]) == (384, 128, 64)
+        assert (squad["doc_stride_meaning"], squad["max_context"]) == ("step", True)
 
 
 def test_grid_points_and_runs_are_sorted_and_deterministic():

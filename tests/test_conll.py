@@ -2,7 +2,7 @@
 
 import pytest
 
-from bert_ablation.conll import ConllFormatError, read_conll, to_bio, write_conll
+from bert_ablation.conll import ConllFormatError, file_labels, read_conll, to_bio, write_conll
 from bert_ablation.world import CONLL_LABELS, World
 
 
@@ -89,3 +89,58 @@ def test_writer_rejects_what_the_format_cannot_hold(tmp_path):
     with pytest.raises(ValueError, match="record 0: needs as many tags as tokens"):
         write_conll([{"tokens": ["a", "b"], "ner_tags": [0], "document": 0}], tmp_path / "x")
     assert not (tmp_path / "x").exists()
+
+
+WNUT = "@paulwalk\tO\nIt\tO\n's\tO\nthe\tO\nview\tO\nfrom\tO\nthe\tO\nEmpire\tB-location\nState\tI-location\n" \
+       "Building\tI-location\n\nI\tO\nlove\tO\nmy\tO\niPhone\tB-product\nand\tO\nSnapchat\tI-creative-work\n"
+
+
+def test_a_file_of_other_entity_types_has_its_own_label_set(tmp_path):
+    path = tmp_path / "wnut17train.conll"
+    path.write_text(WNUT)
+    labels = file_labels(path)
+    # O, then both prefixes of each type, types sorted: an I- tag never seen (IOB1) still has its index
+    assert labels == ("O", "B-creative-work", "I-creative-work", "B-location", "I-location", "B-product", "I-product")
+    records = read_conll(path, labels)
+    assert [[labels[t] for t in r["ner_tags"]] for r in records] == [
+        ["O"] * 7 + ["B-location", "I-location", "I-location"],
+        ["O", "O", "O", "B-product", "O", "B-creative-work"],  # IOB1 I- after O starts an entity
+    ]
+    out = tmp_path / "copy.conll"
+    write_conll(records, out, labels)
+    assert read_conll(out, labels) == records
+    # CoNLL-2003 stays strict: its reader refuses the types it does not have
+    with pytest.raises(ConllFormatError, match=r"wnut17train\.conll, line 8: unknown NER tag 'B-location'.*"
+                                               r"allowed tags are O, B-PER"):
+        read_conll(path)
+
+
+def test_a_tag_outside_the_training_label_set_names_file_line_and_tag(tmp_path):
+    train, dev = tmp_path / "train.txt", tmp_path / "dev.txt"
+    train.write_text(WNUT)
+    dev.write_text("Paris\tB-location\nby\tO\nNokia\tB-corporation\n")
+    with pytest.raises(ConllFormatError, match=rf"dev\.txt, line 3: unknown NER tag 'B-corporation' in the last "
+                                               rf"column; the training split \({train}\) has only O, B-creative-work"):
+        read_conll(dev, file_labels(train), labels_from=str(train))
+
+
+@pytest.mark.parametrize("tag", ["PER", "B-", "S-person", "b-person", "E-LOC"])
+def test_a_tag_that_is_not_bio_is_refused_when_reading_the_label_set(tmp_path, tag):
+    path = tmp_path / "train.txt"
+    path.write_text(f"-DOCSTART- O\n\nAnn B-person\nLee {tag}\n")
+    with pytest.raises(ConllFormatError, match=rf"train\.txt, line 4: NER tag '{tag}' in the last column is not "
+                                               rf"O, B-<type> or I-<type>"):
+        file_labels(path)
+
+
+def test_missing_document_ids_turn_document_context_off_loudly(tokenizer, caplog):
+    import logging
+
+    from bert_ablation.features import tagging_features
+
+    records = {"tokens": [["Mira", "lives", "in", "Tolholm"], ["She", "bakes"]], "ner_tags": [[1, 0, 0, 5], [0, 0]]}
+    with caplog.at_level(logging.WARNING, logger="bert_ablation.features"):
+        alone = tagging_features(records, tokenizer, 32, document_context=True)
+    assert "NER document context is OFF for these 2 sentences" in caplog.text
+    with_ids = tagging_features({**records, "document": [0, 0]}, tokenizer, 32, document_context=True)
+    assert len(with_ids["input_ids"][1]) > len(alone["input_ids"][1])  # the neighbour is context once ids exist

@@ -26,6 +26,29 @@ def test_squad_scores_take_the_best_ground_truth_and_average_questions():
     assert squad_scores({}, {"q": ["x"]}) == {"exact_match": 0.0, "f1": 0.0}
 
 
+def test_a_question_without_a_prediction_scores_zero_like_the_official_script():
+    # evaluate-v1.1.py skips a qid missing from the predictions but counts it in the total: an
+    # answer that normalises to nothing ("The", ".") is not matched by a missing prediction
+    references = {"q1": ["The"], "q2": ["Paris"], "q3": ["."]}
+    assert squad_scores({"q2": "paris"}, references) == {"exact_match": pytest.approx(100 / 3),
+                                                         "f1": pytest.approx(100 / 3)}
+    # a prediction that is there is compared, even if empty, as there
+    assert squad_scores({"q1": "", "q2": "paris", "q3": "a"}, references)["exact_match"] == 100.0
+    assert squad_scores({"other": "Paris"}, {"q": ["Paris"]}) == {"exact_match": 0.0, "f1": 0.0}
+
+
+def test_a_question_with_no_valid_span_gets_no_prediction():
+    records = {"id": ["q", "r"], "context": ["Mira was born in Vesk", "Olm"]}
+    # q: every candidate ends before it starts; r: a window of the question's tokens only
+    features = {"example": [0, 1], "offsets": [[None, (0, 4), (5, 8)], [None, None]]}
+    starts, ends = [np.array([0.0, 0.0, 5.0]), np.zeros(2)], [np.array([0.0, 5.0, 0.0]), np.zeros(2)]
+    assert best_spans(records, features, starts, ends, 1, 30) == {}
+    assert best_spans(records, features, starts, ends, 2, 30) == {"q": "was"}
+    # r's answer normalises to "": compared as an empty prediction it would score 1 (50 here)
+    assert squad_scores(best_spans(records, features, starts, ends, 1, 30), {"q": ["Mira"], "r": ["the"]}) == {
+        "exact_match": 0.0, "f1": 0.0}
+
+
 def test_classification_scores_accuracy_and_mrpc_f1():
     scores = classification_scores([1, 0, 1, 1], [1, 0, 0, 1], ("accuracy", "f1"))
     assert scores["accuracy"] == 75.0

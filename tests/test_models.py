@@ -1,4 +1,5 @@
 """Our models against the HF reference implementations on the same weights and batch."""
+import pytest
 import torch
 import torch.nn.functional as F
 from transformers import AutoModel, BertForPreTraining, BertLMHeadModel
@@ -100,3 +101,140 @@ def test_causal_classifier_reads_the_last_real_token(tokenizer):
     bilstm = FinetuneModel(encoder, "classification", 3, "bilstm", dropout=0.0).eval()
     torch.testing.assert_close(bilstm(**padded).logits, bilstm(**inputs).logits)
     assert bilstm.output.in_features == 2 * encoder.config.hidden_size
+
+
+# --- every encoder family (model.architecture) -----------------------------------------------
+
+from transformers import RoFormerForCausalLM, RoFormerForMaskedLM  # noqa: E402
+
+from bert_ablation.modeling import ARCHITECTURES, load_encoder, pretraining_model  # noqa: E402
+
+ROFORMER = {**MODEL, "architecture": "roformer"}
+
+
+def roformer_for(tokenizer, causal, seed=0):
+    torch.manual_seed(seed)
+    return pretraining_model(ROFORMER, len(tokenizer), tokenizer.pad_token_id, causal).eval()
+
+
+def test_roformer_mlm_loss_and_gradients_equal_roformer_for_masked_lm(tokenizer):
+    ours = roformer_for(tokenizer, causal=False)
+    reference = RoFormerForMaskedLM(ours.config).eval()
+    result = reference.load_state_dict(ours.state_dict(), strict=False)
+    assert not result.missing_keys  # ours = HF's MLM model + the NSP pooler and classifier
+    assert sorted({k.split(".")[0] for k in result.unexpected_keys}) == ["pooler", "seq_relationship"]
+    masker = Masker.for_tokenizer(MaskingProcedure(), tokenizer)
+    inputs = OBJECTIVES["mlm"].targets(batch(tokenizer), masker, torch.Generator().manual_seed(0))
+    ref = reference(**inputs)
+    out = ours(**inputs)
+    torch.testing.assert_close(out.loss, ref.loss)
+    out.loss.backward()
+    ref.loss.backward()
+    grads = dict(reference.named_parameters())
+    for name, p in ours.named_parameters():
+        if name in grads and p.grad is not None:
+            torch.testing.assert_close(p.grad, grads[name].grad, atol=1e-6, rtol=1e-4, msg=name)
+
+
+def test_roformer_nsp_loss_is_the_pooled_cls_classifier(tokenizer):
+    ours = roformer_for(tokenizer, causal=False)
+    masker = Masker.for_tokenizer(MaskingProcedure(), tokenizer)
+    inputs = OBJECTIVES["mlm_nsp"].targets(batch(tokenizer), masker, torch.Generator().manual_seed(0))
+    out = ours(**inputs)
+    hidden = ours.roformer(inputs["input_ids"], attention_mask=inputs["attention_mask"],
+                           token_type_ids=inputs["token_type_ids"]).last_hidden_state
+    nsp_logits = ours.seq_relationship(torch.tanh(ours.pooler.dense(hidden[:, 0])))
+    torch.testing.assert_close(out.nsp_loss, F.cross_entropy(nsp_logits, inputs["next_sentence_label"]))
+    torch.testing.assert_close(out.loss, out.lm_loss + out.nsp_loss)
+    # segment embeddings are kept: changing token types changes the encoding
+    flipped = ours.roformer(inputs["input_ids"], attention_mask=inputs["attention_mask"],
+                            token_type_ids=1 - inputs["token_type_ids"]).last_hidden_state
+    assert not torch.allclose(hidden, flipped)
+
+
+def test_roformer_ltr_loss_equals_roformer_for_causal_lm_with_one_shift(tokenizer):
+    ours = roformer_for(tokenizer, causal=True)
+    inputs = OBJECTIVES["ltr"].targets(batch(tokenizer, with_pairs=False), None, torch.Generator())
+    loss = ours(**inputs).loss
+    reference = RoFormerForCausalLM(ours.config).eval()
+    missing = reference.load_state_dict(ours.state_dict(), strict=False)
+    assert not missing.missing_keys
+    ids, mask = inputs["input_ids"], inputs["attention_mask"]
+    torch.testing.assert_close(loss, reference(input_ids=ids, attention_mask=mask,
+                                               labels=ids.masked_fill(mask == 0, -100)).loss)
+
+
+def test_every_causal_family_cannot_see_the_future(tokenizer):
+    for name, family in ARCHITECTURES.items():
+        ours = pretraining_model({**MODEL, "architecture": name}, len(tokenizer), tokenizer.pad_token_id, True)
+        encoder = family.encoder_of(ours.eval())
+        ids = batch(tokenizer, with_pairs=False)["input_ids"][:1]
+        changed = ids.clone()
+        changed[0, -2] = tokenizer.mask_token_id
+        h1, h2 = encoder(ids).last_hidden_state, encoder(changed).last_hidden_state
+        torch.testing.assert_close(h1[0, :-2], h2[0, :-2], msg=name)
+        assert not torch.allclose(h1[0, -2], h2[0, -2]), name
+        bidirectional = family.encoder_of(pretraining_model({**MODEL, "architecture": name}, len(tokenizer),
+                                                            tokenizer.pad_token_id, False).eval())
+        assert not torch.allclose(bidirectional(ids).last_hidden_state[0, 0],
+                                  bidirectional(changed).last_hidden_state[0, 0]), name
+
+
+def test_roformer_checkpoint_round_trip_keeps_the_nsp_pooler(tokenizer, tmp_path):
+    ours = roformer_for(tokenizer, causal=False)
+    ours.save_pretrained(tmp_path)
+    loaded = AutoModel.from_pretrained(tmp_path)
+    assert type(loaded).__name__ == "RoFormerModel"
+    for name, tensor in loaded.state_dict().items():
+        torch.testing.assert_close(tensor, ours.state_dict()["roformer." + name], msg=name)
+    encoder = load_encoder(str(tmp_path))
+    torch.testing.assert_close(encoder.pooler.dense.weight, ours.pooler.dense.weight)
+    again = type(ours).from_pretrained(tmp_path)
+    torch.testing.assert_close(again.cls.predictions.decoder.weight, ours.roformer.embeddings.word_embeddings.weight)
+    # the fine-tuning model's sentence summary reads that pooler
+    model = FinetuneModel(encoder, "classification", 2, "linear", dropout=0.0).eval()
+    assert model.head.pooler is encoder.pooler
+
+
+def test_bert_adam_is_adam_without_bias_correction():
+    """engine.BertAdam against the update of google-research/bert's AdamWeightDecayOptimizer,
+    written out by hand; with decay, it equals torch's AdamW once the correction is removed."""
+    from bert_ablation.engine import BertAdam
+
+    torch.manual_seed(0)
+    w0 = torch.randn(4, 3)
+    grads = [torch.randn(4, 3) for _ in range(3)]
+    lr, b1, b2, eps, wd = 1e-2, 0.9, 0.999, 1e-6, 0.01
+    param = torch.nn.Parameter(w0.clone())
+    opt = BertAdam([{"params": [param], "weight_decay": wd}], lr=lr, betas=(b1, b2), eps=eps)
+    w, m, v = w0.clone(), torch.zeros(4, 3), torch.zeros(4, 3)
+    for g in grads:
+        param.grad = g.clone()
+        opt.step()
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        w = w - lr * (m / (v.sqrt() + eps) + wd * w)
+        torch.testing.assert_close(param.data, w)
+    # without the correction the first step is larger: m / sqrt(v) = (1 - b1) / sqrt(1 - b2) sign(g), ~3.16x
+    # AdamW's m_hat / sqrt(v_hat) = sign(g)
+    adamw_param = torch.nn.Parameter(w0.clone())
+    adamw = torch.optim.AdamW([adamw_param], lr=lr, betas=(b1, b2), eps=eps, weight_decay=0.0)
+    ours_param = torch.nn.Parameter(w0.clone())
+    ours = BertAdam([ours_param], lr=lr, betas=(b1, b2), eps=eps)
+    for p, o in ((adamw_param, adamw), (ours_param, ours)):
+        p.grad = grads[0].clone()
+        o.step()
+    ratio = (ours_param.data - w0).abs().mean() / (adamw_param.data - w0).abs().mean()
+    assert ratio == pytest.approx((1 - b1) / (1 - b2) ** 0.5, rel=1e-3)
+
+
+def test_engine_records_which_optimizer_it_built():
+    from bert_ablation.engine import BertAdam, Engine
+
+    model = torch.nn.Linear(3, 2)
+    corrected = Engine(model, lr=1e-3, total_steps=10)
+    original = Engine(torch.nn.Linear(3, 2), lr=1e-3, total_steps=10, bias_correction=False)
+    assert isinstance(corrected.optimizer, torch.optim.AdamW) and isinstance(original.optimizer, BertAdam)
+    assert corrected.optimizer_settings()["bias_correction"] is True
+    assert original.optimizer_settings() == {"name": "BertAdam (no bias correction)", "bias_correction": False,
+                                             "betas": [0.9, 0.999], "eps": 1e-6, "weight_decay": 0.01}

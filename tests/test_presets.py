@@ -30,3 +30,18 @@ def test_paper_preset_has_the_papers_hyperparameters():
     assert len(cfg.grid_points(config, "mnli")) == 18
     wide_deep = cfg.resolve_ablation(config, "size_wide_deep")["model"]
     assert (wide_deep["layers"], wide_deep["hidden"], wide_deep["heads"]) == (24, 1024, 16)
+
+
+def test_families_preset_plans_table5_under_both_encoder_families(tmp_path):
+    """The side-by-side table reuses the default (rotary) runs and adds the BERT-encoder ones."""
+    path = ROOT / "presets" / "families.yaml"
+    config = cfg.load(str(ROOT / "config.yaml"), [str(path)])
+    rows = config["tables"]["table5_families"]["rows"]
+    families = {cfg.resolve_ablation(config, r["ablation"])["model"]["architecture"] for r in rows.values()}
+    assert families == {"bert", "roformer"} and len(rows) == 10
+    assert cfg.resolve_ablation(config, "bert_base")["model"]["architecture"] == "roformer"
+    assert cfg.resolve_ablation(config, "bert_base_abs")["model"]["architecture"] == "bert"
+    jobs = planned_jobs(snakemake(tmp_path, "-n", "table5_families", configfiles=(path,)))
+    assert jobs["pretrain"] == 8  # 4 ablations x 2 families
+    # every cell is its own run: 10 rows x 5 columns, each at every point of the task's grid
+    assert jobs["finetune"] == sum(len(cfg.grid_points(config, t)) for t in ("mnli", "qnli", "mrpc", "sst2", "squad")) * 10

@@ -137,3 +137,43 @@ def test_a_corpus_too_small_is_reported_before_training(prepared, tmp_path):
         pretrain(spec, str(root / "nsp_pairs"), str(root / "tokenizer"), str(tmp_path / "c"), str(tmp_path / "m.json"),
                  str(tmp_path / "l.csv"), str(tmp_path / "state"), threads=1, device="cpu")
     assert not (tmp_path / "c").exists() and not (tmp_path / "m.json").exists()
+
+
+def test_seeds_vary_one_source_of_randomness_at_a_time(prepared, tmp_path):
+    """init_seed changes the initial weights only; data_seed and mask_seed leave them alone."""
+    config, root = prepared
+    base = cfg.deep_merge(config, {"ablations": {"none": {"objective": "mlm_nsp", "pretrain": {
+        "steps": 0, "warmup_steps": 0, "save_steps": []}}}})
+
+    def init_weights(name, **seeds):
+        changed = cfg.deep_merge(base, {"ablations": {"none": {"pretrain": seeds}}})
+        metrics = run(changed, root, "none", tmp_path / name, state=f"state-{name}")
+        assert metrics["seeds"] == {"init_seed": seeds.get("init_seed", 0), "data_seed": seeds.get("data_seed", 0),
+                                    "mask_seed": seeds.get("mask_seed", 0)}
+        return load_file(tmp_path / name / "checkpoints/final/model.safetensors")
+
+    reference = init_weights("ref")
+    for name, seeds, same in (("init", {"init_seed": 5}, False), ("data", {"data_seed": 5}, True),
+                              ("mask", {"mask_seed": 5}, True)):
+        weights = init_weights(name, **seeds)
+        assert all(torch.equal(reference[k], weights[k]) for k in reference) == same, name
+    # over training steps, the data and mask seeds change the run and the init seed is held
+    trained = {}
+    for name, seeds in (("t-ref", {}), ("t-mask", {"mask_seed": 5})):
+        changed = cfg.deep_merge(config, {"pretrain": seeds})
+        trained[name] = run(changed, root, "bert_base", tmp_path / name, state=f"state-{name}")["final_train_loss"]
+    assert trained["t-ref"] != trained["t-mask"]
+
+
+def test_metrics_record_the_recipe_optimizer_and_input_digests(prepared, tmp_path):
+    import hashlib
+
+    config, root = prepared
+    metrics = run(config, root, "ltr", tmp_path / "ltr", state="state-digests")
+    tokenizer_bytes = (root / "tokenizer" / "tokenizer.json").read_bytes()
+    assert metrics["inputs"]["tokenizer"] == hashlib.sha256(tokenizer_bytes).hexdigest()
+    train = (root / "contiguous" / "train.npz").read_bytes()
+    assert metrics["inputs"]["train_instances"] == hashlib.sha256(train).hexdigest()
+    assert set(metrics["inputs"]) == {"tokenizer", "train_instances", "heldout_instances"}
+    assert metrics["optimizer"]["bias_correction"] is True and metrics["optimizer"]["name"] == "AdamW"
+    assert metrics["recipe"]["architecture"] == "bert" and metrics["recipe"]["lr"] == config["pretrain"]["lr"]

@@ -81,3 +81,127 @@ def test_results_of_another_config_are_refused(tmp_path):
                                          r"results/pretrain/bert_base"):
         write_table([cell], "table7", paths, [str(pretrain)], outputs)
     assert not any(map(lambda p: __import__("os").path.exists(p), outputs.values()))  # nothing half-written
+
+
+def test_a_nan_restart_is_reported_as_failed_and_never_wins_the_grid(tmp_path, caplog):
+    # lr_nan's dev mean over its finished restarts (95) beats lr_ok's (91) only because a NaN
+    # left it two restarts; lr_ok must be selected. lr_ok's restart 1 fails on test (NaN).
+    paths = [_finetune_metrics(tmp_path, "lr_nan", k, dev=[95.0, math.nan, 95.0][k], test=99.0) for k in range(3)]
+    paths += [_finetune_metrics(tmp_path, "lr_ok", k, dev=90.0 + k, test=[80.0, math.nan, 82.0][k]) for k in range(3)]
+    pretrain = tmp_path / "pretrain.json"
+    write_json(pretrain, {"ablation": "bert_base", "spec_hash": "abc", "steps": 350, "heldout_perplexity": 7.5,
+                          "model": {"layers": 4, "hidden": 64, "heads": 2}})
+    base = {"paper_row": "Fine-tuning: BERT-Base", "row": "Fine-tuning: BERT-Base", "ablation": "bert_base",
+            "head": "linear", "step": "final", "source": "finetune", "task": "conll2003", "metric": "f1",
+            "spec_hash": "abc"}
+    cells = [{**base, "column": "Dev F1", "split": None}, {**base, "column": "Test F1", "split": "test"}]
+    outputs = {ext: str(tmp_path / f"t.{ext}") for ext in ("csv", "md", "tex", "png", "pdf")}
+    outputs["provenance"] = str(tmp_path / "t.provenance.json")
+    with caplog.at_level("WARNING", logger="bert_ablation.tables"):
+        write_table(cells, "table7", paths, [str(pretrain)], outputs)
+
+    table = pd.read_csv(outputs["csv"]).set_index("column")
+    assert (table["hp"] == "lr_ok").all()
+    assert list(table["n"]) == [3, 3] and list(table["failed"]) == [0, 1]
+    assert table.loc["Test F1", "mean"] == pytest.approx(81.0) and table.loc["Test F1", "best"] == pytest.approx(82.0)
+    assert table.loc["Test F1", "sd"] == pytest.approx(math.sqrt(2), abs=1e-4)  # over the two finished restarts
+    provenance = read_json(outputs["provenance"])["cells"]
+    assert provenance[0]["grid_means"]["lr_nan"] > provenance[0]["grid_means"]["lr_ok"]  # what idxmax would pick
+    assert provenance[0]["grid_failed"] == {"lr_nan": 1, "lr_ok": 0}
+    assert [(r["value"], r["failed"]) for r in provenance[1]["restarts"]] == [(80.0, False), (None, True), (82.0, False)]
+    markdown = open(outputs["md"]).read()
+    assert "81.0 ± 1.4 (82.0), 1/3 failed [92.4]" in markdown
+    assert '"k/n failed": k of the cell\'s n restarts failed' in markdown
+    assert "(1/3 failed)" in open(outputs["tex"]).read()
+    failed_test = [r.getMessage() for r in caplog.records if "failed restart" in r.getMessage()]
+    assert len(failed_test) == 1 and failed_test[0].endswith(f"{tmp_path / 'lr_ok_1.json'} (counted as failed, left "
+                                                             "out of mean/sd/best).")
+    assert any("grid point lr_nan has 1 failed dev restart" in r.getMessage() for r in caplog.records)
+
+
+def test_among_grid_points_with_failures_the_fewest_win_then_the_best_mean(tmp_path):
+    from bert_ablation.tables import _finetune_cell, load_runs
+
+    dev = {"a": [70.0, None, None], "b": [50.0, 51.0, None], "c": [60.0, 61.0, None]}  # null: a missing metric
+    paths = [_finetune_metrics(tmp_path, hp, k, dev=v, test=0.0) for hp, values in dev.items()
+             for k, v in enumerate(values)]
+    cell = {"ablation": "bert_base", "step": "final", "task": "conll2003", "head": "linear", "metric": "f1",
+            "row": "r", "column": "c"}
+    chosen, selected, means, failed = _finetune_cell(load_runs(paths), cell, "t")
+    assert chosen == "c" and failed == {"a": 2, "b": 1, "c": 1} and means["a"] == 70.0
+    assert selected["value"].isna().sum() == 1  # the failed restart is kept, not dropped
+    nothing = {hp: [math.nan] * 2 for hp in ("x", "y")}
+    paths = [_finetune_metrics(tmp_path, hp, k, dev=v, test=0.0) for hp, values in nothing.items()
+             for k, v in enumerate(values)]
+    assert _finetune_cell(load_runs(paths), cell, "t")[0] == "x"  # all failed: first point, reported as failed
+
+
+def _pretrain_run(tmp_path, ablation, objective, steps, ppl, start):
+    folder = tmp_path / "pretrain" / ablation
+    folder.mkdir(parents=True)
+    step = list(range(50, steps + 1, 50))
+    loss = [start * (0.3 + 0.7 * math.exp(-s / 200)) for s in step]
+    pd.DataFrame({"step": step, "loss": loss, "lm_loss": loss, "nsp_loss": 0.0, "lr": 1e-4, "tokens": step}).to_csv(
+        folder / "log.csv", index=False)
+    kind = "next-token" if objective == "ltr" else "masked-LM"
+    write_json(folder / "metrics.json", {"ablation": ablation, "objective": objective, "steps": steps,
+                                         "heldout_perplexity": ppl, "heldout_perplexity_kind": kind})
+    return str(folder / "log.csv"), str(folder / "metrics.json")
+
+
+def test_loss_curves_have_one_panel_per_objective_and_each_run_once(tmp_path):
+    from bert_ablation.tables import plot_loss_curves
+
+    # The default config's 14 runs: 12 MLM+NSP (one of 0 steps), one MLM, one LTR.
+    mlm_nsp = ["bert_base", "mask_0_0_100", "mask_0_20_80", "mask_100_0_0", "mask_80_0_20", "mask_80_20_0",
+               "size_few_heads", "size_half_depth", "size_shallow", "size_wide", "size_wide_deep"]
+    specs = [(a, "mlm_nsp", 700, 100.0 + 3 * k, 6.5 + 0.1 * k) for k, a in enumerate(mlm_nsp)]
+    specs += [("no_nsp", "mlm", 700, 120.0, 6.0), ("ltr", "ltr", 700, 14.2, 5.5),
+              ("no_pretraining", "mlm_nsp", 0, 512.0, 7.0)]
+    runs = {a: _pretrain_run(tmp_path, a, o, steps, ppl, start) for a, o, steps, ppl, start in specs}
+    png = tmp_path / "pretraining_loss.png"
+    fig = plot_loss_curves({a: r[0] for a, r in runs.items()}, {a: r[1] for a, r in runs.items()},
+                           [str(png), str(tmp_path / "pretraining_loss.pdf")])
+    axes = [ax for ax in fig.axes if ax.lines]
+    assert len(fig.axes) == len(axes) == 3  # MLM+NSP, MLM, LTR: three loss scales, never one axis
+    assert [ax.get_title() for ax in axes] == ["MLM + NSP (11 runs)", "MLM, no NSP (1 run)", "LTR, next token (1 run)"]
+    labels = [line.get_label() for ax in axes for line in ax.lines]
+    drawn = [label.split(":")[0] for label in labels]
+    assert sorted(drawn) == sorted(a for a in runs if a != "no_pretraining")  # each run once, 0-step run not at all
+    assert "bert_base: ppl 100.0" in labels and "ltr: ppl 14.2" in labels
+    for ax in axes:
+        colours = [line.get_color() for line in ax.lines]
+        assert len(set(map(str, colours))) == len(colours)  # no colour repeats within a panel
+        assert [t.get_text() for t in ax.get_legend().get_texts()] == [line.get_label() for line in ax.lines]
+    assert axes[2].get_legend().get_title().get_text() == "held-out next-token perplexity"
+    assert any("no_pretraining: ppl 512.0" in t.get_text() for t in fig.texts)
+    assert png.stat().st_size > 10_000
+
+
+def test_collapsed_restarts_are_counted_logged_and_in_the_provenance(tmp_path, caplog):
+    import json
+    import logging
+
+    paths = []
+    for k, (value, collapsed) in enumerate([(80.0, None), (50.0, "negative"), (78.0, None)]):
+        path = tmp_path / f"sst2_{k}.json"
+        write_json(path, {
+            "ablation": "bert_base", "checkpoint": "results/pretrain/bert_base/checkpoints/final", "task": "sst2",
+            "head": "linear", "hyperparameters": {"key": "lr1"}, "restart": k, "dev_split": "validation",
+            "splits": {"validation": {"accuracy": value}}, "init_seed": k, "data_seed": k,
+            "pretrain_spec_hash": "abc", "finetune_hash": "h", "collapsed_to": collapsed})
+        paths.append(str(path))
+    pretrain = tmp_path / "pretrain.json"
+    write_json(pretrain, {"ablation": "bert_base", "spec_hash": "abc", "steps": 10, "model": {"layers": 4, "hidden": 64,
+                                                                                             "heads": 2}})
+    cell = {"paper_row": "BERT-Base", "row": "BERT-Base", "ablation": "bert_base", "head": "linear", "step": "final",
+            "source": "finetune", "task": "sst2", "metric": "accuracy", "spec_hash": "abc", "column": "SST-2 (Acc)",
+            "split": None}
+    outputs = {ext: str(tmp_path / f"t.{ext}") for ext in ("csv", "md", "tex", "png", "pdf")}
+    outputs["provenance"] = str(tmp_path / "t.provenance.json")
+    with caplog.at_level(logging.WARNING, logger="bert_ablation.tables"):
+        write_table([cell], "table5", paths, [str(pretrain)], outputs)
+    assert pd.read_csv(outputs["csv"])["collapsed"].tolist() == [1]
+    assert "restart 1 collapsed to predicting 'negative' for every dev example (accuracy = 50.0)" in caplog.text
+    restarts = json.loads(open(outputs["provenance"]).read())["cells"][0]["restarts"]
+    assert [r["collapsed_to"] for r in restarts] == [None, "negative", None]

@@ -305,3 +305,162 @@ def test_an_answer_not_at_its_answer_start_is_reported_with_its_row(tmp_path):
               "answers": {"text": ["France"], "answer_start": [3]}}
     with pytest.raises(TaskDataError, match=r"squad/validation row 0: answer 'France' is not at answer_start=3"):
         validate_records(TASKS["squad"], "validation", [record])
+
+
+# WNUT-17 style: tab-separated, no -DOCSTART-, entity types that CoNLL-2003 does not have.
+WNUT_TRAIN = ("Ann\tB-person\nbought\tO\nan\tO\niPhone\tB-product\nat\tO\nApple\tB-corporation\nStore\tI-corporation\n\n"
+              "Bob\tB-person\nLee\tI-person\nlikes\tO\nMinecraft\tB-creative-work\n\n"
+              "so\tO\ncold\tO\n\n")
+WNUT_DEV = "Eve\tB-person\nuses\tO\nPixel\tB-product\n\nthanks\tO\nBob\tI-person\n\n"  # IOB1's I- is fine
+WNUT_LABELS = ("O", "B-corporation", "I-corporation", "B-creative-work", "I-creative-work", "B-person", "I-person",
+               "B-product", "I-product")
+
+
+def _wnut(folder, dev=WNUT_DEV, names=("wnut17train.conll", "emerging.dev.conll", "emerging.test.annotated")):
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in zip(names, (WNUT_TRAIN, dev, WNUT_DEV)):
+        (folder / name).write_text(text, encoding="utf-8")
+    return folder
+
+
+def test_ner_reads_its_label_set_from_the_training_file(tmp_path, caplog):
+    import logging
+
+    import datasets
+
+    from bert_ablation.tasks import build_task, with_labels
+
+    splits, dropped = local_splits("ner", {"path": str(_wnut(tmp_path / "wnut"))})
+    assert dropped == {} and set(splits) == {"train", "validation", "test"}
+    assert splits["train"].features["ner_tags"].feature.names == list(WNUT_LABELS)
+    assert splits["validation"].to_list() == [
+        {"id": "0", "tokens": ["Eve", "uses", "Pixel"], "ner_tags": [5, 0, 7], "document": 0},
+        {"id": "1", "tokens": ["thanks", "Bob"], "ner_tags": [0, 5], "document": 0}]
+    # train.txt / dev.txt / test.txt are found too
+    _wnut(tmp_path / "plain", names=("train.txt", "dev.txt", "test.txt"))
+    assert local_splits("ner", {"path": str(tmp_path / "plain")})[0]["test"].to_list() == splits["test"].to_list()
+
+    with caplog.at_level(logging.INFO, logger="bert_ablation.tasks"):
+        summary = build_task("ner", {"source": "local", "path": str(tmp_path / "wnut")}, {}, str(tmp_path / "out"))
+    assert summary == {"train": {"rows": 3}, "validation": {"rows": 2}, "test": {"rows": 2}}
+    assert f"task ner: 9 labels, from its train split: {', '.join(WNUT_LABELS)}" in caplog.text
+    saved = datasets.load_from_disk(str(tmp_path / "out"))
+    spec = with_labels(TASKS["ner"], saved["train"])
+    assert spec.labels == WNUT_LABELS and TASKS["ner"].labels == () and TASKS["conll2003"].labels == CONLL_LABELS
+    # a save_to_disk folder of the task keeps its labels
+    assert local_splits("ner", {"path": str(tmp_path / "out")})[0]["validation"].features == saved["validation"].features
+
+
+def test_ner_dev_tag_outside_the_training_labels_names_file_line_and_tag(tmp_path):
+    folder = _wnut(tmp_path, dev="Eve\tB-person\n\nParis\tB-location\n")
+    with pytest.raises(TaskDataError, match=r"ner: .*emerging\.dev\.conll, line 3: unknown NER tag 'B-location' in "
+                                            r"the last column; the training split \(.*wnut17train\.conll\) has only "
+                                            r"O, B-corporation, I-corporation"):
+        local_splits("ner", {"path": str(folder)})
+    (folder / "wnut17train.conll").write_text("Ann\tB-person\nLee\tperson\n")
+    with pytest.raises(TaskDataError, match=r"wnut17train\.conll, line 2: NER tag 'person' in the last column is not "
+                                            r"O, B-<type> or I-<type>"):
+        local_splits("ner", {"path": str(folder)})
+    # conll2003 stays strict: the same files are refused for their types
+    with pytest.raises(TaskDataError, match=r"conll2003: .*, line 1: unknown NER tag 'B-person'.*allowed tags are"):
+        local_splits("conll2003", {"path": str(_wnut(tmp_path / "strict", names=("train.txt", "dev.txt", "test.txt")))})
+
+
+def test_ner_from_the_hub_needs_arguments_and_label_names(tmp_path, no_network):
+    import datasets
+
+    from bert_ablation.tasks import build_task
+
+    with pytest.raises(TaskDataError, match=r"ner: source 'hub' needs tasks\.ner\.hub, the datasets\.load_dataset "
+                                            r"arguments"):
+        build_task("ner", {"source": "hub"}, {}, str(tmp_path / "out"))
+    # a hub dataset whose ner_tags are plain integers names no labels
+    plain = {"tokens": [["Ann"]], "ner_tags": [[1]]}
+    datasets.DatasetDict({s: datasets.Dataset.from_dict(plain) for s in ("train", "validation", "test")}).save_to_disk(
+        str(tmp_path / "plain"))
+    with pytest.raises(TaskDataError, match=r"ner/train: 'ner_tags' carries no label names"):
+        build_task("ner", {"source": "local", "path": str(tmp_path / "plain")}, {}, str(tmp_path / "out"))
+    # splits that name different labels are refused
+    def split(names):
+        features = datasets.Features({"tokens": datasets.Sequence(datasets.Value("string")),
+                                      "ner_tags": datasets.Sequence(datasets.ClassLabel(names=names))})
+        return datasets.Dataset.from_dict({"tokens": [["Ann"]], "ner_tags": [[1]]}, features=features)
+
+    datasets.DatasetDict({"train": split(["O", "B-person", "I-person"]), "validation": split(["O", "B-per", "I-per"]),
+                          "test": split(["O", "B-person", "I-person"])}).save_to_disk(str(tmp_path / "mixed"))
+    with pytest.raises(TaskDataError, match=r"ner/validation: its ner_tags labels \(O, B-per, I-per\) differ from the "
+                                            r"train split's \(O, B-person, I-person\)"):
+        build_task("ner", {"source": "local", "path": str(tmp_path / "mixed")}, {}, str(tmp_path / "out"))
+    # entity-level scoring needs BIO labels
+    datasets.DatasetDict({s: split(["O", "PER", "B-LOC"]) for s in ("train", "validation", "test")}).save_to_disk(
+        str(tmp_path / "flat"))
+    with pytest.raises(TaskDataError, match=r"ner/train: labels \['PER'\] are not O, B-<type> or I-<type>"):
+        build_task("ner", {"source": "local", "path": str(tmp_path / "flat")}, {}, str(tmp_path / "out"))
+    assert not (tmp_path / "out").exists()
+    # a hub-layout folder (parquet shards carry the ClassLabel names, as the hub's NER datasets do)
+    repo = tmp_path / "wnut_hub"
+    (repo / "data").mkdir(parents=True)
+    for name in ("train", "validation", "test"):
+        split(["O", "B-person", "I-person"]).to_parquet(str(repo / "data" / f"{name}-00000-of-00001.parquet"))
+    (repo / "README.md").write_text("---\nconfigs:\n- config_name: default\n  data_files:\n" + "".join(
+        f"  - split: {name}\n    path: data/{name}-*\n" for name in ("train", "validation", "test")) + "---\n")
+    assert build_task("ner", {"source": "hub", "hub": {"path": str(repo)}}, {}, str(tmp_path / "out"))["test"] == {
+        "rows": 1}
+    saved = datasets.load_from_disk(str(tmp_path / "out"))
+    assert saved["train"].features["ner_tags"].feature.names == ["O", "B-person", "I-person"]
+
+
+def test_ner_fine_tunes_and_scores_with_its_own_labels(tmp_path, tokenizer):
+    """Load, featurize and score a WNUT-style task: a tiny random BERT through finetune.finetune, and
+    the evaluation of perfect logits through the labels saved with the task's data."""
+    import datasets
+    import torch
+    from transformers import BertModel
+
+    from bert_ablation import config as cfg
+    from bert_ablation.finetune import evaluate, featurize, finetune
+    from bert_ablation.modeling import bert_config
+    from bert_ablation.storage import write_json
+    from bert_ablation.tasks import build_task, with_labels
+
+    checkpoint = tmp_path / "checkpoint"
+    torch.manual_seed(0)
+    model = {"layers": 1, "hidden": 16, "heads": 2, "intermediate": 32, "dropout": 0.1, "max_position_embeddings": 64}
+    BertModel(bert_config(model, len(tokenizer), tokenizer.pad_token_id, causal=False)).save_pretrained(checkpoint)
+    tokenizer.save_pretrained(checkpoint)
+    write_json(checkpoint / "ablation.json", {"name": "tiny", "step": 0, "spec_hash": "0"})
+    # tweets are no documents (a file without -DOCSTART- is one): no document context
+    config = cfg.validate({"tasks": {"ner": {"source": "local", "path": str(_wnut(tmp_path / "data")),
+                                             "max_seq_length": 32, "document_context": False}},
+                           "finetune": {"grid": {"lr": [1e-3], "batch_size": [2], "epochs": [1]}, "precision": "fp32"}})
+    build_task("ner", config["tasks"]["ner"], {}, str(tmp_path / "task"))
+    settings = cfg.finetune_settings(config, "ner", "linear", cfg.grid_points(config, "ner")[0]["key"])
+    out = tmp_path / "seed0" / "metrics.json"
+    finetune(str(checkpoint), str(tmp_path / "task"), "ner", "linear", settings, [str(out)], threads=1, device="cpu")
+    metrics = json.loads(out.read_text())
+    assert metrics["dev_split"] == "validation" and set(metrics["splits"]) == {"validation", "test"}
+    assert set(metrics["dev"]) == {"f1", "precision", "recall", "accuracy"}
+    assert all(0 <= v <= 100 for v in metrics["dev"].values()) and metrics["train_examples"] == 3
+
+    data = datasets.load_from_disk(str(tmp_path / "task"))
+    spec = with_labels(TASKS["ner"], data["train"])
+    records = data["validation"].to_dict()
+    features = featurize(spec, records, tokenizer, settings["task"], train=False)
+
+    row_of = {tuple(ids): i for i, ids in enumerate(features["input_ids"])}
+    assert len(row_of) == len(records["tokens"])
+
+    class Perfect:  # logits whose argmax is each word's gold tag
+        def evaluate(self, batch):
+            logits = torch.zeros(*batch["input_ids"].shape, len(spec.labels))
+            for r, (ids, mask) in enumerate(zip(batch["input_ids"], batch["attention_mask"])):
+                i = row_of[tuple(ids[mask.bool()].tolist())]
+                for p, tag in zip(features["word_positions"][i], records["ner_tags"][i]):
+                    logits[r, p, tag] = 1.0
+            return type("Out", (), {"logits": logits})
+
+    scores = evaluate(Perfect(), spec, records, features, 1, settings["task"], tokenizer.pad_token_id)
+    assert scores == {"f1": 100.0, "precision": 100.0, "recall": 100.0, "accuracy": 100.0}
+    # the gold entities are person, product (sentence 1) and person (sentence 2, IOB1's I- begins one)
+    assert [[spec.labels[t] for t in tags] for tags in records["ner_tags"]] == [["B-person", "O", "B-product"],
+                                                                                 ["O", "B-person"]]

@@ -67,11 +67,17 @@ def test_every_restart_has_its_own_seeds_and_metrics(run):
 def test_checkpoints_and_pretraining_metrics(run):
     from transformers import AutoModel
 
+    from bert_ablation.storage import tree_digest
+
     for ablation, kind in (("bert_base", "masked-LM"), ("ltr", "next-token")):
         metrics = pd.read_json(run / f"results/pretrain/{ablation}/metrics.json", typ="series")
         assert metrics["steps"] == 20 and metrics["heldout_perplexity_kind"] == kind
         assert 1 < metrics["heldout_perplexity"] < 512
+        # what it trained on, by content: the corpus folder, the vocabulary, the instances
+        assert metrics["inputs"]["corpus"] == tree_digest(run / "results/corpus")
+        assert set(metrics["inputs"]) == {"corpus", "tokenizer", "train_instances", "heldout_instances"}
     model = AutoModel.from_pretrained(run / "results/pretrain/ltr/checkpoints/final")
+    assert model.config.model_type == "roformer"  # the default recipe's encoder family
     assert model.config.is_decoder and model.config.num_hidden_layers == 4
     assert AutoModel.from_pretrained(run / "results/pretrain/ltr/checkpoints/step-10").config.is_decoder
     log = pd.read_csv(run / "results/pretrain/bert_base/log.csv")

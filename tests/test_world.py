@@ -2,7 +2,8 @@
 
 The generators of MNLI/QNLI/MRPC may be retuned, so these tests check invariants and
 mechanisms (schemas, splits, held-out members, right context, trivial-cue baselines), not
-exact templates.
+exact templates; then that the default world is pinned byte for byte, and that each control
+(``World(remove=...)``) removes its mechanism, measured on the data, and keeps the others.
 """
 
 import collections
@@ -583,3 +584,355 @@ def test_conll_ambiguous_words_are_tagged_by_context(world, tasks):
             for split in tasks["conll2003"]}
     assert both["train"] and len(both["train"]) >= len(world.ambiguous) // 2, both
     assert set().union(*both.values()) == set(world.ambiguous), both
+
+
+# ------------------------------------------------------------------ the default world, pinned
+
+# Task sizes of config.yaml (the workflow's default world tasks), and the SHA-256 of
+# json.dumps([documents()] + [task(name, n_train * scale, n_dev * scale, seed) for each task]),
+# computed before World(remove=...) existed: with nothing removed, the output must not change.
+CONFIG_SIZES = {"mnli": (1000, 300), "qnli": (1000, 300), "mrpc": (1000, 300), "sst2": (1000, 300),
+                "squad": (800, 300), "conll2003": (1000, 300)}
+DEFAULT_DIGESTS = {
+    (0, 1.0): "4328292f2b2f9b001827b89c60cb9ec0c8412150d34b743fd9292389a2a3d8cd",
+    (1, 0.5): "d93fe70d99775dfc346fb494bb3a0b82e6310290c7401a00553b888fd4fef2fd",
+}
+
+
+def _config_tasks(world):
+    scale = world.scale
+    return {name: world.task(name, max(1, round(n_train * scale)), max(1, round(n_dev * scale)), seed=world.seed)
+            for name, (n_train, n_dev) in CONFIG_SIZES.items()}
+
+
+@pytest.mark.parametrize("seed, scale", sorted(DEFAULT_DIGESTS))
+def test_default_world_is_pinned(seed, scale):
+    for world in (World(seed, scale), World(seed, scale, remove=())):
+        payload = [world.documents()] + [_config_tasks(world)[name] for name in WORLD_TASKS]
+        assert hashlib.sha256(json.dumps(payload).encode()).hexdigest() == DEFAULT_DIGESTS[seed, scale]
+
+
+# ------------------------------------------------------------------ controls: World(remove=...)
+#
+# Each control is checked on the generated data: the mechanism it removes is measured (and
+# must be there by default, gone in the control), and what the other mechanisms need is
+# unchanged. Full scale, config.yaml's task sizes.
+
+
+@pytest.fixture(scope="module")
+def default_data():
+    world = World(seed=0, scale=1.0)
+    return world, world.documents(), _config_tasks(world)
+
+
+_CONTROLS = {}
+
+
+def _control(mechanism):
+    """(world, documents, tasks) of the full-scale control without ``mechanism``, built once
+    (a dict rather than a fixture: each test needs only its own control)."""
+    if mechanism not in _CONTROLS:
+        world = World(seed=0, scale=1.0, remove=(mechanism,))
+        _CONTROLS[mechanism] = world, world.documents(), _config_tasks(world)
+    return _CONTROLS[mechanism]
+
+
+def test_unknown_mechanisms_are_rejected_with_the_removable_ones():
+    from bert_ablation.mechanisms import REMOVABLE
+
+    with pytest.raises(ValueError, match="cannot remove 'nsp'.*" + ".*".join(REMOVABLE)):
+        World(seed=0, scale=0.25, remove=["nsp"])
+    assert World(seed=0, scale=0.25).remove == ()
+    assert World(seed=0, scale=0.25, remove="cross_segment").remove == ("cross_segment",)
+    every = World(seed=0, scale=0.25, remove=REMOVABLE[::-1])
+    assert every.remove == REMOVABLE  # normalised to one order
+    assert len(every.documents()) == len(World(seed=0, scale=0.25).documents())
+    for name in WORLD_TASKS:
+        assert len(every.task(name, 40, 20)["train"]) == 40
+
+
+def _same_sizes_and_labels(tasks, other):
+    """Same splits and sizes; classification labels in the same order (so the same balance)."""
+    for name in WORLD_TASKS:
+        assert {s: len(r) for s, r in tasks[name].items()} == {s: len(r) for s, r in other[name].items()}, name
+        if name in CLASSIFICATION_TASKS:
+            for split in tasks[name]:
+                assert [r["label"] for r in tasks[name][split]] == [r["label"] for r in other[name][split]]
+
+
+def _who_answer_has_right_context(records):
+    """Share of SQuAD "who" answers whose asked word follows the name in its sentence."""
+    who = [r for r in records if r["question"].startswith("who")]
+    hits = 0
+    for r in who:
+        end = r["answers"]["answer_start"][0] + len(r["answers"]["text"][0])
+        word = r["question"].rstrip("?").split()[-1]
+        match = re.search(rf"\b{word}\b", r["context"][end:])
+        hits += bool(match and "." not in r["context"][end:end + match.start()])
+    return hits / len(who)
+
+
+def _ambiguous_tagged_both(records):
+    """Words tagged PER somewhere and LOC somewhere in CoNLL records."""
+    tags = collections.defaultdict(set)
+    for r in records:
+        for token, tag in zip(r["tokens"], r["ner_tags"]):
+            if tag:
+                tags[token].add(CONLL_LABELS[tag][2:])
+    return {token for token, types in tags.items() if {"PER", "LOC"} <= types}
+
+
+def _nsp_name_sharing(documents, n=4000):
+    """Sentence pairs as in BERT's NSP (a sentence and its successor, or a sentence of another
+    document, 50/50): how often each kind shares a capitalised word (a name, a city), and the
+    accuracy of "shares one -> IsNext"."""
+    rng = random.Random(0)
+    shared = {True: [], False: []}
+    for i in range(n):
+        d = rng.randrange(len(documents))
+        k = rng.randrange(len(documents[d]) - 1)
+        if i % 2 == 0:
+            a, b, is_next = documents[d][k], documents[d][k + 1], True
+        else:
+            while (other := rng.randrange(len(documents))) == d:
+                pass
+            a, b, is_next = documents[d][k], rng.choice(documents[other]), False
+        shared[is_next].append(bool(set(re.findall(r"\b[A-Z][a-z]+\b", a)) & set(re.findall(r"\b[A-Z][a-z]+\b", b))))
+    rates = {k: sum(v) / len(v) for k, v in shared.items()}
+    accuracy = (sum(shared[True]) + len(shared[False]) - sum(shared[False])) / n
+    return rates, accuracy
+
+
+# --- heldout_words
+
+
+def _unseen_members(world, name, data):
+    """Share of each dev split's examples (CoNLL: sentences) that contain a member of a word
+    class (a name, city, company word, job, food, hobby, adjective) absent from the training split."""
+    members = ({p.first for p in world.people.all} | {p.last for p in world.people.all} | set(world.cities.all)
+               | {w for c in world.companies.all for w in c.split()} | set(JOBS) | set(FOODS) | set(HOBBIES)
+               | set(POSITIVE) | set(NEGATIVE))
+    seen = {t for r in data["train"] for t in re.findall(r"[A-Za-z]+", _text(name, r))}
+    return {split: sum(bool(set(re.findall(r"[A-Za-z]+", _text(name, r))) & members - seen) for r in records)
+            / len(records) for split, records in list(data.items())[1:]}
+
+
+def test_heldout_words_control_puts_every_dev_word_in_training(default_data):
+    """By default half of every dev split hinges on words no training example contains; in the
+    control (almost) none does. CoNLL's 1,000 training sentences are only ~230 stories of 1-2
+    people, so a few of the 240 people are missing from them by chance alone."""
+    world, _, tasks = default_data
+    control, _, control_tasks = _control("heldout_words")
+    for name in WORLD_TASKS:
+        by_default = _unseen_members(world, name, tasks[name])
+        in_control = _unseen_members(control, name, control_tasks[name])
+        for split in by_default:
+            assert by_default[split] >= 0.45, (name, split, by_default)
+            assert in_control[split] <= (0.15 if name == "conll2003" else 0.02), (name, split, in_control)
+
+
+def test_heldout_words_control_keeps_the_other_mechanisms(default_data):
+    world, documents, tasks = default_data
+    control, control_documents, control_tasks = _control("heldout_words")
+    assert control_documents == documents  # the corpus always used every member
+    assert not control.people.heldout and control.people.train == control.people.all == world.people.all
+    assert control.ambiguous == world.ambiguous
+    _same_sizes_and_labels(tasks, control_tasks)
+    assert _who_answer_has_right_context(control_tasks["squad"]["validation"]) == 1.0
+    both = _ambiguous_tagged_both(control_tasks["conll2003"]["train"])
+    assert both <= set(world.ambiguous) and len(both) >= len(world.ambiguous) // 2, both
+
+
+# --- right_context
+
+
+def _sentences(text):
+    return re.split(r"(?<=\.) ", text)
+
+
+def _squad_reader(world, record, direction):
+    """A rule-based reader: a full name ("who" questions) or a job/city word ("what" questions)
+    is the answer when the word that identifies it (the asked job or city; the asked person's
+    first name) is in its sentence: before it for "ltr" (what a left-to-right encoder's token has
+    seen), on either side for "bidirectional". Without that evidence it guesses the first candidate."""
+    words = record["question"].rstrip("?").split()
+    who = words[0] == "who"
+    evidence = words[-1] if who else words[2]
+    values = set(world.jobs.all) if words[-1] == "do" else set(world.cities.all)
+    names = {(p.first, p.last) for p in world.people.all}
+    candidates = []
+    for sentence in _sentences(record["context"]):
+        tokens = re.findall(r"[A-Za-z]+", sentence)
+        for i, token in enumerate(tokens):
+            if who and tuple(tokens[i:i + 2]) in names:
+                answer, after = " ".join(tokens[i:i + 2]), tokens[i + 2:]
+            elif not who and token in values:
+                answer, after = token, tokens[i + 1:]
+            else:
+                continue
+            seen = tokens[:i] + (after if direction == "bidirectional" else [])
+            candidates.append((evidence in seen, answer))
+    return next((answer for found, answer in candidates if found), candidates[0][1])
+
+
+def _squad_scores(world, records):
+    """Exact-match accuracy of both readers, for "who" and "what" questions."""
+    scores = {}
+    for kind in ("who", "what"):
+        chosen = [r for r in records if (r["question"].split()[0] == "who") == (kind == "who")]
+        for direction in ("ltr", "bidirectional"):
+            scores[kind, direction] = sum(_squad_reader(world, r, direction) == r["answers"]["text"][0]
+                                          for r in chosen) / len(chosen)
+    return scores
+
+
+def _mrpc_reader(world, record, direction):
+    """Binds each full name of sentence1 to the jobs and cities of its sentence (before the name
+    for "ltr", either side for "bidirectional"), then says equivalent iff every fact of sentence2
+    is bound; with nothing bound it says not equivalent."""
+    names = {(p.first, p.last) for p in world.people.all}
+    values = set(world.jobs.all) | set(world.cities.all)
+    bound = collections.defaultdict(set)
+    for sentence in _sentences(record["sentence1"]):
+        tokens = re.findall(r"[A-Za-z]+", sentence)
+        for i in range(len(tokens) - 1):
+            if tuple(tokens[i:i + 2]) in names:
+                seen = tokens[:i] + (tokens[i + 2:] if direction == "bidirectional" else [])
+                bound[tuple(tokens[i:i + 2])] |= set(seen) & values
+    facts = [re.findall(r"[A-Za-z]+", s) for s in _sentences(record["sentence2"])]
+    return int(all(tokens[-1] in bound[tuple(tokens[:2])] for tokens in facts))
+
+
+@pytest.mark.parametrize("task", ["squad", "mrpc"])
+def test_right_context_control_makes_left_context_enough(default_data, task):
+    """By default a reader that sees only the words before a token falls behind one that sees
+    both sides ("who" answers, MRPC's names); in the control it scores as well (all correct)."""
+    measured = {}
+    for which, (world, _, tasks) in (("default", default_data), ("control", _control("right_context"))):
+        records = tasks[task]["train"] + tasks[task]["validation"]
+        if task == "squad":
+            measured[which] = _squad_scores(world, records)
+        else:
+            measured[which] = {("all", d): sum(_mrpc_reader(world, r, d) == r["label"] for r in records) / len(records)
+                               for d in ("ltr", "bidirectional")}
+    default, control = measured["default"], measured["control"]
+    kinds = ("who", "what") if task == "squad" else ("all",)
+    assert all(default[k, "bidirectional"] == control[k, "bidirectional"] == 1.0 for k in kinds), measured
+    assert all(control[k, "ltr"] == 1.0 for k in kinds), measured
+    if task == "squad":
+        assert default["who", "ltr"] <= 0.6 and default["what", "ltr"] == 1.0, measured
+    else:
+        assert default["all", "ltr"] == 0.5, measured
+
+
+_NAME_FIRST = re.compile(r"^(?:later, )?[A-Z][a-z]+ [A-Z][a-z]+, (?:the|an?|from) ")
+_ATTRIBUTE_FIRST = re.compile(r"^(?:later, )?(?:the [a-z]+ from [A-Z][a-z]+ is [A-Z]|in [A-Z][a-z]+, the [a-z]+ [A-Z]"
+                              r"|an? [a-z]+ in [A-Z][a-z]+, [A-Z])")
+
+
+def _capitalised(text):
+    return sorted(re.findall(r"\b[A-Z][a-z]+\b", text))
+
+
+def test_right_context_control_changes_only_the_order_of_introductions(default_data):
+    _, documents, tasks = default_data
+    _, control_documents, control_tasks = _control("right_context")
+    for name in ("mnli", "qnli", "sst2", "conll2003"):
+        assert control_tasks[name] == tasks[name], name
+    _same_sizes_and_labels(tasks, control_tasks)
+    for split in tasks["mrpc"]:
+        for a, b in zip(tasks["mrpc"][split], control_tasks["mrpc"][split]):
+            assert a["sentence2"] == b["sentence2"] and _capitalised(a["sentence1"]) == _capitalised(b["sentence1"])
+            assert all(map(_ATTRIBUTE_FIRST.match, _sentences(b["sentence1"]))), b
+    for split in tasks["squad"]:
+        for a, b in zip(tasks["squad"][split], control_tasks["squad"][split]):
+            assert [a["question"], a["answers"]["text"], a["title"]] == [b["question"], b["answers"]["text"],
+                                                                         b["title"]]
+            assert _capitalised(a["context"]) == _capitalised(b["context"])
+    # The corpus: the same documents, sentence by sentence the same names, and half of the
+    # introductions (none by default) with the attribute first.
+    assert [len(d) for d in control_documents] == [len(d) for d in documents]
+    counts = collections.Counter()
+    for doc, control_doc in zip(documents, control_documents):
+        for sentence, control_sentence in zip(doc, control_doc):
+            assert _capitalised(sentence) == _capitalised(control_sentence)
+            assert not _ATTRIBUTE_FIRST.match(sentence)
+            if _NAME_FIRST.match(sentence):
+                counts["introductions"] += 1
+                counts["attribute first"] += control_sentence != sentence
+                assert control_sentence == sentence or _ATTRIBUTE_FIRST.match(control_sentence), control_sentence
+    assert counts["introductions"] > 5000
+    assert 0.45 <= counts["attribute first"] / counts["introductions"] <= 0.55, counts
+
+
+# --- cross_segment
+
+
+def test_cross_segment_control_makes_a_random_next_sentence_look_like_the_true_one(default_data):
+    """By default a true next sentence shares a name or city with its predecessor far more
+    often than a random one; in the control equally often, and "shares one -> IsNext" is chance."""
+    rates, accuracy = _nsp_name_sharing(default_data[1])  # measured: 61.5% vs 4.4%, accuracy 78.6%
+    assert rates[True] >= 0.5 and rates[False] <= 0.1 and accuracy >= 0.7, (rates, accuracy)
+    rates, accuracy = _nsp_name_sharing(_control("cross_segment")[1])  # 4.1% vs 4.2%, 50.0%
+    assert abs(rates[True] - rates[False]) <= 0.02 and abs(accuracy - 0.5) <= 0.02, (rates, accuracy)
+
+
+def test_cross_segment_control_keeps_the_sentences_and_the_tasks(default_data):
+    _, documents, tasks = default_data
+    _, control_documents, control_tasks = _control("cross_segment")
+    assert control_tasks == tasks  # the pair tasks keep their two texts about the same people
+    assert [len(d) for d in control_documents] == [len(d) for d in documents]
+    assert sorted(s for d in control_documents for s in d) == sorted(s for d in documents for s in d)
+
+
+# --- context_ambiguity
+
+
+def _city_and_name_words(documents, world):
+    """Words the corpus uses as a city (after in/to/from) and as a first name (before a last name)."""
+    lasts = {p.last for p in world.people.all}
+    text = "\n".join(s for d in documents for s in d)
+    cities = set(re.findall(r"\b(?:in|to|from) ([A-Z][a-z]+)\b", text))
+    firsts = {first for first, last in re.findall(r"\b([A-Z][a-z]+) ([A-Z][a-z]+)\b", text) if last in lasts}
+    return cities & firsts
+
+
+def test_context_ambiguity_control_gives_every_word_one_type(default_data):
+    world, documents, tasks = default_data
+    control, control_documents, control_tasks = _control("context_ambiguity")
+    records = [r for split in tasks["conll2003"].values() for r in split]
+    control_records = [r for split in control_tasks["conll2003"].values() for r in split]
+    assert _ambiguous_tagged_both(records) == set(world.ambiguous) and len(world.ambiguous) == 12
+    assert _ambiguous_tagged_both(control_records) == set()
+    assert _city_and_name_words(documents, world) == set(world.ambiguous)
+    assert _city_and_name_words(control_documents, control) == set()
+
+
+def test_context_ambiguity_control_changes_only_those_first_names(default_data):
+    """Mapping each new first name back to the ambiguous word it replaces gives the default
+    world's corpus and tasks (SQuAD's answer offsets aside: the names' lengths differ)."""
+    world, documents, tasks = default_data
+    control, control_documents, control_tasks = _control("context_ambiguity")
+    back = {new: old for old, new in control._first_name.items()}
+    assert len(back) == 12 and not set(back) & set(_corpus_tokens(world))  # new words, of no other use
+
+    def undo(value):
+        if isinstance(value, str):
+            return re.sub(r"\b[A-Z][a-z]+\b", lambda m: back.get(m.group(), m.group()), value)
+        if isinstance(value, list):
+            return [undo(v) for v in value]
+        if isinstance(value, dict):
+            return {k: v if k == "answer_start" else undo(v) for k, v in value.items()}
+        return value
+
+    assert undo(control_documents) == documents
+    for name in WORLD_TASKS:
+        expected = tasks[name]
+        if name == "squad":
+            expected = {split: [{**r, "answers": {"text": r["answers"]["text"], "answer_start": None}} for r in records]
+                        for split, records in expected.items()}
+            got = {split: [{**r, "answers": {"text": r["answers"]["text"], "answer_start": None}} for r in records]
+                   for split, records in undo(control_tasks[name]).items()}
+        else:
+            got = undo(control_tasks[name])
+        assert got == expected, name

@@ -1,6 +1,11 @@
-"""Snakemake entry point: the pretraining loss of every ablation on one plot."""
+"""Snakemake entry point: the pretraining loss of every ablation, one panel per objective."""
+from pathlib import Path
+
 from bert_ablation.tables import plot_loss_curves
 from bert_ablation.workflow import job_logging
 
 with job_logging(snakemake.log[0]):
-    plot_loss_curves(dict(snakemake.input.items()), [snakemake.output.png, snakemake.output.pdf])
+    # results/pretrain/<ablation>/{log.csv,metrics.json}: the folder names the run.
+    logs = {Path(path).parent.name: path for path in snakemake.input.logs}
+    metrics = {Path(path).parent.name: path for path in snakemake.input.metrics}
+    plot_loss_curves(logs, metrics, [snakemake.output.png, snakemake.output.pdf])

@@ -11,7 +11,7 @@ from bert_ablation.workflow import job_logging, params_json
 short = getattr(snakemake.input, "short_instances", None)
 kwargs = dict(spec=params_json(snakemake, "spec"), instances_dir=os.path.dirname(snakemake.input.instances[0]),
               short_instances_dir=os.path.dirname(short[0]) if short else None,
-              tokenizer_dir=snakemake.input.tokenizer, checkpoints_dir=snakemake.output.checkpoints,
+              tokenizer_dir=snakemake.input.tokenizer, corpus_dir=snakemake.input.corpus, checkpoints_dir=snakemake.output.checkpoints,
               metrics_path=snakemake.output.metrics, log_path=snakemake.output.steps,
               state_root=snakemake.params.state, threads=snakemake.threads)
 gpus = int(getattr(snakemake.resources, "gpu", 0) or 0)
@@ -19,10 +19,12 @@ if gpus > 1:
     # Snakemake does not set CUDA_VISIBLE_DEVICES: the job sees the GPUs its scheduler gave it.
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
         json.dump(kwargs, handle)
-    with open(snakemake.log[0], "w") as log:
-        subprocess.run(torchrun_command(gpus, "bert_ablation.pretrain", handle.name), stdout=log, stderr=log,
-                       check=True)
-    os.unlink(handle.name)
+    try:
+        with open(snakemake.log[0], "w") as log:
+            subprocess.run(torchrun_command(gpus, "bert_ablation.pretrain", handle.name), stdout=log, stderr=log,
+                           check=True)
+    finally:  # a failed torchrun must not leave the arguments file behind
+        os.unlink(handle.name)
 else:
     with job_logging(snakemake.log[0]):
         pretrain(**kwargs)

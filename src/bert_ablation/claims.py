@@ -12,14 +12,25 @@ Tests: one-sided Welch t-test (default) or a seeded percentile bootstrap of the 
 difference; a side with one value (perplexity) or two constant sides fall back to comparing
 the point values (``method: point``). A claim is reproduced if all its comparisons are,
 contradicted if any is, else inconclusive; ``not evaluated`` (with the reason) if a cell is absent.
+
+Multiplicity: every one-sided test that can give a verdict (per comparison "it holds" and "it
+is significantly the other way", or for ``close`` TOST and each "outside" side), over all
+evaluated claims, is one family. Verdicts are reported uncorrected and with Holm-adjusted
+p-values (family-wise error <= alpha, valid under any dependence: comparisons share cells);
+``correction`` picks which one is ``verdict``. Each comparison also reports its effect, the
+difference it tests (signed so that positive is the claimed direction), with a two-sided
+(1 - 2 alpha) interval: Welch's t interval, or the bootstrap's percentile interval. Its bounds
+are the one-sided tests at alpha, so the uncorrected Welch verdict is reproduced exactly when
+the interval clears the margin.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 
@@ -28,16 +39,23 @@ import pandas as pd
 import yaml
 from scipy import stats
 
+from .mechanisms import MECHANISMS
 from .storage import atomic_file, derive_seed, read_json
+
+log = logging.getLogger(__name__)
 
 Cells = dict[tuple[str, str, str], np.ndarray]
 
 REPRODUCED, CONTRADICTED, INCONCLUSIVE, NOT_EVALUATED = "reproduced", "contradicted", "inconclusive", "not evaluated"
 VERDICTS = (REPRODUCED, CONTRADICTED, INCONCLUSIVE, NOT_EVALUATED)
 TESTS = ("welch", "bootstrap")
-COLUMNS = ["id", "claim", "source", "kind", "verdict", "comparisons", "min_p", "max_p", "method", "reason"]
+CORRECTIONS = ("none", "holm")
+COLUMNS = ["id", "claim", "source", "kind", "verdict", "verdict_uncorrected", "verdict_holm", "effect", "ci_low",
+           "ci_high", "comparisons", "min_p", "max_p", "min_p_holm", "max_p_holm", "tests", "method", "reason"]
 
-_COMMON = {"id", "claim", "source", "kind", "table", "column"}
+# `mechanism` (optional; every packaged claim has one): what produces the finding, a name of
+# mechanisms.MECHANISMS, so that a control world without it can be checked to lose the claim.
+_COMMON = {"id", "claim", "source", "kind", "table", "column", "mechanism"}
 _RANKED = {"margin", "lower_is_better"}  # kinds that reduce to "a > b + margin"
 # Per kind: required fields and optional ones (beyond _COMMON). Exactly one of `rows`/`cells` for order.
 _FIELDS = {
@@ -103,6 +121,8 @@ def _validate_claim(claim: dict, label: str) -> dict:
     kind = claim["kind"]
     if kind not in _FIELDS:
         fail("kind", f"unknown kind '{kind}' (expected one of {', '.join(_FIELDS)}).")
+    if "mechanism" in claim and (not isinstance(claim["mechanism"], str) or claim["mechanism"] not in MECHANISMS):
+        fail("mechanism", f"unknown mechanism {claim['mechanism']!r} (expected one of {', '.join(MECHANISMS)}).")
     required, optional = _FIELDS[kind]
     for field in sorted(required - claim.keys()):
         fail(field, f"missing (required for kind '{kind}').")
@@ -113,7 +133,7 @@ def _validate_claim(claim: dict, label: str) -> dict:
             claim[field] = _label(claim[field], lambda m: fail(field, m))
 
     out = {k: claim[k] for k in ("id", "claim", "source", "kind")}
-    out.update({k: claim[k] for k in ("table", "column") if k in claim})
+    out.update({k: claim[k] for k in ("table", "column", "mechanism") if k in claim})
 
     def ref(value, field):
         return _ref(value, claim, lambda m: fail(field, m))
@@ -263,6 +283,7 @@ class _Cell:
     row: str
     column: str
     values: np.ndarray
+    failed: int = 0  # restarts with a NaN value, left out of `values` but never out of sight
 
     def describe(self, claim: Mapping) -> str:
         """Row name, plus column/table where they differ from the claim's defaults."""
@@ -273,7 +294,8 @@ class _Cell:
             where.insert(0, f"{self.table}:")
         v = self.values
         spread = f"±{v.std(ddof=1):.2f}" if len(v) > 1 else ""
-        return f"{' '.join(where)} {v.mean():.2f}{spread} (n={len(v)})"
+        failed = f", {self.failed} failed" if self.failed else ""
+        return f"{' '.join(where)} {v.mean():.2f}{spread} (n={len(v)}{failed})"
 
 
 def _resolve(ref: Mapping, cells: Cells, columns: dict[str, list[str]]) -> _Cell:
@@ -290,10 +312,10 @@ def _resolve(ref: Mapping, cells: Cells, columns: dict[str, list[str]]) -> _Cell
     if values is None:
         raise _Unavailable(f"missing cell {table} / {row} / {column}")
     values = np.asarray(values, dtype=float)
-    values = values[np.isfinite(values)]
-    if values.size == 0:
+    finite = np.isfinite(values)
+    if not finite.any():
         raise _Unavailable(f"no finite values in cell {table} / {row} / {column}")
-    return _Cell(table, row, column, values)
+    return _Cell(table, row, column, values[finite], int((~finite).sum()))
 
 
 # ----------------------------------------------------------------------------- statistics
@@ -308,10 +330,57 @@ class _Settings:
 
 @dataclass(frozen=True)
 class _Comparison:
+    """One comparison's raw tests; verdicts are drawn from them once the whole family is known."""
     text: str
-    verdict: str
-    p: float  # p-value of "the comparison holds" (TOST p for close); NaN for point comparisons
     method: str
+    effect: float  # the difference tested, positive = the claimed direction (x - y for close)
+    ci: tuple[float, float]  # (1 - 2 alpha) interval of `effect`; NaN for point comparisons
+    threshold: float  # what `effect` must exceed: the margin (tolerance for close)
+    p: float  # p-value of "the comparison holds" (TOST p for close); NaN for point comparisons
+    p_against: tuple[float, ...]  # p-values of "significantly the other way" (close: below / above the band)
+    against: str  # how the text names p_against: "reverse" or "outside"
+    point_verdict: str | None = None  # point comparisons: decided by the point values, no test
+    p_holm: float = math.nan
+    p_against_holm: tuple[float, ...] = ()
+
+    def verdict(self, alpha: float, adjusted: bool) -> str:
+        if self.point_verdict is not None:
+            return self.point_verdict
+        p, against = (self.p_holm, self.p_against_holm) if adjusted else (self.p, self.p_against)
+        if p < alpha:
+            return REPRODUCED
+        return CONTRADICTED if min(against) < alpha else INCONCLUSIVE
+
+    def tests(self) -> list[float]:
+        """Raw p-values this comparison adds to the multiplicity family."""
+        return [] if self.point_verdict is not None else [self.p, *self.p_against]
+
+    def describe(self, alpha: float) -> str:
+        effect = f"diff {self.effect:+.2f}"
+        if self.point_verdict is not None:
+            return f"{self.text}: point, {effect}"
+        level = f"{100 * (1 - 2 * alpha):g}%"
+        detail = f"{'TOST ' if self.against == 'outside' else ''}{_fmt_p(self.p)} (Holm {self.p_holm:.2g})"
+        if self.verdict(alpha, adjusted=False) == CONTRADICTED:  # (Holm can only turn it inconclusive)
+            k = int(np.argmin(self.p_against))
+            detail += f", {self.against} {_fmt_p(self.p_against[k])} (Holm {self.p_against_holm[k]:.2g})"
+        return f"{self.text}: {detail}, {effect} [{level} CI {self.ci[0]:+.2f}, {self.ci[1]:+.2f}]"
+
+
+def holm(p_values: Iterable[float]) -> np.ndarray:
+    """Holm's step-down adjusted p-values, in input order; NaN entries are not tests and stay NaN.
+
+    The k-th smallest of m p-values is multiplied by (m - k + 1), made non-decreasing along the
+    ranking and capped at 1; rejecting where the adjusted p < alpha keeps the family-wise error
+    <= alpha under any dependence between the tests.
+    """
+    p = np.asarray(list(p_values), dtype=float)
+    out = np.full(p.shape, math.nan)
+    index = np.flatnonzero(~np.isnan(p))
+    order = index[np.argsort(p[index], kind="stable")]
+    m = len(order)
+    out[order] = np.minimum(1.0, np.maximum.accumulate((m - np.arange(m)) * p[order]))
+    return out
 
 
 def _is_point(a: np.ndarray, b: np.ndarray) -> bool:
@@ -319,18 +388,44 @@ def _is_point(a: np.ndarray, b: np.ndarray) -> bool:
     return min(len(a), len(b)) < 2 or (np.ptp(a) == 0 and np.ptp(b) == 0)
 
 
-def _one_sided_p(a: np.ndarray, b: np.ndarray, shift: float, settings: _Settings, key: str) -> tuple[float, float]:
-    """p-values for H1: mean(a) - mean(b) > shift, and for H1: mean(a) - mean(b) < shift."""
-    if settings.test == "welch":
-        greater = stats.ttest_ind(a - shift, b, equal_var=False, alternative="greater").pvalue
-        return float(greater), float(1.0 - greater)  # Welch's two one-sided p-values sum to one
-    # Same key -> same resamples, so the TOST bounds of one comparison share one bootstrap.
-    rng = np.random.default_rng([settings.seed, derive_seed(key)])
-    n = settings.bootstrap_samples
-    diffs = (a[rng.integers(0, len(a), (n, len(a)))].mean(axis=1)
-             - b[rng.integers(0, len(b), (n, len(b)))].mean(axis=1))
-    # +1: a Monte-Carlo p-value is never exactly zero.
-    return (np.sum(diffs <= shift) + 1) / (n + 1), (np.sum(diffs >= shift) + 1) / (n + 1)
+class _Difference:
+    """The test of mean(a) - mean(b) against shifts, and its interval, for one comparison."""
+
+    def __init__(self, a: np.ndarray, b: np.ndarray, settings: _Settings, key: str):
+        self.a, self.b, self.settings = a, b, settings
+        self.effect = float(a.mean() - b.mean())
+        if settings.test == "bootstrap":
+            # One seeded set of resamples per comparison: the TOST bounds and the interval share it.
+            rng = np.random.default_rng([settings.seed, derive_seed(key)])
+            n = settings.bootstrap_samples
+            self.diffs = (a[rng.integers(0, len(a), (n, len(a)))].mean(axis=1)
+                          - b[rng.integers(0, len(b), (n, len(b)))].mean(axis=1))
+
+    def one_sided_p(self, shift: float) -> tuple[float, float]:
+        """p-values for H1: mean(a) - mean(b) > shift, and for H1: mean(a) - mean(b) < shift."""
+        if self.settings.test == "welch":
+            greater = stats.ttest_ind(self.a - shift, self.b, equal_var=False, alternative="greater").pvalue
+            return float(greater), float(1.0 - greater)  # Welch's two one-sided p-values sum to one
+        n = len(self.diffs)
+        # +1: a Monte-Carlo p-value is never exactly zero.
+        return float((np.sum(self.diffs <= shift) + 1) / (n + 1)), float((np.sum(self.diffs >= shift) + 1) / (n + 1))
+
+    def interval(self) -> tuple[float, float]:
+        """Two-sided (1 - 2 alpha) interval: Welch's t interval, or the bootstrap's percentiles."""
+        alpha = self.settings.alpha
+        if self.settings.test == "bootstrap":
+            low, high = np.quantile(self.diffs, [alpha, 1 - alpha])
+            return float(low), float(high)
+        return welch_interval(self.a, self.b, 1 - 2 * alpha)
+
+
+def welch_interval(a: np.ndarray, b: np.ndarray, confidence: float) -> tuple[float, float]:
+    """Welch's t interval of mean(a) - mean(b): unequal variances, Welch-Satterthwaite df."""
+    va, vb = np.var(a, ddof=1) / len(a), np.var(b, ddof=1) / len(b)
+    df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
+    half = stats.t.ppf(0.5 + confidence / 2, df) * math.sqrt(va + vb)
+    diff = float(np.mean(a) - np.mean(b))
+    return diff - half, diff + half
 
 
 def _fmt_p(p: float) -> str:
@@ -348,35 +443,31 @@ def _greater(better: _Cell, worse: _Cell, margin: float, lower_is_better: bool, 
     if _is_point(a, b):
         gap = a.mean() - b.mean() - margin
         verdict = REPRODUCED if gap > 0 else CONTRADICTED if gap < 0 else INCONCLUSIVE
-        return _Comparison(f"{text}: point", verdict, math.nan, "point")
+        return _Comparison(text, "point", float(a.mean() - b.mean()), (math.nan, math.nan), margin, math.nan, (),
+                           "reverse", verdict)
     key = f"{claim['id']}|{better.table}|{better.row}|{better.column}|{worse.table}|{worse.row}|{worse.column}"
-    p_holds, p_reverse = _one_sided_p(a, b, margin, settings, key)
-    if p_holds < settings.alpha:
-        verdict, detail = REPRODUCED, _fmt_p(p_holds)
-    elif p_reverse < settings.alpha:  # significantly short of the margin, or the wrong way round
-        verdict, detail = CONTRADICTED, f"{_fmt_p(p_holds)}, reverse {_fmt_p(p_reverse)}"
-    else:
-        verdict, detail = INCONCLUSIVE, _fmt_p(p_holds)
-    return _Comparison(f"{text}: {detail}", verdict, float(p_holds), settings.test)
+    difference = _Difference(a, b, settings, key)
+    # reverse: significantly short of the margin, or the wrong way round
+    p_holds, p_reverse = difference.one_sided_p(margin)
+    return _Comparison(text, settings.test, difference.effect, difference.interval(), margin, p_holds, (p_reverse,),
+                       "reverse")
 
 
 def _close(x: _Cell, y: _Cell, tolerance: float, settings: _Settings, claim: Mapping) -> _Comparison:
     """Equivalence |mean(x) - mean(y)| <= tolerance by two one-sided tests (TOST)."""
     text = f"{x.describe(claim)} ≈ {y.describe(claim)} within ±{tolerance:g}"
+    effect = float(x.values.mean() - y.values.mean())
     if _is_point(x.values, y.values):
-        inside = abs(x.values.mean() - y.values.mean()) <= tolerance
-        return _Comparison(f"{text}: point", REPRODUCED if inside else CONTRADICTED, math.nan, "point")
+        verdict = REPRODUCED if abs(effect) <= tolerance else CONTRADICTED
+        return _Comparison(text, "point", effect, (math.nan, math.nan), tolerance, math.nan, (), "outside", verdict)
     key = f"{claim['id']}|{x.table}|{x.row}|{x.column}|{y.table}|{y.row}|{y.column}"
-    above_lower, below_lower = _one_sided_p(x.values, y.values, -tolerance, settings, key)
-    above_upper, below_upper = _one_sided_p(x.values, y.values, tolerance, settings, key)
-    p_tost = max(above_lower, below_upper)
-    if p_tost < settings.alpha:
-        verdict = REPRODUCED
-    elif below_lower < settings.alpha or above_upper < settings.alpha:
-        verdict = CONTRADICTED  # significantly outside the tolerance band
-    else:
-        verdict = INCONCLUSIVE
-    return _Comparison(f"{text}: TOST {_fmt_p(p_tost)}", verdict, float(p_tost), f"{settings.test} TOST")
+    difference = _Difference(x.values, y.values, settings, key)
+    above_lower, below_lower = difference.one_sided_p(-tolerance)
+    above_upper, below_upper = difference.one_sided_p(tolerance)
+    # Reproduced: TOST (both bounds rejected, one test by intersection-union); contradicted:
+    # significantly outside the band on either side.
+    return _Comparison(text, f"{settings.test} TOST", effect, difference.interval(), tolerance,
+                       max(above_lower, below_upper), (below_lower, above_upper), "outside")
 
 
 # ----------------------------------------------------------------------------- judging
@@ -418,38 +509,87 @@ def _comparisons(claim: Mapping, cells: Cells, columns: dict[str, list[str]], se
     return [_greater(a, b, claim["margin"], claim["lower_is_better"], settings, claim) for a, b in pairs]
 
 
-def _verdict(comparisons: list[_Comparison]) -> str:
-    verdicts = {c.verdict for c in comparisons}
+def _verdict(comparisons: list[_Comparison], alpha: float, adjusted: bool) -> str:
+    verdicts = {c.verdict(alpha, adjusted) for c in comparisons}
     if CONTRADICTED in verdicts:
         return CONTRADICTED
     return REPRODUCED if verdicts == {REPRODUCED} else INCONCLUSIVE
 
 
+def _adjust(judged: list[list[_Comparison]]) -> list[list[_Comparison]]:
+    """Holm over every test of every evaluated claim, written back into each comparison."""
+    adjusted = iter(holm(p for comparisons in judged for c in comparisons for p in c.tests()))
+    out = []
+    for comparisons in judged:
+        out.append([c if c.point_verdict is not None else
+                    replace(c, p_holm=float(next(adjusted)), p_against_holm=tuple(float(next(adjusted))
+                                                                                  for _ in c.p_against))
+                    for c in comparisons])
+    return out
+
+
+def _weakest(comparisons: list[_Comparison]) -> _Comparison:
+    """The comparison closest to failing (lowest interval bound, or point, over its threshold):
+    all of a claim's comparisons must hold, so this one's effect is the claim's."""
+    def support(c: _Comparison) -> float:
+        bound = c.ci[0] if math.isfinite(c.ci[0]) else c.effect
+        if c.against == "outside":  # close: how far inside the band the interval stays
+            high = c.ci[1] if math.isfinite(c.ci[1]) else c.effect
+            return c.threshold - max(abs(bound), abs(high))
+        return bound - c.threshold
+    return min(comparisons, key=support)
+
+
 def judge_claims(claims: Iterable[Mapping], cells: Cells, alpha: float = 0.05, test: str = "welch",
-                 bootstrap_samples: int = 10000, seed: int = 0) -> pd.DataFrame:
-    """One row per claim: verdict, the comparisons behind it, min/max p-value, method, reason."""
+                 bootstrap_samples: int = 10000, seed: int = 0, correction: str = "holm") -> pd.DataFrame:
+    """One row per claim: verdict (uncorrected and Holm; ``correction`` picks ``verdict``), the
+    effect of its weakest comparison with its interval, the comparisons behind it, min/max raw and
+    Holm-adjusted p-value of "it holds", the number of tests it adds to the family, method, reason."""
     if test not in TESTS:
         raise ValueError(f"test must be one of {TESTS}, got {test!r}.")
-    if not 0 < alpha < 1:
-        raise ValueError(f"alpha must lie in (0, 1), got {alpha}.")
+    if correction not in CORRECTIONS:
+        raise ValueError(f"correction must be one of {CORRECTIONS}, got {correction!r}.")
+    if not 0 < alpha < 0.5:  # the (1 - 2 alpha) interval needs alpha below one half
+        raise ValueError(f"alpha must lie in (0, 0.5), got {alpha}.")
     if bootstrap_samples < 1:
         raise ValueError(f"bootstrap_samples must be positive, got {bootstrap_samples}.")
     settings = _Settings(alpha, test, int(bootstrap_samples), int(seed))
     columns = _columns(cells)
-    records = []
-    for claim in validate_claims(claims):
-        record = {k: claim[k] for k in ("id", "claim", "source", "kind")}
+    claims = validate_claims(claims)
+    judged: list[list[_Comparison] | _Unavailable] = []
+    for claim in claims:
         try:
-            comparisons = _comparisons(claim, cells, columns, settings)
+            judged.append(_comparisons(claim, cells, columns, settings))
         except _Unavailable as missing:
-            records.append({**record, "verdict": NOT_EVALUATED, "comparisons": "", "min_p": math.nan,
-                            "max_p": math.nan, "method": "", "reason": str(missing)})
+            judged.append(missing)
+    evaluated = _adjust([j for j in judged if not isinstance(j, _Unavailable)])
+    family = sum(len(c.tests()) for comparisons in evaluated for c in comparisons)
+    if test == "bootstrap" and correction == "holm" and family / (bootstrap_samples + 1) >= alpha:
+        # A bootstrap p is at least 1/(B+1), so Holm's smallest adjusted p is at least family/(B+1).
+        log.warning("claims: %d bootstrap samples cannot reach alpha %g after Holm over %d tests (the smallest "
+                    "adjusted p is %d/(B+1)); raise claims.bootstrap_samples above %d.", bootstrap_samples, alpha,
+                    family, family, math.ceil(family / alpha))
+    evaluated = iter(evaluated)
+    records = []
+    for claim, outcome in zip(claims, judged):
+        record = {k: claim[k] for k in ("id", "claim", "source", "kind")}
+        if isinstance(outcome, _Unavailable):
+            records.append({**record, "verdict": NOT_EVALUATED, "verdict_uncorrected": NOT_EVALUATED,
+                            "verdict_holm": NOT_EVALUATED, "comparisons": "", "tests": 0, "method": "",
+                            "reason": str(outcome)})
             continue
+        comparisons = next(evaluated)
+        raw, adjusted = _verdict(comparisons, alpha, False), _verdict(comparisons, alpha, True)
         p = [c.p for c in comparisons if not math.isnan(c.p)]
+        p_holm = [c.p_holm for c in comparisons if not math.isnan(c.p_holm)]
+        weakest = _weakest(comparisons)
         records.append({
-            **record, "verdict": _verdict(comparisons),
-            "comparisons": "; ".join(c.text for c in comparisons),
-            "min_p": min(p) if p else math.nan, "max_p": max(p) if p else math.nan,
+            **record, "verdict": adjusted if correction == "holm" else raw, "verdict_uncorrected": raw,
+            "verdict_holm": adjusted, "effect": weakest.effect, "ci_low": weakest.ci[0], "ci_high": weakest.ci[1],
+            "comparisons": "; ".join(c.describe(alpha) for c in comparisons),
+            "min_p": min(p, default=math.nan), "max_p": max(p, default=math.nan),
+            "min_p_holm": min(p_holm, default=math.nan), "max_p_holm": max(p_holm, default=math.nan),
+            "tests": sum(len(c.tests()) for c in comparisons),
             "method": ", ".join(dict.fromkeys(c.method for c in comparisons)), "reason": "",
         })
     return pd.DataFrame.from_records(records, columns=COLUMNS)
@@ -457,15 +597,21 @@ def judge_claims(claims: Iterable[Mapping], cells: Cells, alpha: float = 0.05, t
 
 # ----------------------------------------------------------------------------- output
 
-def describe_test(test: str, alpha: float) -> str:
+def describe_test(test: str, alpha: float, correction: str = "holm", tests: int | None = None) -> str:
     name = {"welch": "one-sided Welch t-test", "bootstrap": "one-sided percentile bootstrap"}[test]
-    return f"{name}, alpha {alpha:g}"
+    family = "" if tests is None else f" over {tests} tests"
+    how = f"Holm-adjusted{family}" if correction == "holm" else f"no multiplicity correction{family}"
+    return f"{name}, alpha {alpha:g}, {how}"
 
 
-def summary_line(frame: pd.DataFrame, alpha: float, test: str) -> str:
-    counts = frame["verdict"].value_counts()
-    shown = [f"{counts.get(v, 0)} {v}" for v in VERDICTS if v != NOT_EVALUATED or counts.get(v, 0)]
-    return f"{', '.join(shown)} of {len(frame)} claims ({describe_test(test, alpha)})"
+def _counts(verdicts: pd.Series) -> str:
+    counts = verdicts.value_counts()
+    return ", ".join(f"{counts.get(v, 0)} {v}" for v in VERDICTS if v != NOT_EVALUATED or counts.get(v, 0))
+
+
+def summary_line(frame: pd.DataFrame, alpha: float, test: str, correction: str = "holm") -> str:
+    tests = int(frame["tests"].sum()) if "tests" in frame else None
+    return f"{_counts(frame['verdict'])} of {len(frame)} claims ({describe_test(test, alpha, correction, tests)})"
 
 
 def _md_cell(value) -> str:
@@ -474,36 +620,55 @@ def _md_cell(value) -> str:
     return str(value).replace("|", "\\|").replace("\n", " ")
 
 
-def to_markdown(frame: pd.DataFrame, alpha: float, test: str) -> str:
+def _md_effect(r) -> str:
+    if math.isnan(r.effect):
+        return ""
+    return f"{r.effect:+.2f}" + ("" if math.isnan(r.ci_low) else f" [{r.ci_low:+.2f}, {r.ci_high:+.2f}]")
+
+
+def to_markdown(frame: pd.DataFrame, alpha: float, test: str, correction: str = "holm") -> str:
+    other, other_column = ("uncorrected", "verdict_uncorrected") if correction == "holm" else ("Holm", "verdict_holm")
+    level = f"{100 * (1 - 2 * alpha):g}%"
+    interval = "Welch t interval" if test == "welch" else "percentile bootstrap interval"
     lines = [
         "**Claims of the paper, judged on our results.**", "",
-        summary_line(frame, alpha, test) + ".", "",
+        summary_line(frame, alpha, test, correction) + f". {other.capitalize()}: {_counts(frame[other_column])}.", "",
         "Each comparison is ours: mean±sd over restarts (n). Cells with one value (perplexity) or no "
         "variance are compared as points; `close` claims use two one-sided tests (TOST) against the "
-        "stated tolerance.", "",
-        "| id | claim | verdict | comparisons | min p | max p | source |",
-        "|---|---|---|---|---|---|---|",
+        "stated tolerance. `verdict` is the "
+        + ("Holm-adjusted" if correction == "holm" else "uncorrected") + " one (`claims.correction`); Holm adjusts "
+        "over every one-sided test of every evaluated claim (`tests` in the CSV), keeping the chance of any "
+        f"false reproduced or contradicted verdict below alpha. Effect: the difference the claim tests, positive "
+        f"in the claimed direction, with its two-sided {level} {interval} (unadjusted; for `order`, `best` and "
+        "`worst` claims, of the comparison closest to failing); it must exceed the margin (lie within ± the "
+        "tolerance for `close`). p: of \"the comparison holds\".", "",
+        f"| id | claim | verdict | uncorrected | Holm | effect [{level} CI] | comparisons | min p | max p "
+        "| min p (Holm) | max p (Holm) | source |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in frame.itertuples():
         detail = r.comparisons or f"not evaluated: {r.reason}"
-        lines.append("| " + " | ".join(_md_cell(v) for v in (r.id, r.claim, r.verdict, detail, r.min_p, r.max_p,
-                                                                 r.source)) + " |")
+        lines.append("| " + " | ".join(_md_cell(v) for v in (
+            r.id, r.claim, r.verdict, r.verdict_uncorrected, r.verdict_holm, _md_effect(r), detail, r.min_p, r.max_p,
+            r.min_p_holm, r.max_p_holm, r.source)) + " |")
     return "\n".join(lines) + "\n"
 
 
 def write_claims(frame: pd.DataFrame, csv_path: str | Path, md_path: str | Path, alpha: float = 0.05,
-                 test: str = "welch") -> None:
+                 test: str = "welch", correction: str = "holm") -> None:
+    # `verdict` follows `correction` here, whichever correction the frame was judged with.
+    frame = frame.assign(verdict=frame["verdict_holm" if correction == "holm" else "verdict_uncorrected"])
     with atomic_file(csv_path) as handle:
         frame.to_csv(handle, index=False, float_format="%.4g")
     with atomic_file(md_path) as handle:
-        handle.write(to_markdown(frame, alpha, test))
+        handle.write(to_markdown(frame, alpha, test, correction))
 
 
 def check_claims(provenance_paths: Iterable[str | Path], csv_path: str | Path, md_path: str | Path,
                  claims_path: str | Path | None = None, alpha: float = 0.05, test: str = "welch",
-                 bootstrap_samples: int = 10000, seed: int = 0) -> pd.DataFrame:
+                 bootstrap_samples: int = 10000, seed: int = 0, correction: str = "holm") -> pd.DataFrame:
     """Load claims and cells, judge, write CSV and Markdown; returns the verdict frame."""
     frame = judge_claims(load_claims(claims_path), cells_from_provenance(provenance_paths), alpha=alpha,
-                         test=test, bootstrap_samples=bootstrap_samples, seed=seed)
-    write_claims(frame, csv_path, md_path, alpha=alpha, test=test)
+                         test=test, bootstrap_samples=bootstrap_samples, seed=seed, correction=correction)
+    write_claims(frame, csv_path, md_path, alpha=alpha, test=test, correction=correction)
     return frame

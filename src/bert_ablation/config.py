@@ -81,6 +81,8 @@ def validate(config: dict, source: str = "config") -> dict:
         config["tasks"].setdefault(name, {})
     for name, task in config["tasks"].items():
         _fill(task, task_schema)
+    for entry in config["checkpoints"].values():
+        _fill(entry, schema()["properties"]["checkpoints"]["additionalProperties"])
     _check_semantics(config, source)
     return config
 
@@ -187,8 +189,16 @@ def _check_semantics(config: dict, source: str) -> None:
                               "(the task's files).")
         if task["source"] == "local" and not task["path"]:
             raise ConfigError(f"{source}: tasks.{name}: source 'local' needs a path (the folder of the task's files).")
-        if TASKS[name].kind == "span" and task["doc_stride"] >= task["max_seq_length"]:
-            raise ConfigError(f"{source}: tasks.{name}: doc_stride must be smaller than max_seq_length.")
+        # The fewest context tokens a window holds: [CLS] question [SEP] context [SEP] with the longest
+        # question. An overlap that long panics HF's tokenizer (its windows would never advance); a
+        # step that long leaves consecutive windows with nothing in common.
+        room = task["max_seq_length"] - task["max_query_length"] - 3
+        if TASKS[name].kind == "span" and task["doc_stride"] >= room:
+            raise ConfigError(
+                f"{source}: tasks.{name}.doc_stride={task['doc_stride']} must be below max_seq_length - "
+                f"max_query_length - 3 = {task['max_seq_length']} - {task['max_query_length']} - 3 = {room}, the "
+                "context tokens of a window with the longest question; lower doc_stride or max_query_length, "
+                "or raise max_seq_length.")
     duplicated = sorted(set(config["tables"]) & set(config["figures"]))
     if duplicated:
         raise ConfigError(f"{source}: {', '.join(duplicated)} is both a table and a figure; rename one.")
@@ -203,6 +213,7 @@ def _check_semantics(config: dict, source: str) -> None:
         if len(steps) > 1:
             raise ConfigError(f"{source}: {where}: the series' ablations save different steps {sorted(steps)}; "
                               "give them the same pretrain.steps and pretrain.save_steps.")
+    _check_checkpoints(config, source)
     for name in report_names(config):
         for cell in table_cells(config, name):
             _check_cell(config, cell, f"{'figures' if name in config['figures'] else 'tables'}.{name}", source)
@@ -213,6 +224,9 @@ def _check_cell(config: dict, cell: dict, where: str, source: str) -> None:
     from .tasks import TASKS
 
     row_where, column_where = f"{where}.rows.{cell['row']}", f"{where}.columns.{cell['column']}"
+    if cell["origin"] == "checkpoint":
+        _check_checkpoint_cell(config, cell, row_where, column_where, source)
+        return
     _known("ablation", cell["ablation"], config["ablations"], f"{row_where}.ablation", source)
     spec = resolve_ablation(config, cell["ablation"])
     if cell["source"] == "pretrain":
@@ -243,6 +257,38 @@ def _check_cell(config: dict, cell: dict, where: str, source: str) -> None:
         raise ConfigError(
             f"{source}: {row_where}.step: '{cell['step']}' is not a saved checkpoint of "
             f"'{cell['ablation']}'; add its number to pretrain.save_steps or use 'final'.")
+
+
+def _check_checkpoint_cell(config: dict, cell: dict, row_where: str, column_where: str, source: str) -> None:
+    """A released or local checkpoint's row: what can be checked without loading it (its shape,
+    e.g. the layers a feature-based head needs, is checked when it is imported and fine-tuned)."""
+    from .heads import HEADS
+    from .tasks import TASKS
+
+    _known("checkpoint", cell["ablation"], config["checkpoints"], f"{row_where}.checkpoint", source)
+    if cell["source"] == "pretrain":
+        raise ConfigError(f"{source}: {column_where}: a pretraining metric needs a pretraining run; row "
+                          f"'{cell['row']}' is checkpoint '{cell['ablation']}' (give the row an ablation, or drop "
+                          "the column from this table).")
+    if cell["step"] != FINAL_STEP:
+        raise ConfigError(f"{source}: {row_where}.step: a checkpoint has one state, 'final' (got '{cell['step']}').")
+    if not cell["task"]:
+        raise ConfigError(f"{source}: {column_where}: a fine-tuning column needs a task (or source: pretrain).")
+    _known("task", cell["task"], TASKS, f"{column_where}.task", source)
+    _known("metric", cell["metric"], TASKS[cell["task"]].metrics, f"{column_where}.metric", source)
+    _known("head", cell["head"], HEADS, f"{row_where}.head", source)
+
+
+def _check_checkpoints(config: dict, source: str) -> None:
+    for name, entry in config["checkpoints"].items():
+        where = f"checkpoints.{name}"
+        if (entry.get("hub") is None) == (entry.get("path") is None):
+            raise ConfigError(f"{source}: {where}: give exactly one of hub (a hub model id) or path (a local folder "
+                              "in HF format).")
+        if entry.get("revision") is not None and entry.get("hub") is None:
+            raise ConfigError(f"{source}: {where}.revision: only a hub checkpoint has revisions; drop it for a path.")
+        if name in config["ablations"]:
+            raise ConfigError(f"{source}: {where}: '{name}' is also an ablation; table rows name either, so rename one.")
 
 
 def _table_tasks(config: dict) -> list[str]:
@@ -278,9 +324,18 @@ def resolve_ablation(config: dict, name: str, check: bool = True) -> dict:
 
 
 def spec_hash(config: dict, ablation: str) -> str:
-    """The hash of the pretraining run this config asks for: results carry the hash of the run
-    they came from, and a mismatch means they were made with another config."""
+    """The hash of the pretraining run this config asks for (or of the checkpoint entry it
+    imports): results carry the hash of the run they came from, and a mismatch means they were
+    made with another config."""
+    if ablation in config.get("checkpoints", {}):
+        return checkpoint_hash(config["checkpoints"][ablation])
     return ablation_hash(resolve_ablation(config, ablation))
+
+
+def checkpoint_hash(entry: dict) -> str:
+    """A checkpoint is identified by where it comes from (hub id and revision, or folder); the
+    digests of its files are recorded beside it when it is imported."""
+    return stable_hash({"checkpoint": {k: entry.get(k) for k in ("hub", "revision", "path")}})
 
 
 def ablation_hash(spec: dict) -> str:
@@ -337,7 +392,8 @@ def table_cells(config: dict, name: str) -> list[dict]:
     if name in config["figures"]:
         figure = config["figures"][name]
         return [
-            {"row": label, "column": str(step), "ablation": ablation, "spec_hash": spec_hash(config, ablation),
+            {"row": label, "column": str(step), "ablation": ablation, "origin": "pretrain",
+             "spec_hash": spec_hash(config, ablation),
              "head": figure["head"],
              "step": checkpoint_name(config, ablation, step), "source": "finetune", "task": figure["task"],
              "metric": figure["metric"], "split": None, "paper_row": label}
@@ -346,10 +402,17 @@ def table_cells(config: dict, name: str) -> list[dict]:
     spec = config["tables"][name]
     cells = []
     for row_label, row in spec["rows"].items():
+        run = row.get("ablation") or row["checkpoint"]
+        if "ablation" in row:
+            run_hash = spec_hash(config, run)
+        else:
+            _known("checkpoint", run, config["checkpoints"], f"tables.{name}.rows.{row_label}.checkpoint", "config")
+            run_hash = checkpoint_hash(config["checkpoints"][run])
         for col_label, column in spec["columns"].items():
             cells.append({
                 "row": row_label, "column": col_label, "paper_row": row.get("paper_row", row_label),
-                "ablation": row["ablation"], "spec_hash": spec_hash(config, row["ablation"]),
+                "ablation": run, "origin": "pretrain" if "ablation" in row else "checkpoint",
+                "spec_hash": run_hash,
                 "head": column.get("head") or row.get("head", "linear"),
                 "step": row.get("step", FINAL_STEP),
                 "source": column.get("source", "finetune"), "task": column.get("task"),
@@ -374,7 +437,13 @@ def finetune_runs(config: dict, names: list[str] | None = None) -> list[dict]:
 def pretrain_runs(config: dict, names: list[str] | None = None) -> list[str]:
     """The ablations whose pretraining the given tables/figures need, sorted."""
     return sorted({cell["ablation"] for name in (report_names(config) if names is None else names)
-                   for cell in table_cells(config, name)})
+                   for cell in table_cells(config, name) if cell["origin"] == "pretrain"})
+
+
+def checkpoint_runs(config: dict, names: list[str] | None = None) -> list[str]:
+    """The checkpoints (config's checkpoints:) the given tables need, sorted."""
+    return sorted({cell["ablation"] for name in (report_names(config) if names is None else names)
+                   for cell in table_cells(config, name) if cell["origin"] == "checkpoint"})
 
 
 def finetune_settings(config: dict, task: str, head: str, hp: str) -> dict:

@@ -36,7 +36,8 @@ class CorpusError(ValueError):
 def synthetic_documents(config: dict) -> tuple[list[Document], Counter]:
     from .world import World
 
-    return World(seed=config["world"]["seed"], scale=config["world"]["scale"]).documents(), Counter()
+    world = config["world"]
+    return World(seed=world["seed"], scale=world["scale"], remove=world.get("remove", ())).documents(), Counter()
 
 
 def _input_files(paths: list[str], key: str, pattern: str) -> list[Path]:

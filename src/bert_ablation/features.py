@@ -2,10 +2,13 @@
 
 Classification and regression: segment A (and B) truncated to max_seq_length. Span QA follows
 the BERT / HF run_qa recipe: the question (cut to max_query_length tokens) followed by windows
-of the context of max_seq_length tokens overlapping by doc_stride; a window that does not
-contain the whole answer is trained to point at [CLS]. At evaluation the best span over all windows
-of a question wins, with score start_logit(i) + end_logit(j), j >= i, at most
-max_answer_length tokens, from the n_best starts and ends of each window.
+of the context of max_seq_length tokens; doc_stride is either the overlap of consecutive windows
+(HF's stride) or, as in google-research/bert run_squad.py, the step between their starts
+(doc_stride_meaning). A window that does not contain the whole answer is trained to point at
+[CLS]. At evaluation the best span over all windows of a question wins, with score
+start_logit(i) + end_logit(j), j >= i, at most max_answer_length tokens, from the n_best starts
+and ends of each window; with max_context, a start counts only in the window where that token
+has the most context (run_squad.py's rule). A question with no valid span gets no prediction.
 
 Tagging (NER) follows the paper: each word is labelled at its first sub-token and the other
 sub-tokens are not scored. As the paper did for CoNLL-2003, a sentence is fed with as much of
@@ -15,11 +18,16 @@ before and after); only the sentence's own words carry labels.
 
 from __future__ import annotations
 
+import bisect
+import logging
+
 import numpy as np
 import torch
 
 from .masking import IGNORE_INDEX
 from .tasks import TaskSpec
+
+log = logging.getLogger(__name__)
 
 
 def _truncate_questions(questions: list[str], tokenizer, max_query_length: int) -> list[str]:
@@ -37,16 +45,95 @@ def classification_features(spec: TaskSpec, records, tokenizer, max_seq_length: 
             "labels": list(records["label"])}
 
 
+def _window_overlaps(questions: list[str], tokenizer, settings: dict) -> list[int]:
+    """The HF stride (context tokens shared by consecutive windows) of each question's windows."""
+    if settings.get("doc_stride_meaning", "overlap") == "overlap":  # absent: the schema default
+        return [settings["doc_stride"]] * len(questions)
+    # run_squad.py: windows of max_tokens_for_doc = max_seq_length - len(query) - 3 context tokens,
+    # each starting doc_stride tokens after the last (never past its end). HF's windows overlap by
+    # its stride instead, so a step is the overlap max_tokens_for_doc - step: this question's own.
+    room = settings["max_seq_length"] - tokenizer.num_special_tokens_to_add(pair=True)
+    query_lengths = map(len, tokenizer(questions, add_special_tokens=False)["input_ids"])
+    return [max(0, room - n - settings["doc_stride"]) for n in query_lengths]
+
+
+def _encode_windows(questions: list[str], contexts: list[str], tokenizer, settings: dict) -> dict:
+    """The windows of every question, in example order: input_ids, token_type_ids, offset_mapping,
+    sequence_ids, example, and doc_start (the window's first context token, counted in tokens of
+    the context)."""
+    overlaps = _window_overlaps(questions, tokenizer, settings)
+    groups: dict[int, list[int]] = {}  # the tokenizer takes one stride per call
+    for i, overlap in enumerate(overlaps):
+        groups.setdefault(overlap, []).append(i)
+    windows = []
+    for overlap, members in groups.items():
+        encoded = tokenizer([questions[i] for i in members], [contexts[i] for i in members],
+                            truncation="only_second", max_length=settings["max_seq_length"], stride=overlap,
+                            return_overflowing_tokens=True, return_offsets_mapping=True)
+        for k, sample in enumerate(encoded["overflow_to_sample_mapping"]):
+            windows.append((members[sample], encoded["input_ids"][k], encoded["token_type_ids"][k],
+                            encoded["offset_mapping"][k], encoded.sequence_ids(k)))
+    windows.sort(key=lambda window: window[0])  # stable: an example's windows keep their order
+    out = {key: [] for key in ("input_ids", "token_type_ids", "offset_mapping", "sequence_ids", "example",
+                               "doc_start")}
+    for example, input_ids, token_type_ids, offsets, sequence_ids in windows:
+        start = 0
+        if out["example"] and out["example"][-1] == example:  # the last window's start + its length - overlap
+            start = out["doc_start"][-1] + out["sequence_ids"][-1].count(1) - overlaps[example]
+        out["input_ids"].append(input_ids)
+        out["token_type_ids"].append(token_type_ids)
+        out["offset_mapping"].append(offsets)
+        out["sequence_ids"].append(sequence_ids)
+        out["example"].append(example)
+        out["doc_start"].append(start)
+    return out
+
+
+def _max_context(windows: dict) -> list[list[bool]]:
+    """Per window and token: whether this window gives the (context) token the most context of
+    all its question's windows, by run_squad.py's _check_is_max_context: score min(tokens left,
+    tokens right) + 0.01 * window length, the first window winning a tie."""
+    spans: dict[int, list[tuple[int, int]]] = {}  # example -> (doc_start, length) of its windows, by start
+    for example, start, sequence_ids in zip(windows["example"], windows["doc_start"], windows["sequence_ids"]):
+        spans.setdefault(example, []).append((start, sequence_ids.count(1)))
+    masks, seen = [], {}
+    for example, sequence_ids in zip(windows["example"], windows["sequence_ids"]):
+        index = seen[example] = seen.get(example, -1) + 1  # this window among its example's
+        starts = [first for first, _ in spans[example]]
+        longest = max(length for _, length in spans[example])
+        mask, position = [], starts[index]
+        for s in sequence_ids:
+            if s != 1:
+                mask.append(False)
+                continue
+            best, best_window = None, None
+            # only windows starting within `longest` tokens before the position can hold it
+            for w in range(bisect.bisect_right(starts, position - longest), bisect.bisect_right(starts, position)):
+                first, length = spans[example][w]
+                if position < first + length:
+                    score = min(position - first, first + length - 1 - position) + 0.01 * length
+                    if best is None or score > best:
+                        best, best_window = score, w
+            mask.append(best_window == index)
+            position += 1
+        masks.append(mask)
+    return masks
+
+
 def span_features(records, tokenizer, settings: dict, train: bool) -> dict:
+    """Windows of (question, context) pairs. ``example`` maps each window to its record; ``offsets``
+    hold the character span of each context token (None elsewhere). Training: the answer's token
+    positions (0, [CLS], where the window lacks it). Evaluation with settings["max_context"]:
+    ``max_context``, per token, whether this window is the token's max-context one."""
     questions = _truncate_questions(list(records["question"]), tokenizer, settings["max_query_length"])
-    encoded = tokenizer(questions, list(records["context"]), truncation="only_second",
-                        max_length=settings["max_seq_length"], stride=settings["doc_stride"],
-                        return_overflowing_tokens=True, return_offsets_mapping=True)
+    encoded = _encode_windows(questions, list(records["context"]), tokenizer, settings)
     features = {"input_ids": encoded["input_ids"], "token_type_ids": encoded["token_type_ids"],
-                "example": list(encoded["overflow_to_sample_mapping"]), "offsets": [],
+                "example": encoded["example"], "offsets": [],
                 "start_positions": [], "end_positions": []}
+    if not train and settings.get("max_context", False):  # absent: the schema default
+        features["max_context"] = _max_context(encoded)
     for k, offsets in enumerate(encoded["offset_mapping"]):
-        sequence_ids = encoded.sequence_ids(k)
+        sequence_ids = encoded["sequence_ids"][k]
         context = [i for i, s in enumerate(sequence_ids) if s == 1]
         # Only context tokens may be predicted; others get no offsets.
         features["offsets"].append([offsets[i] if sequence_ids[i] == 1 else None for i in range(len(offsets))])
@@ -103,6 +190,12 @@ def tagging_features(records, tokenizer, max_seq_length: int, document_context: 
     (None for words cut by max_seq_length: they are predicted "O")."""
     tokens, tags = list(records["tokens"]), list(records["ner_tags"])
     with_documents = document_context and "document" in records
+    if document_context and not with_documents:
+        # The hub's conll2003 rows carry no document ids (its -DOCSTART- rows are dropped), so the
+        # paper's document context cannot be rebuilt from them; local CoNLL files keep it.
+        log.warning("NER document context is OFF for these %d sentences: the records have no 'document' field "
+                    "(the hub's conll2003 has none). Each sentence is fed alone; use source: local with the "
+                    "CoNLL files (their -DOCSTART- lines) for the paper's maximal document context.", len(tokens))
     documents = list(records["document"]) if with_documents else list(range(len(tokens)))
     pieces = [_word_pieces(tokenizer, words) for words in tokens]  # sentence -> word -> piece ids
     features = {"input_ids": [], "token_type_ids": [], "labels": [], "word_positions": []}
@@ -174,14 +267,19 @@ def pad_batch(features: dict, index, pad_id: int, label_keys: tuple[str, ...]) -
 
 def best_spans(records, features: dict, start_logits: list[np.ndarray], end_logits: list[np.ndarray],
                n_best: int, max_answer_length: int) -> dict[str, str]:
-    """The highest-scoring valid span of each question over all of its windows: id -> text."""
+    """The highest-scoring valid span of each question over all of its windows: id -> text.
+
+    Where span_features marked max-context windows (``features["max_context"]``, the task's
+    max_context setting), a span may start only at a token in its max-context window. A question
+    with no valid span has no entry: the official SQuAD script scores it 0, whatever its answers."""
     best: dict[int, tuple[float, str]] = {}
+    max_context = features.get("max_context")
     for k, (starts, ends) in enumerate(zip(start_logits, end_logits)):
         example = features["example"][k]
         offsets = features["offsets"][k]
         context = records["context"][example]
         for s in np.argsort(starts)[::-1][:n_best]:
-            if offsets[s] is None:
+            if offsets[s] is None or (max_context is not None and not max_context[k][s]):
                 continue
             for e in np.argsort(ends)[::-1][:n_best]:
                 if offsets[e] is None or e < s or e - s + 1 > max_answer_length:
@@ -189,4 +287,4 @@ def best_spans(records, features: dict, start_logits: list[np.ndarray], end_logi
                 score = float(starts[s] + ends[e])
                 if example not in best or score > best[example][0]:
                     best[example] = (score, context[offsets[s][0]: offsets[e][1]])
-    return {records["id"][i]: best.get(i, (0.0, ""))[1] for i in range(len(records["id"]))}
+    return {records["id"][i]: best[i][1] for i in range(len(records["id"])) if i in best}

@@ -24,8 +24,8 @@ from .features import best_spans, classification_features, pad_batch, span_featu
 from .heads import HEADS
 from .metrics import classification_scores, ner_scores, regression_scores, squad_scores
 from .modeling import FinetuneModel
-from .storage import derive_seed, read_json, stable_hash, write_json
-from .tasks import TASKS
+from .storage import derive_seed, read_json, stable_hash, tree_digest, write_json
+from .tasks import TASKS, with_labels
 
 log = logging.getLogger(__name__)
 
@@ -51,19 +51,24 @@ def featurize(spec, split_records: dict, tokenizer, task_settings: dict, train: 
 
 
 @torch.no_grad()
-def evaluate(engine: Engine, spec, records: dict, features: dict, batch_size: int, task_settings: dict,
-             pad_id: int) -> dict:
+def predict(engine: Engine, spec, features: dict, batch_size: int, pad_id: int) -> list[np.ndarray]:
+    """The model's logits for every example: (C,) per sequence, (T_i, C) per token for spans and tags."""
     n = len(features["input_ids"])
     # Length-sorted batches waste no compute on padding; order does not change predictions.
     order = np.argsort([len(ids) for ids in features["input_ids"]], kind="stable")
     outputs = [None] * n
+    per_token = spec.kind in ("span", "tagging")
     for start in range(0, n, batch_size):
         index = order[start: start + batch_size]
         batch = pad_batch(features, index, pad_id, ())
         logits = engine.evaluate(batch).logits.float().cpu()
         for r, i in enumerate(index):
-            per_token = spec.kind in ("span", "tagging")
             outputs[i] = logits[r, : len(features["input_ids"][i])].numpy() if per_token else logits[r].numpy()
+    return outputs
+
+
+def score(spec, records: dict, features: dict, outputs: list[np.ndarray], task_settings: dict) -> dict:
+    """The task's metrics of ``predict``'s outputs (decoding spans and tags first)."""
     if spec.kind == "tagging":
         predictions = [[spec.labels[int(out[p].argmax())] if p is not None else "O" for p in positions]
                        for out, positions in zip(outputs, features["word_positions"])]
@@ -77,6 +82,20 @@ def evaluate(engine: Engine, spec, records: dict, features: dict, batch_size: in
     if spec.kind == "regression":
         return regression_scores([float(o[0]) for o in outputs], features["labels"])
     return classification_scores([int(o.argmax()) for o in outputs], features["labels"], spec.metrics)
+
+
+def evaluate(engine: Engine, spec, records: dict, features: dict, batch_size: int, task_settings: dict,
+             pad_id: int) -> dict:
+    return score(spec, records, features, predict(engine, spec, features, batch_size, pad_id), task_settings)
+
+
+def constant_prediction(spec, outputs: list[np.ndarray]) -> str | None:
+    """The label a classification restart predicts for *every* example, or None: a collapsed run
+    (fine-tuning that diverged to one class) scores the share of that class, i.e. chance."""
+    if spec.kind != "classification" or not outputs:
+        return None
+    predicted = {int(o.argmax()) for o in outputs}
+    return spec.labels[predicted.pop()] if len(predicted) == 1 else None
 
 
 @torch.no_grad()
@@ -98,7 +117,10 @@ def cache_hidden_states(encoder, head: str, features: dict, pad_id: int, batch_s
 
 
 def train_restart(encoder, spec, head: str, train_features: dict, settings: dict, seeds: dict,
-                  pad_id: int, device: str, desc: str) -> Engine:
+                  pad_id: int, device: str, desc: str, after_epoch=None) -> tuple[Engine, list]:
+    """Train one restart; ``after_epoch(engine)``, when given, scores the model after each epoch
+    (evaluation draws no random numbers, so the training run is the same with or without it).
+    Returns the engine and the list of those scores."""
     hp = settings["hp"]
     seed_everything(seeds["init_seed"])
     model = FinetuneModel(copy.deepcopy(encoder), spec.kind, len(spec.labels), head, settings["dropout"])
@@ -107,18 +129,21 @@ def train_restart(encoder, spec, head: str, train_features: dict, settings: dict
     total = steps_per_epoch * hp["epochs"]
     engine = Engine(model, lr=hp["lr"], total_steps=total, warmup_steps=int(settings["warmup_ratio"] * total),
                     weight_decay=settings["weight_decay"], grad_clip=settings["grad_clip"],
-                    precision=settings["precision"], device=device)
+                    precision=settings["precision"], device=device, bias_correction=settings["adam_bias_correction"])
     label_keys = LABEL_KEYS[spec.kind]
     data_order = torch.Generator().manual_seed(seeds["data_seed"])
     lengths = [len(ids) for ids in train_features["input_ids"]]
     progress = tqdm(total=total, mininterval=10, desc=desc)
+    curve = []
     for _ in range(hp["epochs"]):
         for index in epoch_batches(lengths, hp["batch_size"], data_order, settings["group_by_length"]):
             out = engine.step(pad_batch(train_features, index, pad_id, label_keys))
             progress.update()
             progress.set_postfix(loss=f"{out.loss.item():.3f}", refresh=False)
+        if after_epoch is not None:
+            curve.append(after_epoch(engine))
     progress.close()
-    return engine
+    return engine, curve
 
 
 def finetune(checkpoint_dir: str, task_dir: str, task: str, head: str, settings: dict, outputs: list[str],
@@ -127,8 +152,8 @@ def finetune(checkpoint_dir: str, task_dir: str, task: str, head: str, settings:
     """Fine-tune ``checkpoint_dir`` on ``task`` once per output path (restart k -> outputs[k]).
     ``expected_spec_hash``: the pretraining run the config asks for; another one is refused."""
     import datasets
-    from transformers import BertModel
 
+    from .modeling import load_encoder
     from .tokenizer import load_tokenizer
 
     configure_threads(threads)
@@ -140,12 +165,16 @@ def finetune(checkpoint_dir: str, task_dir: str, task: str, head: str, settings:
                               f"{pretrain_spec['spec_hash']}, this config's is {expected_spec_hash}); rebuild it with "
                               f"snakemake --forcerun pretrain, or delete {Path(checkpoint_dir).parent}.")
     tokenizer = load_tokenizer(checkpoint_dir)
-    encoder = BertModel.from_pretrained(checkpoint_dir)
+    encoder = load_encoder(checkpoint_dir)
     if encoder.config.vocab_size < len(tokenizer):
         raise CheckpointError(f"{checkpoint_dir}: the model has {encoder.config.vocab_size} embedding rows but its "
                               f"tokenizer {len(tokenizer)} tokens; the checkpoint mixes files of different vocabularies. "
                               f"Rebuild it with snakemake --forcerun pretrain.")
+    if HEADS[head].frozen and encoder.config.num_hidden_layers < HEADS[head].min_layers():
+        raise CheckpointError(f"{checkpoint_dir}: head '{head}' reads {HEADS[head].min_layers()} layers but this encoder "
+                              f"has {encoder.config.num_hidden_layers}; use a deeper model or another feature head.")
     data = datasets.load_from_disk(task_dir)
+    spec = with_labels(spec, data["train"])  # ner: the label set saved with the task's data
     records = {split: data[split].to_dict() for split in ("train", *spec.eval_splits)}
     train_features = featurize(spec, records["train"], tokenizer, settings["task"], train=True)
     eval_features = {split: featurize(spec, records[split], tokenizer, settings["task"], train=False)
@@ -154,21 +183,44 @@ def finetune(checkpoint_dir: str, task_dir: str, task: str, head: str, settings:
         for features in (train_features, *eval_features.values()):
             cache_hidden_states(encoder, head, features, tokenizer.pad_token_id, settings["eval_batch_size"], device)
 
+    dev_split = spec.eval_splits[0]
+    # The checkpoint and the task data by content: the task's source, path and sizes are what
+    # built these files, and two runs on the same bytes are comparable whatever the config said.
+    inputs = {"checkpoint": tree_digest(checkpoint_dir), "task_data": tree_digest(task_dir)}
+
+    def scorer(split, keep=None):
+        def run(engine):
+            outputs = predict(engine, spec, eval_features[split], settings["eval_batch_size"], tokenizer.pad_token_id)
+            if keep is not None:
+                keep[:] = outputs
+            return score(spec, records[split], eval_features[split], outputs, settings["task"])
+        return run
+
     results = []
     for restart, path in enumerate(outputs):
         seeds = restart_seeds(settings["seed"], restart)
         began = time.perf_counter()
-        engine = train_restart(encoder, spec, head, train_features, settings, seeds, tokenizer.pad_token_id,
-                               device, desc=f"{task} {head} restart {restart}")
-        scores = {split: evaluate(engine, spec, records[split], eval_features[split], settings["eval_batch_size"],
-                               settings["task"], tokenizer.pad_token_id) for split in spec.eval_splits}
+        dev_outputs = []  # the last epoch's dev predictions
+        engine, curve = train_restart(encoder, spec, head, train_features, settings, seeds, tokenizer.pad_token_id,
+                                      device, desc=f"{task} {head} restart {restart}",
+                                      after_epoch=scorer(dev_split, keep=dev_outputs))
+        # The last epoch's dev score is the run's; the other splits are scored once, at the end.
+        scores = {dev_split: curve[-1], **{split: scorer(split)(engine) for split in spec.eval_splits[1:]}}
+        collapsed = constant_prediction(spec, dev_outputs)
+        if collapsed is not None:
+            log.warning("%s %s restart %d collapsed: it predicts '%s' for every %s example (dev %s); a constant "
+                        "classifier scores this", task, head, restart, collapsed, dev_split, scores[dev_split])
         metrics = {
             "task": task, "head": head, "restart": restart, **seeds,
             "checkpoint": checkpoint_dir, "ablation": pretrain_spec["name"], "pretrain_step": pretrain_spec["step"],
             "pretrain_spec_hash": pretrain_spec["spec_hash"],
             "finetune_hash": stable_hash(settings), "hyperparameters": settings["hp"],
             "train_examples": len(records["train"][spec.text_fields[0]]), "train_features": len(train_features["input_ids"]),
-            "dev_split": spec.eval_splits[0], "dev": scores[spec.eval_splits[0]], "splits": scores,
+            "dev_split": dev_split, "dev": scores[dev_split], "splits": scores,
+            "dev_curve": [{"epoch": epoch, **values} for epoch, values in enumerate(curve, start=1)],
+            "collapsed_to": collapsed,
+            "optimizer": engine.optimizer_settings(),
+            "inputs": inputs,
             "seconds": round(time.perf_counter() - began, 2), "device": device, "precision": engine.precision,
         }
         write_json(path, metrics)

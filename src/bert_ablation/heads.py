@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from transformers import BertConfig
+from transformers import PretrainedConfig
 
 
 def last_token_index(attention_mask: torch.Tensor) -> torch.Tensor:
@@ -44,7 +44,7 @@ class LinearHead(nn.Module):
 
     frozen = False
 
-    def __init__(self, config: BertConfig, pooler: nn.Module):
+    def __init__(self, config: PretrainedConfig, pooler: nn.Module):
         super().__init__()
         self.out_dim = config.hidden_size
         self.pooler = pooler  # the encoder's pretrained BertPooler (dense + tanh)
@@ -68,7 +68,7 @@ class BiLSTMHead(nn.Module):
 
     frozen = False
 
-    def __init__(self, config: BertConfig, pooler: nn.Module, in_dim: int | None = None, layers: int = 1):
+    def __init__(self, config: PretrainedConfig, pooler: nn.Module, in_dim: int | None = None, layers: int = 1):
         super().__init__()
         hidden = config.hidden_size
         self.out_dim = 2 * hidden
@@ -117,7 +117,7 @@ class LayerCombination(nn.Module):
         return self.scale * sum(w * h for w, h in zip(weights, chosen))
 
 
-def _all_layers(config: BertConfig) -> tuple[int, ...]:
+def _all_layers(config: PretrainedConfig) -> tuple[int, ...]:
     return tuple(range(1, config.num_hidden_layers + 1))  # every Transformer layer, not the embeddings
 
 
@@ -128,14 +128,14 @@ class FeatureHead(BiLSTMHead):
     layers: tuple[int, ...] = ()
     mode = "select"
 
-    def __init__(self, config: BertConfig, pooler: nn.Module):
+    def __init__(self, config: PretrainedConfig, pooler: nn.Module):
         combine = LayerCombination(self.layers or _all_layers(config), self.mode, config.hidden_size)
         super().__init__(config, pooler, in_dim=combine.out_dim, layers=2)
         self.combine = combine
         self.config, self.num_layers = config, config.num_hidden_layers
 
     @classmethod
-    def cached_layers(cls, config: BertConfig) -> tuple[int, ...]:
+    def cached_layers(cls, config: PretrainedConfig) -> tuple[int, ...]:
         """The indices of ``hidden_states`` this head reads: all a feature cache has to keep."""
         count = config.num_hidden_layers + 1
         return tuple(sorted(k % count for k in (cls.layers or _all_layers(config))))

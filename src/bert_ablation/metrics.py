@@ -8,7 +8,8 @@ seqeval (an entity counts only if its type and both boundaries are right), plus 
 
 SQuAD v1.1: the official evaluate-v1.1.py normalisation (lower-case, strip punctuation,
 articles and extra whitespace), exact match and token-overlap F1, each the maximum over the
-ground-truth answers, averaged over questions. (``evaluate.load("squad")`` would need the hub.)
+ground-truth answers, averaged over questions; a question without a prediction scores 0, as
+there. (``evaluate.load("squad")`` would need the hub.)
 """
 
 from __future__ import annotations
@@ -43,10 +44,14 @@ def squad_f1(prediction: str, truth: str) -> float:
 
 
 def squad_scores(predictions: dict[str, str], references: dict[str, list[str]]) -> dict[str, float]:
-    """predictions: id -> text; references: id -> answer texts. Missing predictions score 0."""
+    """predictions: id -> text; references: id -> answer texts. A question missing from the
+    predictions scores 0 but counts in the total (evaluate-v1.1.py): it is not compared as an
+    empty answer, which would match an answer that normalises to nothing, such as "the"."""
     exact = f1 = 0.0
     for qid, truths in references.items():
-        prediction = predictions.get(qid, "")
+        if qid not in predictions:
+            continue
+        prediction = predictions[qid]
         exact += max(squad_exact(prediction, t) for t in truths)
         f1 += max(squad_f1(prediction, t) for t in truths)
     n = len(references)

@@ -1,27 +1,34 @@
 """Models: the pretraining model of every objective and the fine-tuning model of every task.
 
-Both are thin layers over ``transformers``' BERT so that checkpoints are ordinary HF
-checkpoints: ``AutoModel.from_pretrained(checkpoint)`` gives the encoder, and
-``BertForPreTraining.from_pretrained`` the encoder with its pretraining heads.
+Both are thin layers over an encoder family of ``transformers`` (``ARCHITECTURES``): BERT
+itself (post-LN, learned absolute positions, the paper's model) or RoFormer (the same
+encoder with rotary positions). Checkpoints are ordinary HF checkpoints:
+``AutoModel.from_pretrained(checkpoint)`` gives the encoder (``BertModel``/``RoFormerModel``),
+and the family's pretraining class (``BertForAblationPretraining``, a ``BertForPreTraining``;
+``RoFormerForAblationPretraining``) the encoder with its pretraining heads.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import BertConfig, BertForPreTraining, BertModel
+from transformers import (BertConfig, BertForPreTraining, PretrainedConfig, PreTrainedModel, RoFormerConfig,
+                          RoFormerModel)
+from transformers.models.bert.modeling_bert import BertPooler
+from transformers.models.roformer.modeling_roformer import RoFormerOnlyMLMHead, RoFormerPreTrainedModel
 
 from .heads import HEADS
 from .masking import IGNORE_INDEX
 
 
-def bert_config(model: dict, vocab_size: int, pad_token_id: int, causal: bool) -> BertConfig:
-    """The HF config of a resolved ``model`` spec. A causal (LTR) model is a BERT decoder:
+def _shape(model: dict, vocab_size: int, pad_token_id: int, causal: bool) -> dict:
+    """The HF config keys every family shares. A causal (LTR) model is the family's decoder:
     ``is_decoder`` gives it a causal attention mask, kept at fine-tuning as the paper did."""
-    return BertConfig(
+    return dict(
         vocab_size=vocab_size,
         hidden_size=model["hidden"],
         num_hidden_layers=model["layers"],
@@ -33,8 +40,24 @@ def bert_config(model: dict, vocab_size: int, pad_token_id: int, causal: bool) -
         pad_token_id=pad_token_id,
         is_decoder=causal,
         use_cache=False,
-        architectures=["BertForPreTraining"],
     )
+
+
+def bert_config(model: dict, vocab_size: int, pad_token_id: int, causal: bool) -> BertConfig:
+    """The HF config of a resolved ``model`` spec for the BERT family."""
+    return BertConfig(**_shape(model, vocab_size, pad_token_id, causal), architectures=["BertForPreTraining"])
+
+
+def roformer_config(model: dict, vocab_size: int, pad_token_id: int, causal: bool) -> RoFormerConfig:
+    """RoFormer: BERT's layers (post-LN, GELU, segment embeddings) with rotary instead of learned
+    absolute positions; ``max_position_embeddings`` only sizes the sinusoid table."""
+    return RoFormerConfig(**_shape(model, vocab_size, pad_token_id, causal), embedding_size=model["hidden"],
+                          architectures=["RoFormerForAblationPretraining"])
+
+
+def model_config(model: dict, vocab_size: int, pad_token_id: int, causal: bool) -> PretrainedConfig:
+    """The HF config of a resolved ``model`` spec, in the family ``model.architecture`` names."""
+    return ARCHITECTURES[model["architecture"]].config(model, vocab_size, pad_token_id, causal)
 
 
 @dataclass
@@ -47,32 +70,142 @@ class PretrainingOutput:
     nsp_correct: int = 0
 
 
-class BertForAblationPretraining(BertForPreTraining):
-    """``BertForPreTraining``'s parameters and losses, computed faster.
+class _AblationPretrainingLosses:
+    """The losses of every family's pretraining model, computed faster than HF's heads do.
 
     The vocabulary projection, which dominates a small model's FLOPs, runs only at the
     positions that carry a label (the ~15% masked ones; every real token for LTR). Labels are
     never shifted here: the objective has already aligned them (see objectives.next_token_labels).
     Loss = mean LM cross-entropy + mean NSP cross-entropy, as in the paper and in HF.
+    A family supplies ``encode`` (the base model's output), ``lm_logits`` and ``nsp_logits``.
     """
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None, labels=None,
                 next_sentence_label=None) -> PretrainingOutput:
-        encoded = self.bert(input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids, use_cache=False)
+        hidden = self.encode(input_ids, attention_mask, token_type_ids)  # (B, T, H)
         predicted = labels != IGNORE_INDEX  # (B, T)
         targets = labels[predicted]  # (N,)
-        logits = self.cls.predictions(encoded.last_hidden_state[predicted]).float()  # (N, V)
+        logits = self.lm_logits(hidden[predicted]).float()  # (N, V)
         lm_loss = F.cross_entropy(logits, targets) if targets.numel() else logits.sum() * 0.0
         out = PretrainingOutput(
             loss=lm_loss, lm_loss=lm_loss, lm_predictions=int(targets.numel()),
             lm_correct=int((logits.argmax(-1) == targets).sum()),
         )
         if next_sentence_label is not None:
-            nsp_logits = self.cls.seq_relationship(encoded.pooler_output).float()  # (B, 2)
+            nsp_logits = self.nsp_logits(hidden).float()  # (B, 2)
             out.nsp_loss = F.cross_entropy(nsp_logits, next_sentence_label)
             out.nsp_correct = int((nsp_logits.argmax(-1) == next_sentence_label).sum())
             out.loss = lm_loss + out.nsp_loss
         return out
+
+
+class BertForAblationPretraining(_AblationPretrainingLosses, BertForPreTraining):
+    """``BertForPreTraining``'s parameters and losses (NSP on BERT's pooled [CLS])."""
+
+    def encode(self, input_ids, attention_mask, token_type_ids):
+        return self.bert(input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
+                         use_cache=False).last_hidden_state
+
+    def lm_logits(self, hidden):
+        return self.cls.predictions(hidden)
+
+    def nsp_logits(self, hidden):
+        return self.cls.seq_relationship(self.bert.pooler(hidden))
+
+
+class RoFormerForAblationPretraining(_AblationPretrainingLosses, RoFormerPreTrainedModel):
+    """``RoFormerForMaskedLM``'s encoder and tied MLM head plus BERT's NSP head (a pooler,
+    dense + tanh on [CLS], and a 2-way classifier), which HF's RoFormer does not have.
+
+    ``pooler.*`` is saved beside ``roformer.*``, so that fine-tuning starts from the pooler NSP
+    trained, as BERT's does (``load_encoder``); ``AutoModel`` ignores it.
+    """
+
+    _tied_weights_keys = {
+        "cls.predictions.decoder.bias": "cls.predictions.bias",
+        "cls.predictions.decoder.weight": "roformer.embeddings.word_embeddings.weight",
+    }
+
+    def __init__(self, config: RoFormerConfig):
+        super().__init__(config)
+        self.roformer = RoFormerModel(config)
+        self.cls = RoFormerOnlyMLMHead(config)
+        self.pooler = BertPooler(config)
+        self.seq_relationship = nn.Linear(config.hidden_size, 2)
+        self.post_init()
+
+    def get_output_embeddings(self):
+        return self.cls.predictions.decoder
+
+    def set_output_embeddings(self, new_embeddings):
+        self.cls.predictions.decoder = new_embeddings
+        self.cls.predictions.bias = new_embeddings.bias
+
+    def encode(self, input_ids, attention_mask, token_type_ids):
+        return self.roformer(input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
+                             use_cache=False).last_hidden_state
+
+    def lm_logits(self, hidden):
+        return self.cls.predictions(hidden)
+
+    def nsp_logits(self, hidden):
+        return self.seq_relationship(self.pooler(hidden))
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """An encoder family: how to configure it and which class pretrains it."""
+
+    name: str
+    description: str
+    config: callable  # (model spec, vocab size, pad id, causal) -> the HF config
+    pretraining_class: type[PreTrainedModel]
+    base_model_prefix: str  # where the encoder sits in the pretraining model (and its state dict)
+
+    def encoder_of(self, model: PreTrainedModel) -> PreTrainedModel:
+        return getattr(model, self.base_model_prefix)
+
+
+ARCHITECTURES: dict[str, Architecture] = {
+    a.name: a
+    for a in (
+        Architecture("bert", "BERT: post-LN, learned absolute positions (the paper's model)", bert_config,
+                     BertForAblationPretraining, "bert"),
+        Architecture("roformer", "RoFormer: BERT with rotary position embeddings", roformer_config,
+                     RoFormerForAblationPretraining, "roformer"),
+    )
+}
+
+
+def pretraining_model(model: dict, vocab_size: int, pad_token_id: int, causal: bool) -> PreTrainedModel:
+    """A freshly initialised pretraining model of the family ``model.architecture`` names."""
+    family = ARCHITECTURES[model["architecture"]]
+    return family.pretraining_class(family.config(model, vocab_size, pad_token_id, causal))
+
+
+def load_encoder(checkpoint_dir: str) -> PreTrainedModel:
+    """``AutoModel.from_pretrained(checkpoint_dir)``, with a ``pooler`` (dense + tanh on one
+    token) for the sentence-level heads: the encoder's own (BERT), the one NSP trained and saved
+    beside it (``RoFormerForAblationPretraining``), or a new one where the checkpoint has none
+    (an encoder never trained on a sentence-level objective, as a No NSP BERT's pooler is)."""
+    from safetensors import safe_open
+    from transformers import AutoModel
+
+    encoder = AutoModel.from_pretrained(checkpoint_dir)
+    if getattr(encoder, "pooler", None) is not None:
+        return encoder
+    pooler = BertPooler(encoder.config)
+    pooler.dense.weight.data.normal_(0.0, encoder.config.initializer_range)
+    pooler.dense.bias.data.zero_()
+    weights = os.path.join(checkpoint_dir, "model.safetensors")
+    if os.path.exists(weights):
+        with safe_open(weights, framework="pt") as handle:
+            saved = {k[len("pooler."):]: handle.get_tensor(k) for k in handle.keys() if k.startswith("pooler.")}
+        if saved:
+            pooler.load_state_dict(saved)
+    # A submodule of the encoder, so that copies (one per restart) and .to(device) take it along.
+    encoder.pooler = pooler
+    return encoder
 
 
 @dataclass
@@ -96,7 +229,7 @@ class FinetuneModel(nn.Module):
 
     KINDS = ("classification", "regression", "span", "tagging")
 
-    def __init__(self, encoder: BertModel, kind: str, num_labels: int, head: str, dropout: float):
+    def __init__(self, encoder: PreTrainedModel, kind: str, num_labels: int, head: str, dropout: float):
         super().__init__()
         if kind not in self.KINDS:
             raise ValueError(f"unknown task kind '{kind}'; known: {', '.join(self.KINDS)}")

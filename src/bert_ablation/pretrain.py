@@ -25,9 +25,9 @@ from .batching import epoch_batches
 from .distributed import Distributed
 from .engine import Engine, StepLog, configure_threads, seed_everything
 from .masking import Masker, MaskingProcedure
-from .modeling import BertForAblationPretraining, bert_config
+from .modeling import pretraining_model
 from .objectives import OBJECTIVES
-from .storage import atomic_dir, atomic_file, derive_seed, file_digest, stable_hash, write_json
+from .storage import atomic_dir, atomic_file, derive_seed, file_digest, stable_hash, tree_digest, write_json
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +74,13 @@ class InstanceBatches:
     def in_order(self, max_batches: int):
         for k in range(min(max_batches, math.ceil(len(self) / self.batch_size))):
             yield self.rows(torch.arange(k * self.batch_size, min(len(self), (k + 1) * self.batch_size)))
+
+
+def pretraining_seeds(train: dict) -> dict[str, int]:
+    """The three seeds of a run: ``pretrain.seed`` unless init_seed, data_seed or mask_seed sets
+    one apart, so a user can vary one source of randomness and hold the other two."""
+    return {f"{name}_seed": train["seed"] if train[f"{name}_seed"] is None else train[f"{name}_seed"]
+            for name in ("init", "data", "mask")}
 
 
 def step_generator(seed: int, step: int) -> torch.Generator:
@@ -130,12 +137,14 @@ def _save_state(state_file: Path, engine: Engine, tokens_seen: int) -> None:
 
 def pretrain(spec: dict, instances_dir: str, tokenizer_dir: str, checkpoints_dir: str, metrics_path: str,
              log_path: str, state_root: str, threads: int | None = None, device: str | None = None,
-             stop_after: int | None = None, short_instances_dir: str | None = None) -> dict | None:
+             stop_after: int | None = None, short_instances_dir: str | None = None,
+             corpus_dir: str | None = None) -> dict | None:
     """Pretrain one ablation. ``stop_after`` ends the run early (as a kill would) for tests.
 
     With ``pretrain.short_seq_steps`` > 0, those first steps draw their batches from
     ``short_instances_dir`` (instances built at ``short_seq_length``) and the rest from
     ``instances_dir``, each phase from its own first epoch (the paper's 128 -> 512 schedule).
+    ``corpus_dir``, when given, is only digested into metrics.json (what the instances came from).
 
     Under ``torchrun`` every rank trains on its share of each step's batch (DDP) and only rank 0
     writes; the others return None. The logged loss is rank 0's share of the batch.
@@ -162,19 +171,20 @@ def pretrain(spec: dict, instances_dir: str, tokenizer_dir: str, checkpoints_dir
     state_dir.mkdir(parents=True, exist_ok=True)
 
     tokenizer = load_tokenizer(tokenizer_dir)
-    batches = InstanceBatches(os.path.join(instances_dir, "train.npz"), train["batch_size"], train["seed"],
+    seeds = pretraining_seeds(train)
+    batches = InstanceBatches(os.path.join(instances_dir, "train.npz"), train["batch_size"], seeds["data_seed"],
                               train["group_by_length"])
-    short = (InstanceBatches(os.path.join(short_instances_dir, "train.npz"), train["batch_size"], train["seed"],
+    short = (InstanceBatches(os.path.join(short_instances_dir, "train.npz"), train["batch_size"], seeds["data_seed"],
                              train["group_by_length"]) if short_steps else None)
-    heldout = InstanceBatches(os.path.join(instances_dir, "heldout.npz"), train["batch_size"], train["seed"])
+    heldout = InstanceBatches(os.path.join(instances_dir, "heldout.npz"), train["batch_size"], seeds["data_seed"])
     masker = Masker.for_tokenizer(MaskingProcedure.from_config(spec["masking"]), tokenizer)
 
-    seed_everything(train["seed"])
-    model = BertForAblationPretraining(bert_config(spec["model"], len(tokenizer), tokenizer.pad_token_id, objective.causal))
+    seed_everything(seeds["init_seed"])
+    model = pretraining_model(spec["model"], len(tokenizer), tokenizer.pad_token_id, objective.causal)
     engine = Engine(model, lr=train["lr"], total_steps=train["steps"], warmup_steps=train["warmup_steps"],
                     weight_decay=train["weight_decay"], betas=train["adam_betas"], eps=train["adam_eps"],
                     grad_clip=train["grad_clip"], precision=train["precision"], device=device,
-                    data_parallel=dist.enabled)
+                    data_parallel=dist.enabled, bias_correction=train["adam_bias_correction"])
     start, tokens = _load_state(state_dir / "state.pt", engine)
     step_log = (StepLog(state_dir / "log.csv", ["loss", "lm_loss", "nsp_loss", "lr", "tokens"], resume_step=start)
                 if dist.is_main else None)
@@ -187,7 +197,7 @@ def pretrain(spec: dict, instances_dir: str, tokenizer_dir: str, checkpoints_dir
                     desc=f"pretrain {spec['name']}", disable=not dist.is_main)
     for step in progress:
         rows = short.for_step(step) if step < short_steps else batches.for_step(step - short_steps)
-        batch = objective.targets(rows, masker, step_generator(train["seed"], step))
+        batch = objective.targets(rows, masker, step_generator(seeds["mask_seed"], step))
         out = engine.step(dist.shard(batch))
         tokens += int(batch["attention_mask"].sum())
         recent.append(float(out.loss))
@@ -221,7 +231,15 @@ def pretrain(spec: dict, instances_dir: str, tokenizer_dir: str, checkpoints_dir
         "tokens_seen": tokens, "seconds_this_run": round(elapsed, 2),
         "tokens_per_second": round((tokens - tokens_at_start) / elapsed, 1) if tokens > tokens_at_start else None,
         "final_train_loss": final_loss,
-        "optimizer": {"name": "AdamW", "bias_correction": True, "betas": train["adam_betas"], "eps": train["adam_eps"]},
+        "optimizer": engine.optimizer_settings(), "seeds": seeds,
+        # What it trained on, by content (full SHA-256), so two provenance files can be compared.
+        "inputs": {"tokenizer": file_digest(os.path.join(tokenizer_dir, "tokenizer.json"), 64),
+                   **{f"{phase}{split}_instances": file_digest(os.path.join(d, f"{split}.npz"), 64)
+                      for phase, d in zip(("", "short_"), data_dirs) for split in ("train", "heldout")},
+                   **({"corpus": tree_digest(corpus_dir)} if corpus_dir else {})},
+        "recipe": {"architecture": spec["model"]["architecture"], "lr": train["lr"], "dropout": spec["model"]["dropout"],
+                   "batch_size": train["batch_size"], "warmup_steps": train["warmup_steps"],
+                   "schedule": "linear warmup, then linear decay to 0", "weight_decay": train["weight_decay"]},
         "device": device, "precision": engine.precision, "threads": torch.get_num_threads(),
         "data_parallel_processes": dist.world_size,
         **heldout_metrics(engine, objective, masker, heldout, train["eval_batches"]),

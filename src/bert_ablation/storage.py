@@ -36,6 +36,16 @@ def file_digest(path: str | os.PathLike, length: int = 16) -> str:
     return digest.hexdigest()[:length]
 
 
+def tree_digest(folder: str | os.PathLike) -> str:
+    """SHA-256 over a folder's files (relative paths and contents, in sorted order): the identity
+    of a checkpoint or a saved dataset, comparable between two provenance files."""
+    root = Path(folder)
+    digest = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        digest.update(f"{path.relative_to(root).as_posix()}\0{file_digest(path, 64)}\n".encode())
+    return digest.hexdigest()
+
+
 def derive_seed(*parts: Any) -> int:
     """A 31-bit seed from any printable parts (Python's hash() is salted per process)."""
     return zlib.crc32("/".join(map(str, parts)).encode()) & 0x7FFFFFFF

@@ -4,10 +4,16 @@ For each cell (row = pretrained model + head, column = task metric) the grid poi
 best mean dev score is selected (the paper selects on dev), and its restarts are reported as
 mean, sample standard deviation, best-of-restarts and count. Outputs: a tidy CSV, Markdown,
 LaTeX, a figure and a provenance file recording which runs fill each cell.
+
+A restart whose metric is NaN (or missing) has *failed*: it is counted, not dropped. The cell
+reports ``n`` restarts of which ``failed`` failed, the statistics are over the others, the
+Markdown and LaTeX cells say "k/n failed", and the log names each failed metrics.json.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import math
 from importlib import resources
 from pathlib import Path
@@ -16,7 +22,9 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from .storage import atomic_file, read_json, write_json
+from .storage import atomic_file, canonical_json, read_json, write_json
+
+log = logging.getLogger(__name__)
 
 
 def paper_reference() -> dict:
@@ -71,10 +79,13 @@ def load_runs(paths: list[str]) -> pd.DataFrame:
                 records.append({
                     "ablation": m["ablation"], "step": Path(m["checkpoint"]).name, "task": m["task"],
                     "head": m["head"], "hp": m["hyperparameters"]["key"], "restart": m["restart"],
-                    "split": split, "dev_split": m["dev_split"], "metric": metric, "value": value,
+                    "split": split, "dev_split": m["dev_split"], "metric": metric,
+                    "value": math.nan if value is None else float(value),
                     "init_seed": m["init_seed"], "data_seed": m["data_seed"],
                     "pretrain_spec_hash": m["pretrain_spec_hash"], "finetune_hash": m["finetune_hash"],
                     "checkpoint": m["checkpoint"], "path": path,
+                    "inputs": canonical_json(m.get("inputs", {})),
+                    "collapsed_to": m.get("collapsed_to"),
                 })
     return pd.DataFrame.from_records(records)
 
@@ -84,18 +95,30 @@ def load_pretrained(paths: list[str]) -> dict[str, dict]:
     return {m["ablation"]: {**m, "path": path} for path in paths for m in [read_json(path)]}
 
 
-def _finetune_cell(runs: pd.DataFrame, cell: dict, name: str) -> tuple[str, pd.DataFrame, dict]:
+def _failed(values) -> np.ndarray:
+    """Which restarts failed: a NaN (or infinite) metric, which no mean may silently skip."""
+    return ~np.isfinite(np.asarray(values, dtype=float))
+
+
+def _finetune_cell(runs: pd.DataFrame, cell: dict, name: str) -> tuple[str, pd.DataFrame, dict, dict]:
     """The selected grid point's restarts for one cell. Grid points are compared on the task's
-    dev split only, whichever split the cell reports (test data never selects anything)."""
+    dev split only, whichever split the cell reports (test data never selects anything).
+
+    Fewer failed dev restarts come first, then the higher mean of the others: a NaN never
+    helps a grid point by leaving its mean over fewer, luckier restarts.
+    """
     match = runs[(runs.ablation == cell["ablation"]) & (runs.step == cell["step"]) & (runs.task == cell["task"])
                  & (runs["head"] == cell["head"]) & (runs.metric == cell["metric"])] if len(runs) else runs
     if match.empty:
         raise ValueError(f"{name}: no fine-tuning results for cell {cell['row']} / {cell['column']}.")
-    by_hp = match[match.split == match.dev_split].groupby("hp")["value"].mean()
-    chosen = by_hp.idxmax()
+    dev = match[match.split == match.dev_split]
+    by_hp = dev.groupby("hp")["value"].mean()  # pandas skips NaN: the mean of the finished restarts
+    failed = dev.assign(failed=_failed(dev["value"])).groupby("hp")["failed"].sum()
+    # min() keeps the first of equals, as idxmax did; a point with every restart failed sorts last.
+    chosen = min(by_hp.index, key=lambda hp: (failed[hp], -by_hp[hp] if math.isfinite(by_hp[hp]) else math.inf))
     split = cell.get("split") or match.dev_split.iloc[0]
     selected = match[(match.hp == chosen) & (match.split == split)].sort_values("restart")
-    return chosen, selected, {k: float(v) for k, v in by_hp.items()}
+    return chosen, selected, {k: _json_value(v) for k, v in by_hp.items()}, {k: int(v) for k, v in failed.items()}
 
 
 def _check_origin(cell: dict, run: dict, runs: pd.DataFrame, name: str) -> None:
@@ -113,44 +136,77 @@ def _check_origin(cell: dict, run: dict, runs: pd.DataFrame, name: str) -> None:
                          f"results/pretrain/{cell['ablation']} and rerun (or snakemake --forcerun pretrain).")
 
 
-def summarise(runs: pd.DataFrame, pretrained: dict[str, dict], cells: list[dict], name: str
-              ) -> tuple[pd.DataFrame, list[dict]]:
+def summarise(runs: pd.DataFrame, pretrained: dict[str, dict], cells: list[dict], name: str,
+              paper_table: str | None = None) -> tuple[pd.DataFrame, list[dict]]:
+    """``paper_table``: the paper's table whose numbers stand beside the cells (default ``name``)."""
     reference = paper_reference()
     rows, provenance = [], []
     for cell in cells:
         run = pretrained[cell["ablation"]]
         _check_origin(cell, run, runs, name)
+        collapsed = []
         if cell["source"] == "pretrain":
-            values, hp, split = np.array([float(run[cell["metric"]])]), None, "heldout"
+            value = run[cell["metric"]]  # a KeyError names a wrong metric; null/NaN is a failed run
+            values, hp, split = np.array([math.nan if value is None else float(value)]), None, "heldout"
             origin = {"selected_hp": None, "pretrain_spec_hash": [run["spec_hash"]], "finetune_hash": [],
-                      "checkpoint": [], "restarts": [{"restart": None, "value": float(run[cell["metric"]]),
-                                                       "metrics": run["path"]}]}
+                      "checkpoint": [], "restarts": [{"restart": None, "value": _json_value(values[0]),
+                                                       "failed": bool(_failed(values)[0]), "metrics": run["path"]}]}
+            paths = [run["path"]]
         else:
-            hp, selected, grid_means = _finetune_cell(runs, cell, name)
-            values, split = selected["value"].to_numpy(), selected.split.iloc[0]
+            hp, selected, grid_means, grid_failed = _finetune_cell(runs, cell, name)
+            values, split = selected["value"].to_numpy(dtype=float), selected.split.iloc[0]
+            paths = list(selected.path)
             origin = {
-                "selected_hp": hp, "grid_means": grid_means,
+                "selected_hp": hp, "grid_means": grid_means, "grid_failed": grid_failed,
                 "pretrain_spec_hash": sorted(set(selected.pretrain_spec_hash)),
                 "finetune_hash": sorted(set(selected.finetune_hash)), "checkpoint": sorted(set(selected.checkpoint)),
+                "inputs": [json.loads(x) for x in sorted(set(selected.inputs))],
+                "pretrain_inputs": run.get("inputs") or run.get("digests"),
                 "restarts": [{"restart": int(r.restart), "init_seed": int(r.init_seed), "data_seed": int(r.data_seed),
-                              "value": float(r.value), "metrics": r.path} for r in selected.itertuples()],
+                              "value": _json_value(r.value), "failed": not math.isfinite(r.value),
+                              "collapsed_to": r.collapsed_to if isinstance(r.collapsed_to, str) else None,
+                              "metrics": r.path}
+                             for r in selected.itertuples()],
             }
+            collapsed = [r for r in selected.itertuples() if isinstance(r.collapsed_to, str)]
+            for r in collapsed:  # a constant classifier: chance, whatever the encoder learnt
+                log.warning("%s: cell %s / %s: restart %d collapsed to predicting '%s' for every dev example "
+                            "(%s = %.1f); %s", name, cell["row"], cell["column"], r.restart, r.collapsed_to,
+                            cell["metric"], r.value, r.path)
+            for point, k in grid_failed.items():
+                if k:
+                    log.warning("%s: cell %s / %s: grid point %s has %d failed dev restart(s) (NaN %s); %s.", name,
+                                cell["row"], cell["column"], point, k, cell["metric"],
+                                "selected all the same: no point has fewer" if point == hp
+                                else "ranked behind points with fewer failures")
+        failed = _failed(values)
+        for path, restart_failed in zip(paths, failed):
+            if restart_failed:
+                log.warning("%s: cell %s / %s: failed restart, %s is NaN in %s (counted as failed, left out of "
+                            "mean/sd/best).", name, cell["row"], cell["column"], cell["metric"], path)
+        ok = values[~failed]
         fraction = int(cell["column"]) / run["steps"] if name == "figure5" else None
-        paper = paper_value(reference, name, cell["paper_row"], cell["column"], fraction)
-        mean = float(values.mean())
+        paper = paper_value(reference, paper_table or name, cell["paper_row"], cell["column"], fraction)
+        mean = float(ok.mean()) if len(ok) else math.nan
         model = run["model"]
         rows.append({
             "table": name, "row": cell["row"], "column": cell["column"], "paper_row": cell["paper_row"],
             "ablation": cell["ablation"], "layers": model["layers"], "hidden": model["hidden"], "heads": model["heads"],
             "head": cell["head"], "step": cell["step"], "source": cell["source"], "task": cell["task"],
-            "metric": cell["metric"], "split": split, "hp": hp, "n": len(values), "mean": mean,
-            "sd": float(values.std(ddof=1)) if len(values) > 1 else math.nan,
-            "best": float(values.max()), "paper": paper, "diff": mean - paper,
+            "metric": cell["metric"], "split": split, "hp": hp, "n": len(values), "failed": int(failed.sum()),
+            "collapsed": len(collapsed),
+            "mean": mean, "sd": float(ok.std(ddof=1)) if len(ok) > 1 else math.nan,
+            "best": float(ok.max()) if len(ok) else math.nan, "paper": paper, "diff": mean - paper,
         })
         provenance.append({"row": cell["row"], "column": cell["column"], "paper_row": cell["paper_row"],
                            "ablation": cell["ablation"], "head": cell["head"], "step": cell["step"],
                            "split": split, **origin})
     return pd.DataFrame(rows), provenance
+
+
+def _json_value(value: float) -> float | None:
+    # null, not NaN: provenance stays standard JSON; "failed" says why the value is absent.
+    return float(value) if math.isfinite(value) else None
 
 
 def _fmt(value: float, digits: int = 1) -> str:
@@ -161,10 +217,14 @@ def _wide(summary: pd.DataFrame) -> tuple[list[str], list[str]]:
     return list(dict.fromkeys(summary["row"])), list(dict.fromkeys(summary["column"]))
 
 
+def _failures(c) -> str:
+    return f", {c['failed']}/{c['n']} failed" if c["failed"] else ""
+
+
 def _ours(c) -> str:
     if c["source"] == "pretrain":
-        return _fmt(c["mean"], 2)
-    return f"{_fmt(c['mean'])} ± {_fmt(c['sd'])} ({_fmt(c['best'])})"
+        return _fmt(c["mean"], 2) + _failures(c)
+    return f"{_fmt(c['mean'])} ± {_fmt(c['sd'])} ({_fmt(c['best'])}){_failures(c)}"
 
 
 def _shape(c) -> str:
@@ -189,6 +249,10 @@ def to_markdown(summary: pd.DataFrame, caption: str, model_columns: bool = False
     n = sorted(set(finetuned["n"]))
     lines += ["", f"Restarts per fine-tuned cell: {', '.join(map(str, n))}. Grid points are selected on dev; "
               "the selected point, split and provenance of every cell are in the CSV and provenance JSON."]
+    if summary["failed"].any():
+        lines += ["", f"\"k/n failed\": k of the cell's n restarts failed (NaN metric; {int(summary['failed'].sum())} "
+                  "in this table, each named in the job's log and the provenance JSON); mean, sd and best are "
+                  "over the others. Grid points with fewer failed dev restarts are preferred."]
     return "\n".join(lines) + "\n"
 
 
@@ -210,6 +274,8 @@ def to_latex(summary: pd.DataFrame, caption: str, label: str) -> str:
         for column in columns:
             c = cell.loc[(row, column)]
             ours = _fmt(c["mean"], 2) if c["source"] == "pretrain" else rf"{_fmt(c['mean'])}$\pm${_fmt(c['sd'])}"
+            if c["failed"]:
+                ours += rf" ({c['failed']}/{c['n']} failed)"
             values += [ours, _fmt(c["paper"], 2 if c["source"] == "pretrain" else 1)]
         out.append(_tex_escape(row) + " & " + " & ".join(values) + r" \\")
     out += [r"\bottomrule", r"\end{tabular}", rf"\caption{{{_tex_escape(caption)} Ours: mean $\pm$ sd over restarts.}}",
@@ -299,31 +365,87 @@ def plot_steps(summary: pd.DataFrame, caption: str, paths: list[str], xlabel: st
     save_figure(fig, paths)
 
 
-def plot_loss_curves(logs: dict[str, str], paths: list[str]) -> None:
-    """The pretraining loss of every ablation on one plot (from each run's step log)."""
+# Panel titles and y labels per objective; a local copy (objectives.py would import torch
+# into every table job). An objective not listed is titled by its name.
+_LOSS_PANELS = {
+    "mlm_nsp": ("MLM + NSP", "training loss (masked LM + next sentence)"),
+    "mlm": ("MLM, no NSP", "training loss (masked LM)"),
+    "ltr": ("LTR, next token", "training loss (next-token LM)"),
+}
+
+
+def _line_styles(n: int) -> list[tuple]:
+    """n (colour, line style) pairs, every colour different: tab10, tab20 beyond 10 runs, an
+    evenly sampled colormap beyond 20; the styles cycle on top, for print and colour blindness."""
+    from matplotlib import colormaps
+
+    if n <= 10:
+        colours = [colormaps["tab10"](i) for i in range(n)]
+    elif n <= 20:  # tab20's dark shades first: adjacent runs get different hues, not light/dark pairs
+        colours = [colormaps["tab20"](i) for i in [*range(0, 20, 2), *range(1, 20, 2)][:n]]
+    else:
+        colours = [colormaps["turbo"](x) for x in np.linspace(0.05, 0.95, n)]
+    styles = ["-", "--", "-.", ":"]
+    return [(colour, styles[i % len(styles)]) for i, colour in enumerate(colours)]
+
+
+def plot_loss_curves(logs: dict[str, str], metrics: dict[str, str], paths: list[str]):
+    """The pretraining loss of every ablation (from each run's step log), one panel per
+    objective: the losses of different objectives are on different scales (LTR predicts every
+    next token, MLM 15% of them, MLM+NSP adds a sentence-pair loss) and must not share an axis.
+    Each run's held-out perplexity (masked-LM or next-token, as its panel says) is in its
+    legend label. Returns the figure (closed, for inspection)."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for ablation, path in sorted(logs.items()):
-        frame = pd.read_csv(path)
+    from matplotlib.ticker import FuncFormatter
+
+    runs, undrawn = {}, []
+    for ablation in sorted(logs):
+        m = read_json(metrics[ablation])
+        ppl = m.get("heldout_perplexity")
+        label = f"{ablation}: ppl {ppl:.1f}" if ppl is not None and math.isfinite(ppl) else f"{ablation}: ppl failed"
+        frame = pd.read_csv(logs[ablation])
         if frame.empty:  # a run of 0 steps (no pretraining) has no curve
+            undrawn.append(label)
             continue
-        ax.plot(frame["step"], frame["loss"], label=ablation, linewidth=1)
-    ax.set_xlabel("pretraining step")
-    ax.set_ylabel("training loss (LM + NSP where used)")
-    ax.set_yscale("log")
-    ax.legend(fontsize=7, ncol=2)
-    ax.set_title("Pretraining loss of every ablation", fontsize=10)
+        runs.setdefault(m["objective"], []).append((ablation, label, frame, m.get("heldout_perplexity_kind", "")))
+    order = [o for o in _LOSS_PANELS if o in runs] + sorted(set(runs) - set(_LOSS_PANELS))
+    n_rows = max((len(runs[o]) for o in order), default=0)
+    fig, axes = plt.subplots(1, max(len(order), 1), figsize=(5.2 * max(len(order), 1), 4.2 + 0.16 * n_rows),
+                             squeeze=False)
+    for ax, objective in zip(axes[0], order):
+        title, ylabel = _LOSS_PANELS.get(objective, (objective, "training loss"))
+        for (ablation, label, frame, _), (colour, style) in zip(runs[objective], _line_styles(len(runs[objective]))):
+            ax.plot(frame["step"], frame["loss"], label=label, color=colour, linestyle=style, linewidth=1.2)
+        kinds = sorted({kind for *_, kind in runs[objective] if kind})
+        ax.set_title(f"{title} ({len(runs[objective])} run{'s' if len(runs[objective]) > 1 else ''})", fontsize=10)
+        ax.set_xlabel("pretraining step")
+        ax.set_ylabel(ylabel)
+        ax.set_yscale("log")
+        for axis in (ax.yaxis.set_major_formatter, ax.yaxis.set_minor_formatter):
+            axis(FuncFormatter(lambda v, _: f"{v:g}"))  # 3, not 3 x 10^0
+        # Below the axes: inside, a dozen labels would hide the curves.
+        ax.legend(fontsize=7, ncol=2 if len(runs[objective]) > 6 else 1, loc="upper center",
+                  bbox_to_anchor=(0.5, -0.16), frameon=False,
+                  title=f"held-out {' / '.join(kinds) or 'LM'} perplexity", title_fontsize=7)
+    if not order:
+        axes[0][0].set_axis_off()
+    fig.suptitle("Pretraining loss, one panel per objective", fontsize=11)
+    if undrawn:
+        fig.text(0.01, 0.005, "Not drawn (0 steps, no curve): " + ", ".join(undrawn), fontsize=7)
     fig.tight_layout()
     save_figure(fig, paths)
+    return fig
 
 
 def write_table(cells: list[dict], name: str, metrics_paths: list[str], pretrain_paths: list[str],
-                outputs: dict, kind: str = "table", model_columns: bool = False) -> pd.DataFrame:
+                outputs: dict, kind: str = "table", model_columns: bool = False,
+                paper_table: str | None = None) -> pd.DataFrame:
     """Write outputs[csv|md|tex|provenance|png|pdf] for one table or figure (cells as
     config.table_cells gives them)."""
-    reference = paper_reference().get(name, {})
+    reference = paper_reference().get(paper_table or name, {})
     caption = reference.get("caption", name)
-    summary, provenance = summarise(load_runs(metrics_paths), load_pretrained(pretrain_paths), cells, name)
+    summary, provenance = summarise(load_runs(metrics_paths), load_pretrained(pretrain_paths), cells, name,
+                                    paper_table)
     with atomic_file(outputs["csv"]) as handle:
         summary.to_csv(handle, index=False, float_format="%.4f")
     with atomic_file(outputs["md"]) as handle:

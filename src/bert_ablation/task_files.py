@@ -11,7 +11,14 @@ one ``World.task`` produces and ``tasks.validate_records`` checks), and the rows
 * SQuAD v1.1 JSON (``train-v1.1.json``, ``dev-v1.1.json``);
 * CoNLL-2003 column files (``eng.train``/``eng.testa``/``eng.testb`` or
   ``train.txt``/``valid.txt`` (``dev.txt``)/``test.txt``);
+* for ``ner``, column files of any BIO/IOB1 entity types (``train.txt``/``valid.txt``
+  (``dev.txt``)/``test.txt``, or WNUT-17's ``wnut17train.conll``/``emerging.dev.conll``/
+  ``emerging.test.annotated``): the label set is the training file's, and a dev or test tag
+  outside it is an error naming its file and line;
 * a ``datasets`` ``save_to_disk`` folder (one holding ``dataset_dict.json``), for any task.
+
+A task without a label set of its own (``ner``) comes back as ``datasets.Dataset`` splits whose
+``ner_tags`` feature (a ``ClassLabel``) names its labels, which ``tasks.build_task`` saves with it.
 
 ``settings["path"]`` is the folder; ``settings.get("files")`` maps splits to file names
 (relative to the folder, or absolute) that replace the defaults.  Problems raise
@@ -26,7 +33,7 @@ import io
 import json
 from pathlib import Path
 
-from .conll import ConllFormatError, read_conll
+from .conll import ConllFormatError, file_labels, read_conll
 from .tasks import TASKS, TaskDataError
 
 # GLUE: the folder name in the GLUE download, default file per split, the columns that
@@ -59,6 +66,8 @@ _GLUE = {
 _SQUAD_FILES = {"train": ("train-v1.1.json",), "validation": ("dev-v1.1.json",)}
 _CONLL_FILES = {"train": ("eng.train", "train.txt"), "validation": ("eng.testa", "valid.txt", "dev.txt"),
                 "test": ("eng.testb", "test.txt")}
+_NER_FILES = {"train": ("train.txt", "wnut17train.conll"), "validation": ("valid.txt", "dev.txt", "emerging.dev.conll"),
+              "test": ("test.txt", "emerging.test.annotated")}
 
 
 def local_splits(name: str, settings: dict) -> tuple[dict[str, list[dict]], dict[str, dict[str, list[int]]]]:
@@ -69,6 +78,8 @@ def local_splits(name: str, settings: dict) -> tuple[dict[str, list[dict]], dict
     splits = ("train", *TASKS[name].eval_splits)
     if files is None:
         return _saved_splits(name, folder, splits), {}
+    if TASKS[name].kind == "tagging" and not TASKS[name].labels:
+        return _read_tagged(name, files), {}
     out, dropped = {}, {}
     for split, path in files.items():
         out[split], split_dropped = _read(name, path)
@@ -109,6 +120,8 @@ def _locate(name: str, settings: dict) -> tuple[Path, dict[str, Path] | None]:
         defaults = _SQUAD_FILES
     elif name == "conll2003":
         defaults = _CONLL_FILES
+    elif name == "ner":
+        defaults = _NER_FILES
     else:  # a task registered without a local file format
         raise TaskDataError(f"{name}: no local file format is known; give a save_to_disk folder.")
     return folder, {split: _find(name, split, folder, (overrides[split],) if split in overrides else defaults[split])
@@ -255,6 +268,22 @@ def _read_conll(name: str, path: Path) -> list[dict]:
         raise TaskDataError(f"{name}: {error}") from None
 
 
+def _read_tagged(name: str, files: dict[str, Path]) -> dict:
+    """Column files of any entity types: the labels are the training file's, and every split is a
+    Dataset whose ner_tags feature names them (so that they reach fine-tuning with the data)."""
+    import datasets
+
+    try:
+        labels = file_labels(files["train"])
+        records = {split: read_conll(path, labels, labels_from=str(files["train"])) for split, path in files.items()}
+    except ConllFormatError as error:
+        raise TaskDataError(f"{name}: {error}") from None
+    features = datasets.Features({"id": datasets.Value("string"), "tokens": datasets.Sequence(datasets.Value("string")),
+                                  "ner_tags": datasets.Sequence(datasets.ClassLabel(names=list(labels))),
+                                  "document": datasets.Value("int64")})
+    return {split: datasets.Dataset.from_list(rows, features=features) for split, rows in records.items()}
+
+
 def _saved_splits(name: str, folder: Path, splits) -> dict[str, list[dict]]:
     import datasets
 
@@ -263,4 +292,6 @@ def _saved_splits(name: str, folder: Path, splits) -> dict[str, list[dict]]:
     if missing:
         raise TaskDataError(f"{name}: the saved dataset {folder} has no split(s) {', '.join(missing)} "
                             f"(it has: {', '.join(loaded)}).")
+    if TASKS[name].kind == "tagging" and not TASKS[name].labels:  # the labels are in the features
+        return {split: loaded[split] for split in loaded}
     return {split: loaded[split].to_list() for split in loaded}

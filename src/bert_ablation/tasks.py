@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
@@ -21,7 +22,9 @@ class TaskSpec:
     # or "tagging" (one label per word)
     kind: str
     text_fields: tuple[str, ...]  # one or two fields, fed as segment A (and B); tagging: the word list
-    labels: tuple[str, ...]  # label names in the hub's index order; empty for span and regression tasks
+    # Label names in the hub's index order; empty for span and regression tasks, and for a tagging
+    # task whose labels are its data's (ner: see with_labels)
+    labels: tuple[str, ...]
     eval_splits: tuple[str, ...]  # evaluated splits; the first (dev) selects grid points, never a test split
     # On a 0-100 scale; the first is the paper's headline metric. Tables select each cell's grid
     # point on the cell's own metric.
@@ -55,12 +58,37 @@ TASKS: dict[str, TaskSpec] = {
                  {"path": "rajpurkar/squad"}),
         TaskSpec("conll2003", "tagging", ("tokens",), CONLL_LABELS, ("validation", "test"),
                  ("f1", "precision", "recall", "accuracy"), {"path": "eriktks/conll2003"}),
+        # Any other BIO tagging corpus (WNUT-17, OntoNotes): the label set is its training
+        # split's, saved with the task's data; no standard dataset, so hub needs tasks.ner.hub.
+        TaskSpec("ner", "tagging", ("tokens",), (), ("validation", "test"), ("f1", "precision", "recall", "accuracy")),
     )
 }
 
 
 class TaskDataError(ValueError):
     """Task records that do not fit the task's schema, naming the split, row and field."""
+
+
+def with_labels(spec: TaskSpec, train) -> TaskSpec:
+    """``spec``, or for a tagging task without labels of its own (ner) ``spec`` with the labels
+    that its training split's ``ner_tags`` feature names (a datasets ClassLabel)."""
+    if spec.labels or spec.kind != "tagging":
+        return spec
+    names = _tag_names(train)
+    if not names:
+        raise TaskDataError(f"{spec.name}/train: 'ner_tags' carries no label names (a datasets ClassLabel "
+                            f"sequence, as the hub's NER datasets have); give column files (source: local) instead.")
+    bad = [name for name in names if name != "O" and not (name[:2] in ("B-", "I-") and name[2:])]
+    if bad:
+        raise TaskDataError(f"{spec.name}/train: labels {bad} are not O, B-<type> or I-<type>; entity-level "
+                            f"scoring needs BIO (or IOB1) tags.")
+    return dataclasses.replace(spec, labels=names)
+
+
+def _tag_names(split) -> tuple[str, ...]:
+    """The label names of a Dataset's ner_tags ClassLabel sequence; () without them (plain records)."""
+    feature = getattr(split, "features", {}).get("ner_tags")
+    return tuple(getattr(getattr(feature, "feature", None), "names", None) or ())
 
 
 def validate_records(spec: TaskSpec, split: str, records) -> None:
@@ -124,8 +152,9 @@ def world_splits(name: str, settings: dict, world: dict) -> tuple[dict, dict]:
 
     # world.scale grows the task sizes with the world's entities and corpus.
     scale = world["scale"]
-    splits = World(seed=world["seed"], scale=scale).task(name, max(1, round(settings["n_train"] * scale)),
-                                                         max(1, round(settings["n_dev"] * scale)), seed=world["seed"])
+    generated = World(seed=world["seed"], scale=scale, remove=world.get("remove", ()))  # remove: a control world
+    splits = generated.task(name, max(1, round(settings["n_train"] * scale)), max(1, round(settings["n_dev"] * scale)),
+                            seed=world["seed"])
     return splits, {}
 
 
@@ -133,6 +162,9 @@ def hub_splits(name: str, settings: dict, world: dict) -> tuple[dict, dict]:
     import datasets
 
     args = settings.get("hub") or TASKS[name].hub
+    if not args:
+        raise TaskDataError(f"{name}: source 'hub' needs tasks.{name}.hub, the datasets.load_dataset arguments "
+                            f"(e.g. {{path: my-org/wnut17}}); this task has no standard dataset.")
     loaded = datasets.load_dataset(**args)
     return {split: loaded[split] for split in ("train", *TASKS[name].eval_splits)}, {}
 
@@ -156,6 +188,15 @@ def build_task(name: str, settings: dict, world: dict, out_dir: str) -> dict:
     for split in ("train", *spec.eval_splits):
         if split not in splits:
             raise TaskDataError(f"{name}: source '{settings['source']}' has no split '{split}'.")
+    if not spec.labels and spec.kind == "tagging":
+        spec = with_labels(spec, splits["train"])
+        for split in spec.eval_splits:  # a hub or saved dataset's splits may disagree
+            names = _tag_names(splits[split])
+            if names != spec.labels:
+                raise TaskDataError(f"{name}/{split}: its ner_tags labels ({', '.join(names) or 'none'}) differ "
+                                    f"from the train split's ({', '.join(spec.labels)}).")
+        log.info("task %s: %d labels, from its train split: %s", name, len(spec.labels), ", ".join(spec.labels))
+    for split in ("train", *spec.eval_splits):
         validate_records(spec, split, splits[split])
         summary[split] = summarize(spec, splits[split], dropped.get(split, {}))
     out = datasets.DatasetDict({

@@ -23,6 +23,27 @@ parameters learns in a minute and that the paper's ablations change:
 * **Ambiguity that context resolves.** Some words are a person's name and also a city's
   (NER); sentiment depends on negation and on the clause after "but" (SST-2).
 
+**Controls.** ``World(remove=(...))`` generates the same world with mechanisms taken out
+(names and one-line descriptions in ``mechanisms.py``), so that a claim which names a mechanism
+can be shown to depend on it. Each removal keeps the entities and every task's sizes and labels,
+draws what it needs from random streams of its own (so the default world's draws stay as they
+were), and changes only what its mechanism needs:
+
+* ``heldout_words``: no member of any class is held out; training and dev draw from all of them.
+  The corpus is unchanged (it always used every member).
+* ``right_context``: introductions put the job and city *before* the name ("a baker in Tolholm,
+  Mira Tolsen, is well known"), so that the word a token-level answer depends on is on its left:
+  in SQuAD every introduction of a "who" question's context (its answer is a name), in MRPC
+  every introduction of ``sentence1`` (whose names ``sentence2`` rebinds). "What" questions keep
+  the name first, since their answer is the attribute. The corpus introduces people either way
+  (50/50), so a left-to-right model is pretrained on both orders. Only word order changes.
+* ``cross_segment``: the corpus's sentences are dealt out at random into documents of the same
+  lengths, so a true next segment is as unrelated to its first segment as a random one. The
+  sentences and every task are unchanged (the pair tasks still compare two texts about the same
+  people: removing that instead would make them unlearnable, not NSP useless).
+* ``context_ambiguity``: the people whose first name is also a city's get a new first name of
+  the same form, so every word has one entity type. Everything else is unchanged.
+
 Vocabulary frequencies are Zipfian (a few people and cities dominate), and rare pseudo-word
 names split into several WordPiece pieces. Every random stream is seeded through
 ``_stable_seed`` (BLAKE2 of its parts), never Python's per-process randomised ``hash()``.
@@ -33,8 +54,10 @@ from __future__ import annotations
 
 import hashlib
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
+
+from .mechanisms import REMOVABLE
 
 WORLD_TASKS = ("mnli", "qnli", "mrpc", "sst2", "squad", "conll2003")
 CONLL_LABELS = ("O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC")
@@ -176,17 +199,29 @@ class World:
     """Entities, facts and lexicons derived deterministically from ``seed``.
 
     ``scale`` multiplies the number of people, cities, companies and corpus documents (so the
-    vocabulary and the corpus grow together); task sizes scale through the config.
+    vocabulary and the corpus grow together); task sizes scale through the config. ``remove``
+    names mechanisms (of ``mechanisms.REMOVABLE``) to take out: a control world (module docstring).
+    With ``remove`` empty the output is exactly that of a world without the option.
     """
 
-    def __init__(self, seed: int = 0, scale: float = 1.0):
+    def __init__(self, seed: int = 0, scale: float = 1.0, remove=()):
         if scale <= 0:
             raise ValueError(f"scale must be positive, got {scale}")
+        remove = (remove,) if isinstance(remove, str) else tuple(remove)
+        unknown = [m for m in remove if m not in REMOVABLE]
+        if unknown:
+            raise ValueError(f"cannot remove {', '.join(map(repr, unknown))}: the world's removable mechanisms "
+                             f"are {', '.join(REMOVABLE)}")
         self.seed, self.scale = seed, scale
+        self.remove = tuple(m for m in REMOVABLE if m in remove)
         rng = self._rng("entities")
         taken: set[str] = set()
         n_ambiguous = max(3, round(_AMBIGUOUS_PER_SCALE * scale))
         self.ambiguous = tuple(_pseudo_word(rng, (1, 2), ("ra", "en", "ia"), taken) for _ in range(n_ambiguous))
+        # The first name each ambiguous word gives a person: itself, or in the context_ambiguity
+        # control a new word of the same form, drawn from its own stream so that every other draw
+        # (and therefore every other word of the world) stays the same.
+        self._first_name = {word: word for word in self.ambiguous}
         cities = [_pseudo_word(rng, (1, 2), _CITY_ENDINGS, taken)
                   for _ in range(max(6, round(_CITIES_PER_SCALE * scale)))]
         # Ambiguous words are never held out: they are training people's names as well.
@@ -215,9 +250,22 @@ class World:
             people.append(Person(first, last, gender, rng.choice(self.jobs.all), self._zipf(rng, self.cities.all),
                                  rng.choice(self.foods.all), rng.choice(self.hobbies.all),
                                  rng.choice(self.companies.all)))
+        if "context_ambiguity" in self.remove:
+            renames = self._rng("entities", "context_ambiguity")
+            self._first_name = {word: _pseudo_word(renames, (1, 2), ("ra", "en", "ia"), taken)
+                                for word in self.ambiguous}
+            # Renamed after the draws above, which thus stay those of the default world; the
+            # ambiguous words remain cities (and training members), but no person's name.
+            people = [replace(p, first=self._first_name.get(p.first, p.first)) for p in people]
+            self.ambiguous = ()
         self.people = _Lexicon(rng, people, heldout=lambda person: person.first in heldout_firsts)
         # Zipfian prominence: the first people of this order appear in many documents.
         self._prominence = rng.sample(people, len(people))
+        if "heldout_words" in self.remove:
+            # The same members and draws, none held out: every dev word can occur in training.
+            for lexicon in (self.cities, self.companies, self.jobs, self.foods, self.hobbies, *self.adjectives,
+                            self.people):
+                lexicon.train, lexicon.heldout = lexicon.all, ()
 
     def _rng(self, *parts) -> random.Random:
         return random.Random(_stable_seed(self.seed, *parts))
@@ -244,18 +292,35 @@ class World:
         return self._words(company, "ORG")
 
     def introduce(self, rng, person: Person, full: bool = True, job: str | None = None,
-                  city: str | None = None) -> list[tuple]:
-        """The attribute after the name: "Mira Tolsen, the baker, lives in Tolholm." """
-        job, city = job or person.job, city or person.city
+                  city: str | None = None, attribute_first: bool | random.Random = False) -> list[tuple]:
+        """The attribute after the name: "Mira Tolsen, the baker, lives in Tolholm." With
+        ``attribute_first`` (the right_context control; a Random: drawn from it 50/50) the job and
+        city come before the name instead: "a baker in Tolholm, Mira Tolsen, is well known." """
         template = rng.randrange(3)
+        if isinstance(attribute_first, random.Random):
+            attribute_first = attribute_first.random() < 0.5
+        return self._introduction(person, full, job or person.job, city or person.city, template, attribute_first)
+
+    def _introduction(self, person: Person, full: bool, job: str, city: str, template: int,
+                      attribute_first: bool) -> list[tuple]:
         w = self._words
+        name = self._name(person, full, ("intro", person))
+        if attribute_first:
+            if template == 0:
+                return (w("the") + w(job, None, ("job", person)) + w("from") + self._city(city, ("city", person))
+                        + w("is") + name + w("."))
+            if template == 1:
+                return (w("in") + self._city(city, ("city", person)) + w(", the") + w(job, None, ("job", person))
+                        + name + w("is well known ."))
+            return (w(_article(job)) + w(job, None, ("job", person)) + w("in") + self._city(city, ("city", person))
+                    + w(",") + name + w(", is well known ."))
         if template == 0:
-            return (self._name(person, full, ("intro", person)) + w(",") + w("the") + w(job, None, ("job", person))
+            return (name + w(",") + w("the") + w(job, None, ("job", person))
                     + w(", lives in") + self._city(city, ("city", person)) + w("."))
         if template == 1:
-            return (self._name(person, full, ("intro", person)) + w(", from") + self._city(city, ("city", person))
+            return (name + w(", from") + self._city(city, ("city", person))
                     + w(", works as") + w(_article(job)) + w(job, None, ("job", person)) + w("."))
-        return (self._name(person, full, ("intro", person)) + w(",") + w(_article(job)) + w(job, None, ("job", person))
+        return (name + w(",") + w(_article(job)) + w(job, None, ("job", person))
                 + w("in") + self._city(city, ("city", person)) + w(", is well known ."))
 
     def fact(self, rng, person: Person, kind: str, full: bool = False, value: str | None = None,
@@ -294,6 +359,9 @@ class World:
     def _documents(self) -> tuple[tuple[str, ...], ...]:
         rng = self._rng("documents")
         weights = _zipf_cum_weights(len(self._prominence), 0.7)
+        # The right_context control's order of each introduction: its own stream, so the
+        # documents' other draws are those of the default corpus.
+        order = self._rng("documents", "right_context") if "right_context" in self.remove else False
         docs = []
         for _ in range(max(20, round(_DOCUMENTS_PER_SCALE * self.scale))):
             kind = rng.random()
@@ -303,12 +371,19 @@ class World:
                     person = rng.choices(self._prominence, cum_weights=weights)[0]
                     if person not in cast:
                         cast.append(person)
-                sentences = self.story(rng, cast)
+                sentences = self.story(rng, cast, attribute_first=order)
             elif kind < 0.85:
                 sentences = self.review_document(rng)
             else:
-                sentences = self.city_document(rng)
+                sentences = self.city_document(rng, attribute_first=order)
             docs.append(tuple(_text(s) for s in sentences))
+        if "cross_segment" in self.remove:
+            # Deal the same sentences out at random into documents of the same lengths: a
+            # sentence's successor is then as unrelated to it as a sentence of another document.
+            pool = [sentence for doc in docs for sentence in doc]
+            self._rng("documents", "cross_segment").shuffle(pool)
+            dealt = iter(pool)
+            docs = [tuple(next(dealt) for _ in doc) for doc in docs]
         return tuple(docs)
 
     def documents(self) -> list[list[str]]:
@@ -316,13 +391,14 @@ class World:
         return [list(doc) for doc in self._documents]
 
     def story(self, rng, cast: list[Person], length: int | None = None,
-              heldout: bool | None = None) -> list[list[tuple]]:
+              heldout: bool | None = None, attribute_first: bool | random.Random = False) -> list[list[tuple]]:
         """A few people: introduced, then facts (often by pronoun), meetings, visits and reviews.
-        ``heldout`` restricts the words besides the cast's own to held-out or training members."""
-        sentences = [self.introduce(rng, cast[0])]
+        ``heldout`` restricts the words besides the cast's own to held-out or training members;
+        ``attribute_first`` is passed to ``introduce``."""
+        sentences = [self.introduce(rng, cast[0], attribute_first=attribute_first)]
         for person in cast[1:]:
-            sentences.append(self._words("later ,") + self.introduce(rng, person)
-                             if rng.random() < 0.3 else self.introduce(rng, person))
+            sentences.append(self._words("later ,") + self.introduce(rng, person, attribute_first=attribute_first)
+                             if rng.random() < 0.3 else self.introduce(rng, person, attribute_first=attribute_first))
         length = length or rng.randint(4, 8)
         told = set()
         while len(sentences) < length:
@@ -372,12 +448,12 @@ class World:
             sentences.append(self.review(rng, rng.randrange(2), self._adjectives(rng), city=city))
         return sentences
 
-    def city_document(self, rng) -> list[list[tuple]]:
+    def city_document(self, rng, attribute_first: bool | random.Random = False) -> list[list[tuple]]:
         city = self._zipf(rng, self.cities.all)
         residents = [p for p in self.people.all if p.city == city] or [rng.choice(self.people.all)]
         sentences = [self._city(city) + self._words(f"has a {rng.choice(PLACES)} and a {rng.choice(PLACES)} .")]
         for person in rng.sample(residents, min(len(residents), rng.randint(2, 4))):
-            sentences.append(self.introduce(rng, person, city=city))
+            sentences.append(self.introduce(rng, person, city=city, attribute_first=attribute_first))
         company = rng.choice(self.companies.all)
         sentences.append(self._company(company) + self._words("opened a new office in") + self._city(city)
                          + self._words("."))
@@ -520,12 +596,15 @@ class World:
 
     def _mrpc_example(self, rng, label, heldout, variant) -> dict:
         """Two wordings of who is who. Not paraphrases: the two people's attributes swapped
-        (the same words: only the binding differs) or one value replaced by another."""
+        (the same words: only the binding differs) or one value replaced by another. In the
+        right_context control ``sentence1`` names each person after their job and city."""
         a, b = self._two_people(rng, heldout)
         a = self._with_values(rng, a, heldout)
         b = self._with_values(rng, b, heldout, job=self._value(rng, "job", heldout, (a.job,)),
                               city=self._value(rng, "city", heldout, (a.city,)))
-        first = self.introduce(rng, a) + self.introduce(rng, b)
+        attribute_first = "right_context" in self.remove
+        first = (self.introduce(rng, a, attribute_first=attribute_first)
+                 + self.introduce(rng, b, attribute_first=attribute_first))
         kind = rng.choice(("job", "city"))
         values = {a.first: getattr(a, kind), b.first: getattr(b, kind)}
         if label == 0 and rng.random() < 0.6:  # swapped: the same words, other binding
@@ -541,7 +620,7 @@ class World:
 
     def _squad_example(self, rng, label, heldout, variant) -> dict:
         """A short story about 2-3 people; most questions ask *who* has an attribute, which the
-        context states to the right of the name."""
+        context states to the right of the name (in the right_context control: to its left)."""
         cast, jobs, cities = [], set(), set()
         for person in self._cast(rng, rng.choice((2, 3)), heldout):
             person = self._with_values(rng, person, heldout, job=self._value(rng, "job", heldout, jobs),
@@ -549,13 +628,21 @@ class World:
             jobs.add(person.job)
             cities.add(person.city)
             cast.append(person)
-        sentences = [self.introduce(rng, p) for p in cast]
+        # Introductions are rendered once the question is known (the control orders them by it);
+        # until then the index into cast stands for one, and its template is drawn as introduce does.
+        templates = [rng.randrange(3) for _ in cast]
+        sentences = list(range(len(cast)))
         for person in rng.sample(cast, len(cast)):
             sentences.insert(rng.randint(1, len(sentences)), self.fact(rng, person, rng.choice(("food", "hobby"))))
-        tokens = [t for s in sentences for t in s]
-        text, offsets = detokenize([t for t, _, _ in tokens])
         subject = rng.choice(cast)
         kind = rng.choices(("who_job", "who_city", "job", "city"), weights=(4, 3, 2, 1))[0]
+        # The control puts the answer after what identifies it: a "who" answer (a name) after the
+        # job and city of every introduction; a "what" answer (the attribute) already follows its name.
+        attribute_first = "right_context" in self.remove and kind.startswith("who")
+        tokens = [t for s in sentences for t in (
+            self._introduction(cast[s], True, cast[s].job, cast[s].city, templates[s], attribute_first)
+            if isinstance(s, int) else s)]
+        text, offsets = detokenize([t for t, _, _ in tokens])
         if kind.startswith("who"):
             attribute = kind[4:]
             value = getattr(subject, attribute)
@@ -595,10 +682,11 @@ class World:
         return {split: out[split] for split in ("train", "validation", "test")}
 
     def _ner_story(self, rng, heldout: bool) -> list[tuple[list[str], list[int]]]:
-        """A story of 1-2 people; a quarter of them carry a first name that is also a city's."""
+        """A story of 1-2 people; a quarter of them carry a first name that is also a city's (in
+        the context_ambiguity control: its replacement, a first name only)."""
         cast = []
         for person in self._cast(rng, rng.choice((1, 2)), heldout):
-            word = rng.choice(self.ambiguous)
+            word = self._first_name[rng.choice(tuple(self._first_name))]
             if rng.random() < 0.25 and word not in {p.first for p in cast}:
                 person = Person(word, person.last, "female", *(
                     getattr(person, k) for k in ("job", "city", "food", "hobby", "employer")))

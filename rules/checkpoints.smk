@@ -1,0 +1,21 @@
+# A released or local checkpoint (config's checkpoints:), imported once so that fine-tuning,
+# tables and claims treat it as they treat a pretraining run's final checkpoint.
+rule import_checkpoint:
+    input:
+        checkpoint_files,
+    output:
+        checkpoints=directory("results/checkpoints/{checkpoint}/checkpoints"),
+        metrics="results/checkpoints/{checkpoint}/metrics.json",
+    params:
+        source=checkpoint_source,
+    conda:
+        "../envs/bert-ablation.yaml"
+    log:
+        "logs/checkpoints/{checkpoint}.log",
+    benchmark:
+        "logs/checkpoints/{checkpoint}.benchmark.tsv"
+    resources:
+        mem_mb=8000,
+        runtime=60,
+    script:
+        "../workflow_scripts/import_checkpoint.py"

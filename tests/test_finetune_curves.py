@@ -1,0 +1,87 @@
+"""Fine-tuning on a RoFormer checkpoint: per-epoch dev curves, collapse detection, the curve figure."""
+import json
+import logging
+
+import pytest
+import torch
+
+from bert_ablation import config as cfg
+from bert_ablation.curves import plot_finetune_curves
+from bert_ablation.finetune import finetune
+from bert_ablation.modeling import pretraining_model
+from bert_ablation.storage import write_json
+from bert_ablation.tasks import build_task
+
+MODEL = {"architecture": "roformer", "layers": 1, "hidden": 16, "heads": 2, "intermediate": 32, "dropout": 0.0,
+         "max_position_embeddings": 128}
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory, tokenizer):
+    root = tmp_path_factory.mktemp("curves")
+    torch.manual_seed(0)
+    pretraining_model(MODEL, len(tokenizer), tokenizer.pad_token_id, causal=False).save_pretrained(root / "ck")
+    tokenizer.save_pretrained(root / "ck")
+    write_json(root / "ck" / "ablation.json", {"name": "tiny_roformer", "step": 0, "spec_hash": "0"})
+    config = cfg.validate({"tasks": {"sst2": {"n_train": 48, "n_dev": 24}},
+                           "finetune": {"precision": "fp32", "restarts": 2}})
+    build_task("sst2", config["tasks"]["sst2"], config["world"], str(root / "task"))
+    return root, config
+
+
+def run(root, config, lr, epochs, name):
+    config = {**config, "finetune": {**config["finetune"], "grid": {"lr": [lr], "batch_size": [8], "epochs": [epochs]}}}
+    key = cfg.grid_points(config, "sst2")[0]["key"]
+    settings = cfg.finetune_settings(config, "sst2", "linear", key)
+    outputs = [str(root / name / f"seed{k}" / "metrics.json") for k in range(2)]
+    finetune(str(root / "ck"), str(root / "task"), "sst2", "linear", settings, outputs, threads=1, device="cpu")
+    return outputs, [json.loads(open(p).read()) for p in outputs]
+
+
+def test_each_restart_records_its_dev_score_after_every_epoch(setup):
+    root, config = setup
+    _, runs = run(root, config, 1e-3, 3, "three")
+    for metrics in runs:
+        assert [p["epoch"] for p in metrics["dev_curve"]] == [1, 2, 3]
+        assert metrics["dev_curve"][-1] == {"epoch": 3, **metrics["dev"]}
+        assert metrics["optimizer"]["bias_correction"] is True
+    # the same seeds give the same curves, number for number
+    _, again = run(root, config, 1e-3, 3, "three_again")
+    assert [m["dev_curve"] for m in again] == [m["dev_curve"] for m in runs]
+
+
+def test_a_collapsed_restart_is_named_in_metrics_and_log(setup, caplog):
+    root, config = setup
+    with caplog.at_level(logging.WARNING, logger="bert_ablation.finetune"):
+        _, runs = run(root, config, 3.0, 1, "collapsed")  # lr 3: the classifier diverges to one class
+    collapsed = [m for m in runs if m["collapsed_to"]]
+    assert collapsed, [m["dev"] for m in runs]
+    for metrics in collapsed:
+        assert metrics["collapsed_to"] in ("negative", "positive")
+    assert "collapsed: it predicts" in caplog.text
+    import datasets
+
+    dev = datasets.load_from_disk(str(root / "task"))["validation"]["label"]
+    for metrics in collapsed:  # a constant classifier scores exactly the share of its class
+        share = 100 * dev.count(("negative", "positive").index(metrics["collapsed_to"])) / len(dev)
+        assert metrics["dev"]["accuracy"] == pytest.approx(share)
+
+
+def test_curve_figure_draws_every_restart(setup):
+    root, config = setup
+    outputs, runs = run(root, config, 1e-3, 2, "figure")
+    png, pdf = root / "curves.png", root / "curves.pdf"
+    drawn = plot_finetune_curves(outputs, str(png), str(pdf))
+    assert sorted(drawn) == [0, 1]
+    assert [len(v) for v in drawn.values()] == [2, 2]
+    assert drawn[0] == [p["accuracy"] for p in runs[0]["dev_curve"]]
+    assert png.stat().st_size > 5000 and pdf.read_bytes()[:4] == b"%PDF"
+
+
+def test_restarts_record_their_inputs_by_content(setup):
+    from bert_ablation.storage import tree_digest
+
+    root, config = setup
+    _, runs = run(root, config, 1e-3, 1, "digests")
+    assert runs[0]["inputs"] == {"checkpoint": tree_digest(root / "ck"), "task_data": tree_digest(root / "task")}
+    assert len(runs[0]["inputs"]["checkpoint"]) == 64 and runs[0]["inputs"] == runs[1]["inputs"]

@@ -1,0 +1,6 @@
+"""Snakemake entry point: the per-epoch dev curves of one fine-tuning grid point's restarts."""
+from bert_ablation.curves import plot_finetune_curves
+from bert_ablation.workflow import job_logging
+
+with job_logging(snakemake.log[0]):
+    plot_finetune_curves(list(snakemake.input), snakemake.output.png, snakemake.output.pdf)

@@ -1,0 +1,7 @@
+"""Snakemake entry point: import one released or local checkpoint."""
+from bert_ablation.checkpoints import import_checkpoint
+from bert_ablation.workflow import job_logging, params_json
+
+with job_logging(snakemake.log[0]):
+    import_checkpoint(snakemake.wildcards.checkpoint, params_json(snakemake, "source"),
+                      snakemake.output.checkpoints, snakemake.output.metrics)
