@@ -220,18 +220,28 @@ def _check_semantics(config: dict, source: str) -> None:
 
 
 def _check_cell(config: dict, cell: dict, where: str, source: str) -> None:
+    """One table cell. A checkpoint row (a released or local model) gets the checks that need no
+    loading; its shape (e.g. the layers a feature-based head reads) is checked when it is
+    imported and fine-tuned."""
     from .heads import HEADS
     from .tasks import TASKS
 
     row_where, column_where = f"{where}.rows.{cell['row']}", f"{where}.columns.{cell['column']}"
-    if cell["origin"] == "checkpoint":
-        _check_checkpoint_cell(config, cell, row_where, column_where, source)
-        return
-    _known("ablation", cell["ablation"], config["ablations"], f"{row_where}.ablation", source)
-    spec = resolve_ablation(config, cell["ablation"])
-    if cell["source"] == "pretrain":
-        _known("pretraining metric", cell["metric"], PRETRAIN_METRICS, f"{column_where}.metric", source)
-        return
+    checkpoint = cell["origin"] == "checkpoint"
+    if checkpoint:
+        _known("checkpoint", cell["ablation"], config["checkpoints"], f"{row_where}.checkpoint", source)
+        if cell["source"] == "pretrain":
+            raise ConfigError(f"{source}: {column_where}: a pretraining metric needs a pretraining run; row "
+                              f"'{cell['row']}' is checkpoint '{cell['ablation']}' (give the row an ablation, or "
+                              "drop the column from this table).")
+        if cell["step"] != FINAL_STEP:
+            raise ConfigError(f"{source}: {row_where}.step: a checkpoint has one state, 'final' "
+                              f"(got '{cell['step']}').")
+    else:
+        _known("ablation", cell["ablation"], config["ablations"], f"{row_where}.ablation", source)
+        if cell["source"] == "pretrain":
+            _known("pretraining metric", cell["metric"], PRETRAIN_METRICS, f"{column_where}.metric", source)
+            return
     if not cell["task"]:
         raise ConfigError(f"{source}: {column_where}: a fine-tuning column needs a task (or source: pretrain).")
     _known("task", cell["task"], TASKS, f"{column_where}.task", source)
@@ -240,6 +250,9 @@ def _check_cell(config: dict, cell: dict, where: str, source: str) -> None:
     if cell["split"] is not None:
         _known("split", cell["split"], task.eval_splits, f"{column_where}.split", source)
     _known("head", cell["head"], HEADS, f"{row_where}.head", source)
+    if checkpoint:
+        return
+    spec = resolve_ablation(config, cell["ablation"])
     head = HEADS[cell["head"]]
     if head.frozen and spec["model"]["layers"] < head.min_layers():
         raise ConfigError(
@@ -257,26 +270,6 @@ def _check_cell(config: dict, cell: dict, where: str, source: str) -> None:
         raise ConfigError(
             f"{source}: {row_where}.step: '{cell['step']}' is not a saved checkpoint of "
             f"'{cell['ablation']}'; add its number to pretrain.save_steps or use 'final'.")
-
-
-def _check_checkpoint_cell(config: dict, cell: dict, row_where: str, column_where: str, source: str) -> None:
-    """A released or local checkpoint's row: what can be checked without loading it (its shape,
-    e.g. the layers a feature-based head needs, is checked when it is imported and fine-tuned)."""
-    from .heads import HEADS
-    from .tasks import TASKS
-
-    _known("checkpoint", cell["ablation"], config["checkpoints"], f"{row_where}.checkpoint", source)
-    if cell["source"] == "pretrain":
-        raise ConfigError(f"{source}: {column_where}: a pretraining metric needs a pretraining run; row "
-                          f"'{cell['row']}' is checkpoint '{cell['ablation']}' (give the row an ablation, or drop "
-                          "the column from this table).")
-    if cell["step"] != FINAL_STEP:
-        raise ConfigError(f"{source}: {row_where}.step: a checkpoint has one state, 'final' (got '{cell['step']}').")
-    if not cell["task"]:
-        raise ConfigError(f"{source}: {column_where}: a fine-tuning column needs a task (or source: pretrain).")
-    _known("task", cell["task"], TASKS, f"{column_where}.task", source)
-    _known("metric", cell["metric"], TASKS[cell["task"]].metrics, f"{column_where}.metric", source)
-    _known("head", cell["head"], HEADS, f"{row_where}.head", source)
 
 
 def _check_checkpoints(config: dict, source: str) -> None:
