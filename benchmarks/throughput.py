@@ -42,17 +42,25 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 import transformers
-from transformers import (BertForMaskedLM, BertForPreTraining, BertForSequenceClassification, BertLMHeadModel,
-                          BertModel, DataCollatorForLanguageModeling, RoFormerForCausalLM, RoFormerForMaskedLM,
-                          default_data_collator, get_linear_schedule_with_warmup)
+from transformers import (
+    BertForMaskedLM,
+    BertForPreTraining,
+    BertForSequenceClassification,
+    BertLMHeadModel,
+    BertModel,
+    DataCollatorForLanguageModeling,
+    RoFormerForCausalLM,
+    RoFormerForMaskedLM,
+    default_data_collator,
+    get_linear_schedule_with_warmup,
+)
 
 from bert_ablation.batching import epoch_batches
 from bert_ablation.engine import Engine, configure_threads, native_bf16, seed_everything
 from bert_ablation.features import classification_features, pad_batch
-from bert_ablation.instances import create_instances, encode, tokenize_documents
+from bert_ablation.instances import create_instances, encode, tokenize_documents, write_split
 from bert_ablation.masking import IGNORE_INDEX, Masker, MaskingProcedure
 from bert_ablation.modeling import FinetuneModel, bert_config, model_config, pretraining_model
 from bert_ablation.objectives import OBJECTIVES
@@ -213,9 +221,9 @@ def step_flops(config, lengths, head_positions: int, pooled_rows: int, pooled_ou
     ``lengths`` are the sequence lengths the side computes (hardware FLOPs) or the real ones
     (model FLOPs). Embedding lookups, LayerNorm, softmax, biases and the optimizer are not counted.
     """
-    L, H, I, V = config.num_hidden_layers, config.hidden_size, config.intermediate_size, config.vocab_size
+    L, H, F, V = config.num_hidden_layers, config.hidden_size, config.intermediate_size, config.vocab_size
     lengths = torch.as_tensor(lengths, dtype=torch.float64)
-    return float(6 * L * (4 * H * H + 2 * H * I) * lengths.sum() + 12 * L * H * (lengths**2).sum()
+    return float(6 * L * (4 * H * H + 2 * H * F) * lengths.sum() + 12 * L * H * (lengths**2).sum()
                  + 6 * (H * H + H * V) * head_positions + 6 * (H * H + H * pooled_out) * pooled_rows)
 
 
@@ -234,9 +242,9 @@ def build_pretraining_data(args, workdir: Path):
     instances = create_instances(tokenize_documents(documents, tokenizer), "nsp_pairs", MAX_LEN,
                                  short_seq_prob=0.1, dupe_factor=2, seed=SEED)
     arrays = encode(instances, MAX_LEN, tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id)
-    path = workdir / "train.npz"
-    np.savez(path, **arrays)
-    return world, tokenizer, InstanceBatches(str(path), args.batch_size, SEED, group_by_length=args.group)
+    write_split(workdir / "instances" / "train", arrays)
+    return world, tokenizer, InstanceBatches(str(workdir / "instances"), "train", args.batch_size, SEED,
+                                             group_by_length=args.group)
 
 
 def model_spec(size: str, architecture: str = "bert") -> dict:

@@ -4,8 +4,8 @@ rule import_checkpoint:
     input:
         checkpoint_files,
     output:
-        checkpoints=directory("results/checkpoints/{checkpoint}/checkpoints"),
-        metrics="results/checkpoints/{checkpoint}/metrics.json",
+        checkpoints=directory(path("imported", "checkpoints")),
+        metrics=path("imported", "metrics.json"),
     params:
         source=checkpoint_source,
     conda:

@@ -20,9 +20,34 @@ wildcard_constraints:
     table="|".join(cfg.report_names(config)) or "no-table",
     packing="nsp_pairs|contiguous",
     length="[0-9]+",
+    shard="[0-9]+",
     head="[a-z0-9_]+",
     step="final|step-[0-9]+",
     hp="[A-Za-z0-9.+_-]+",
+
+
+# Every result path, written once: rules declare their outputs with these and helpers expand
+# them; a placeholder not given to path() stays a wildcard.
+PATHS = {
+    "corpus": "results/corpus/shard-{shard}",
+    "word_counts": "results/word_counts/shard-{shard}.tsv",
+    "instances": "results/instances/{packing}/len{length}/shard-{shard}",
+    "pretrain": "results/pretrain/{ablation}",
+    "imported": "results/checkpoints/{checkpoint}",
+    "finetune": "results/finetune/{ablation}/{step}/{task}/{head}/{hp}/seed{restart}/metrics.json",
+    "table": "results/tables/{table}",
+    "figure": "results/figures/{table}",
+}
+
+
+class _KeepWildcards(dict):
+    def __missing__(self, key):
+        return f"{{{key}}}"
+
+
+def path(name, *inside, **values):
+    """PATHS[name] with ``values`` filled in, and ``inside`` (file or folder names) below it."""
+    return os.path.join(PATHS[name].format_map(_KeepWildcards(values)), *inside)
 
 
 def as_param(obj):
@@ -35,7 +60,10 @@ def ablation_spec(wildcards):
 
 
 def instance_settings(wildcards):
-    return as_param({**config["instances"], "max_seq_length": int(wildcards.length)})
+    settings = {**config["instances"], "max_seq_length": int(wildcards.length)}
+    if settings["static_masking"]:  # the selection is drawn with the instances
+        settings["masking"] = {k: config["masking"][k] for k in ("probability", "max_predictions")}
+    return as_param(settings)
 
 
 def pretrain_instances(wildcards):
@@ -44,7 +72,7 @@ def pretrain_instances(wildcards):
     spec = cfg.resolve_ablation(config, wildcards.ablation)
 
     def at(length):
-        return multiext(f"results/instances/{spec['packing']}/len{length}/", "train.npz", "heldout.npz")
+        return [path("instances", packing=spec["packing"], length=length, shard=k) for k in corpus_shards()]
 
     inputs = {"instances": at(config["instances"]["max_seq_length"])}
     if spec["pretrain"]["short_seq_steps"]:
@@ -56,12 +84,33 @@ def corpus_source():
     return as_param({"corpus": config["corpus"], "world": config["world"]})
 
 
-def corpus_files():
-    """Local corpus files (text, jsonl sources): inputs, so that an edited file rebuilds the corpus."""
+def corpus_shards():
+    return range(config["corpus"]["shards"])
+
+
+def corpus_shard_dirs():
+    return [path("corpus", shard=k) for k in corpus_shards()]
+
+
+def corpus_files(wildcards):
+    """A shard's local corpus files (text, jsonl sources): inputs, so that an edited file rebuilds
+    that shard only."""
     try:
-        return corpus.input_files(config)
+        return corpus.input_files(config, corpus.Shard(int(wildcards.shard), config["corpus"]["shards"]))
     except corpus.CorpusError as err:
         raise WorkflowError(str(err)) from None
+
+
+def check_corpus_shards():
+    """A shard count the local files cannot fill is reported when the DAG is built."""
+    try:
+        for k in corpus_shards():
+            corpus.input_files(config, corpus.Shard(k, config["corpus"]["shards"]))
+    except corpus.CorpusError as err:
+        raise WorkflowError(str(err)) from None
+
+
+check_corpus_shards()
 
 
 def task_files(wildcards):
@@ -90,8 +139,7 @@ def finetune_settings(wildcards):
 
 
 def restart_outputs():
-    return [f"results/finetune/{{ablation}}/{{step}}/{{task}}/{{head}}/{{hp}}/seed{k}/metrics.json"
-            for k in range(config["finetune"]["restarts"])]
+    return [path("finetune", restart=k) for k in range(config["finetune"]["restarts"])]
 
 
 def table_cells(wildcards):
@@ -109,14 +157,14 @@ def table_options(wildcards):
 
 def finetune_metrics(names):
     return [
-        f"results/finetune/{r['ablation']}/{r['step']}/{r['task']}/{r['head']}/{r['hp']}/seed{k}/metrics.json"
+        path("finetune", **{key: r[key] for key in ("ablation", "step", "task", "head", "hp")}, restart=k)
         for r in cfg.finetune_runs(config, names)
         for k in range(config["finetune"]["restarts"])
     ]
 
 
 def pretrain_metrics(names):
-    return [f"results/pretrain/{a}/metrics.json" for a in cfg.pretrain_runs(config, names)]
+    return [path("pretrain", "metrics.json", ablation=a) for a in cfg.pretrain_runs(config, names)]
 
 
 def table_inputs(wildcards):
@@ -126,14 +174,14 @@ def table_inputs(wildcards):
 
 
 def checkpoint_metrics(names):
-    return [f"results/checkpoints/{c}/metrics.json" for c in cfg.checkpoint_runs(config, names)]
+    return [path("imported", "metrics.json", checkpoint=c) for c in cfg.checkpoint_runs(config, names)]
 
 
 def finetune_checkpoints(wildcards):
     """The folder of checkpoints a fine-tuning job reads: a pretraining run's, or an imported one's."""
     if wildcards.ablation in config["checkpoints"]:
-        return f"results/checkpoints/{wildcards.ablation}/checkpoints"
-    return f"results/pretrain/{wildcards.ablation}/checkpoints"
+        return path("imported", "checkpoints", checkpoint=wildcards.ablation)
+    return path("pretrain", "checkpoints", ablation=wildcards.ablation)
 
 
 def checkpoint_source(wildcards):
@@ -152,17 +200,17 @@ def checkpoint_files(wildcards):
 
 
 def table_outputs(name):
-    return [f"results/tables/{name}.{ext}" for ext in ("csv", "md", "tex", "provenance.json")] + [
-        f"results/figures/{name}.{ext}" for ext in ("png", "pdf")
+    return [f"{path('table', table=name)}.{ext}" for ext in ("csv", "md", "tex", "provenance.json")] + [
+        f"{path('figure', table=name)}.{ext}" for ext in ("png", "pdf")
     ]
 
 
 def provenance_files():
-    return [f"results/tables/{name}.provenance.json" for name in cfg.report_names(config)]
+    return [f"{path('table', table=name)}.provenance.json" for name in cfg.report_names(config)]
 
 
 def pretrain_logs():
-    return {a: f"results/pretrain/{a}/log.csv" for a in cfg.pretrain_runs(config)}
+    return {a: path("pretrain", "log.csv", ablation=a) for a in cfg.pretrain_runs(config)}
 
 
 def claims_settings():

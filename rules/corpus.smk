@@ -1,14 +1,18 @@
+# The corpus in config["corpus"]["shards"] pieces, one job each (scatter): a shard's memory is
+# bounded by its own documents, and shards run side by side on a cluster or a laptop's cores.
 rule corpus:
     input:
-        corpus_files(),
+        corpus_files,
     output:
-        directory("results/corpus"),
+        directory(path("corpus")),
     params:
         source=corpus_source(),
     conda:
         "../envs/bert-ablation.yaml"
     log:
-        "logs/corpus.log",
+        "logs/corpus/shard-{shard}.log",
+    benchmark:
+        "logs/corpus/shard-{shard}.benchmark.tsv"
     resources:
         mem_mb=4000,
         runtime=60,

@@ -9,6 +9,8 @@ rule finetune:
     params:
         settings=finetune_settings,
         pretrain_spec_hash=pretrain_spec_hash,
+        # an interrupted job's finished restarts and last epochs (not declared outputs: they survive a rerun)
+        state="state/finetune/{ablation}/{step}/{task}/{head}/{hp}",
     threads: 1
     # A cluster profile can batch these short jobs into one submission (group-components).
     group:

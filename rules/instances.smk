@@ -1,16 +1,18 @@
+# Instances per corpus shard (memory-mapped .npy arrays and a manifest); pretraining reads them all.
 rule instances:
     input:
-        corpus=rules.corpus.output[0],
+        corpus=path("corpus"),
         tokenizer=rules.tokenizer.output[0],
     output:
-        train="results/instances/{packing}/len{length}/train.npz",
-        heldout="results/instances/{packing}/len{length}/heldout.npz",
+        directory(path("instances")),
     params:
         instances=instance_settings,
     conda:
         "../envs/bert-ablation.yaml"
     log:
-        "logs/instances/{packing}-len{length}.log",
+        "logs/instances/{packing}-len{length}-shard-{shard}.log",
+    benchmark:
+        "logs/instances/{packing}-len{length}-shard-{shard}.benchmark.tsv"
     resources:
         mem_mb=8000,
         runtime=60,

@@ -5,14 +5,16 @@ rule pretrain:
         unpack(pretrain_instances),
         tokenizer=rules.tokenizer.output[0],
         # read only for its digest in metrics.json: what the instances were built from
-        corpus=rules.corpus.output[0],
+        corpus=corpus_shard_dirs(),
     output:
-        checkpoints=directory("results/pretrain/{ablation}/checkpoints"),
-        metrics="results/pretrain/{ablation}/metrics.json",
-        steps="results/pretrain/{ablation}/log.csv",
+        checkpoints=directory(path("pretrain", "checkpoints")),
+        metrics=path("pretrain", "metrics.json"),
+        steps=path("pretrain", "log.csv"),
     params:
         spec=ablation_spec,
         state="state/pretrain/{ablation}",
+        # TensorBoard events (pretrain.tensorboard): a log, not a declared output, kept on reruns
+        tensorboard="logs/tensorboard/pretrain/{ablation}",
     # Half the cores: two ablations pretrain side by side (tiny models scale poorly past a few
     # threads). Override per run with --set-threads pretrain=N.
     threads: max(1, workflow.cores // 2)

@@ -9,14 +9,14 @@ rule table:
     input:
         unpack(table_inputs),
     output:
-        csv=report("results/tables/{table}.csv", caption="../report/table.rst", category="Tables",
+        csv=report(f"{path('table')}.csv", caption="../report/table.rst", category="Tables",
                    labels={"table": "{table}", "kind": "numbers"}),
-        md="results/tables/{table}.md",
-        tex="results/tables/{table}.tex",
-        provenance="results/tables/{table}.provenance.json",
-        png=report("results/figures/{table}.png", caption="../report/table.rst", category="Tables",
+        md=f"{path('table')}.md",
+        tex=f"{path('table')}.tex",
+        provenance=f"{path('table')}.provenance.json",
+        png=report(f"{path('figure')}.png", caption="../report/table.rst", category="Tables",
                    labels={"table": "{table}", "kind": "figure"}),
-        pdf="results/figures/{table}.pdf",
+        pdf=f"{path('figure')}.pdf",
     params:
         cells=table_cells,
         options=table_options,
@@ -24,6 +24,11 @@ rule table:
         "../envs/bert-ablation.yaml"
     log:
         "logs/tables/{table}.log",
+    benchmark:
+        "logs/tables/{table}.benchmark.tsv"
+    resources:
+        mem_mb=2000,
+        runtime=10,
     script:
         "../workflow_scripts/table.py"
 
@@ -32,7 +37,7 @@ rule loss_curves:
     input:
         logs=list(pretrain_logs().values()),
         # objective and held-out perplexity of each run: its panel and its legend label
-        metrics=[f"results/pretrain/{a}/metrics.json" for a in pretrain_logs()],
+        metrics=[path("pretrain", "metrics.json", ablation=a) for a in pretrain_logs()],
     output:
         png=report("results/figures/pretraining_loss.png", caption="../report/loss_curves.rst",
                    category="Pretraining"),
@@ -41,6 +46,11 @@ rule loss_curves:
         "../envs/bert-ablation.yaml"
     log:
         "logs/tables/pretraining_loss.log",
+    benchmark:
+        "logs/tables/pretraining_loss.benchmark.tsv"
+    resources:
+        mem_mb=2000,
+        runtime=10,
     script:
         "../workflow_scripts/loss_curves.py"
 
@@ -57,6 +67,11 @@ rule claims:
         "../envs/bert-ablation.yaml"
     log:
         "logs/claims.log",
+    benchmark:
+        "logs/claims.benchmark.tsv"
+    resources:
+        mem_mb=2000,
+        runtime=10,
     script:
         "../workflow_scripts/claims.py"
 

@@ -1,6 +1,27 @@
+# Words are counted per corpus shard; the vocabulary is learnt from the merged counts (gather).
+rule word_counts:
+    input:
+        path("corpus"),
+    output:
+        path("word_counts"),
+    params:
+        lowercase=config["tokenizer"]["lowercase"],
+    conda:
+        "../envs/bert-ablation.yaml"
+    log:
+        "logs/word_counts/shard-{shard}.log",
+    benchmark:
+        "logs/word_counts/shard-{shard}.benchmark.tsv"
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    script:
+        "../workflow_scripts/word_counts.py"
+
+
 rule tokenizer:
     input:
-        rules.corpus.output[0],
+        [path("word_counts", shard=k) for k in corpus_shards()],
     output:
         directory("results/tokenizer"),
     params:
@@ -9,8 +30,10 @@ rule tokenizer:
         "../envs/bert-ablation.yaml"
     log:
         "logs/tokenizer.log",
+    benchmark:
+        "logs/tokenizer.benchmark.tsv"
     resources:
-        mem_mb=4000,
+        mem_mb=8000,
         runtime=60,
     script:
         "../workflow_scripts/tokenizer.py"

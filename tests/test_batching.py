@@ -1,6 +1,7 @@
+import pytest
 import torch
 
-from bert_ablation.batching import epoch_batches
+from bert_ablation.batching import epoch_batch_matrix, epoch_batches
 
 
 def padding(batches, lengths):
@@ -26,3 +27,13 @@ def test_drop_last_keeps_only_full_batches():
     batches = epoch_batches(list(range(100)), 16, torch.Generator().manual_seed(0), True, drop_last=True)
     assert len(batches) == 6 and all(len(b) == 16 for b in batches)
     assert len({i for b in batches for i in b}) == 96
+
+
+@pytest.mark.parametrize("n, batch_size, group", [(1000, 8, True), (1000, 8, False), (37, 4, True), (5, 8, True),
+                                                  (51_207, 1, True)])  # the last: more than 1024 megabatches
+def test_the_batch_matrix_is_the_batch_list_of_the_same_generator(n, batch_size, group):
+    lengths = torch.randint(1, 100, (n,), generator=torch.Generator().manual_seed(n), dtype=torch.int32)
+    listed = epoch_batches(lengths, batch_size, torch.Generator().manual_seed(3), group, drop_last=True)
+    matrix = epoch_batch_matrix(lengths, batch_size, torch.Generator().manual_seed(3), group)
+    assert matrix.dtype == torch.int32 and matrix.shape == (n // batch_size, batch_size)
+    assert matrix.tolist() == listed

@@ -71,3 +71,23 @@ def test_smoke_roformer_against_its_own_hf_reference(tmp_path):
     refused = subprocess.run([sys.executable, str(SCRIPT), "--smoke", "--architecture", "roformer",
                               "--objective", "mlm_nsp"], capture_output=True, text=True, timeout=120)
     assert refused.returncode == 2 and "no HF reference class" in refused.stderr
+
+
+def test_data_stages_smoke_pushes_a_generated_corpus_through_to_50_pretraining_steps(tmp_path):
+    """benchmarks/data_stages.py --smoke: a 1 MB corpus in 2 shards, corpus -> word counts ->
+    tokenizer -> instances -> 50 pretraining steps through Snakemake, each job's peak memory read."""
+    import json
+
+    script = SCRIPT.parent / "data_stages.py"
+    run = subprocess.run([sys.executable, str(script), "--smoke", "--cores", "2", "--out", str(tmp_path)],
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    result = json.loads((tmp_path / "smoke.json").read_text())
+    assert result["shards"] == 2 and 0.8 < result["corpus_mb"] < 1.2
+    jobs = {stage: row["jobs"] for stage, row in result["stages"].items()}
+    assert jobs == {"corpus": 2, "word_counts": 2, "tokenizer": 1, "instances": 2, "pretrain": 1}
+    for row in result["stages"].values():
+        assert row["peak_rss_mb"] > 10 and row["cpu_s"] > 0
+    assert result["pretrain_metrics"]["steps"] == 50 and result["pretrain_metrics"]["tokens_seen"] > 50 * 32
+    assert result["instances"]["shards"] == 2 and result["instances"]["instances"] > 50 * 32 / 2
+    assert "| word_counts | 2 |" in run.stdout

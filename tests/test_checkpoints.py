@@ -10,13 +10,13 @@ import socket
 import pytest
 import torch
 import yaml
+from test_workflow import MICRO, ROOT, planned_jobs, snakemake
 from transformers import BertModel, GPT2Config
 
 from bert_ablation import config as cfg
 from bert_ablation.checkpoints import CheckpointImportError, import_checkpoint
 from bert_ablation.claims import check_claims
 from bert_ablation.modeling import bert_config
-from test_workflow import MICRO, ROOT, planned_jobs, snakemake
 
 SHAPE = {"layers": 2, "hidden": 32, "heads": 2, "intermediate": 64, "dropout": 0.1, "max_position_embeddings": 64}
 

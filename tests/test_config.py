@@ -44,6 +44,10 @@ def test_default_config_is_valid_and_filled_with_defaults():
      r"unknown metric 'mcc'. Known: pearson, spearman"),
     ({"tables__table5__rows__X": {"ablation": "ltr", "step": "step-7"}}, r"not a saved checkpoint"),
     ({"pretrain__save_steps": [100000]}, r"save_steps \[100000\] exceed pretrain.steps"),
+    ({"pretrain__accumulation_steps": 3}, r"pretrain.accumulation_steps=3 does not divide pretrain.batch_size=16; "
+                                          r"pick micro-batches of equal size"),
+    ({"instances__static_masking": True, "ablations__no_nsp__masking": {"max_predictions": 5}},
+     r"ablations.no_nsp: masking.max_predictions is drawn with the instances under instances.static_masking"),
     ({"tasks__squad__doc_stride": 500}, r"tasks.squad.doc_stride=500 must be below max_seq_length - "
                                          r"max_query_length - 3 = 128 - 32 - 3 = 93"),
     ({"tasks__squad__doc_stride": 93, "tasks__squad__doc_stride_meaning": "step"},

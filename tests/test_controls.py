@@ -72,9 +72,9 @@ def test_the_documented_command_plans_the_claims_of_a_control(tmp_path, mechanis
 def test_the_switch_reaches_the_corpus_and_the_tasks_the_workflow_builds(tmp_path):
     """Builds the corpus and MRPC of the right_context control (seconds): they are the control
     world's, not the default's."""
-    _command("control_right_context", tmp_path, "results/corpus", "results/tasks/mrpc", dry_run=False)
+    _command("control_right_context", tmp_path, "results/corpus/shard-0", "results/tasks/mrpc", dry_run=False)
     control, default = World(seed=0, scale=1.0, remove=("right_context",)), World(seed=0, scale=1.0)
-    corpus = sorted(tuple(row["sentences"]) for row in datasets.load_from_disk(str(tmp_path / "results/corpus")))
+    corpus = sorted(tuple(row["sentences"]) for row in datasets.load_from_disk(str(tmp_path / "results/corpus/shard-0")))
     assert corpus == sorted(map(tuple, control.documents())) != sorted(map(tuple, default.documents()))
     mrpc = datasets.load_from_disk(str(tmp_path / "results/tasks/mrpc"))["validation"]
     expected = control.task("mrpc", 1000, 300, seed=0)["validation"]

@@ -10,8 +10,15 @@ import pyarrow.parquet as pq
 import pytest
 
 from bert_ablation import config as cfg
-from bert_ablation.corpus import (CorpusError, build_corpus, clean_paragraphs, hf_documents, jsonl_documents,
-                                  load_corpus, split_sentences)
+from bert_ablation.corpus import (
+    CorpusError,
+    build_corpus,
+    clean_paragraphs,
+    hf_documents,
+    jsonl_documents,
+    load_corpus,
+    split_sentences,
+)
 
 # A Wikipedia-style article: a title, prose, a heading, lists and a table.
 ARTICLE = """Ada Lovelace
@@ -96,16 +103,19 @@ def test_jsonl_reads_folders_and_files_one_document_per_line(tmp_path):
     extra = write_jsonl(tmp_path / "extra.jsonl", ["Extra doc here.\n\nIts end."], field="body")
     config = corpus_config(source="jsonl", jsonl={"paths": [str(folder)]})
     assert config["corpus"]["jsonl"] == {"paths": [str(folder)], "text_field": "text", "clean": False}
-    documents, dropped = jsonl_documents(config)
+    dropped = Counter()
+    documents = list(jsonl_documents(config, dropped=dropped))
     assert documents == [["First one.", "Dr. Who said hi.", "A second paragraph."], ["Only sentence."], ["Third document."]]
     assert dropped == Counter()  # clean is off for jsonl by default
-    documents, _ = jsonl_documents(corpus_config(source="jsonl", jsonl={"paths": [str(extra)], "text_field": "body"}))
+    documents = list(jsonl_documents(corpus_config(source="jsonl", jsonl={"paths": [str(extra)], "text_field": "body"})))
     assert documents == [["Extra doc here.", "Its end."]]
 
 
 def test_jsonl_clean_option_applies_the_wikipedia_cleaning(tmp_path):
     path = write_jsonl(tmp_path / "wiki.jsonl", [ARTICLE, STUB])
-    documents, dropped = jsonl_documents(corpus_config(source="jsonl", jsonl={"paths": [str(path)], "clean": True}))
+    dropped = Counter()
+    documents = list(jsonl_documents(corpus_config(source="jsonl", jsonl={"paths": [str(path)], "clean": True}),
+                                     dropped=dropped))
     assert documents == [ARTICLE_SENTENCES]
     assert dropped == ARTICLE_DROPPED + Counter(empty=1, header=1, list=2)
 
@@ -121,14 +131,14 @@ def test_jsonl_errors_name_the_file_line_and_fix(tmp_path, content, line, messag
     path = tmp_path / "bad.jsonl"
     path.write_bytes(content)
     with pytest.raises(CorpusError, match=f"^{path}:{line}: {message}"):
-        jsonl_documents(corpus_config(source="jsonl", jsonl={"paths": [str(path)]}))
+        list(jsonl_documents(corpus_config(source="jsonl", jsonl={"paths": [str(path)]})))
 
 
 def test_jsonl_without_files_says_what_to_give(tmp_path):
     with pytest.raises(CorpusError, match=r"corpus.jsonl.paths: no \*.jsonl files found in .*; give files or folders"):
-        jsonl_documents(corpus_config(source="jsonl", jsonl={"paths": [str(tmp_path)]}))
+        list(jsonl_documents(corpus_config(source="jsonl", jsonl={"paths": [str(tmp_path)]})))
     with pytest.raises(CorpusError, match=r"corpus.jsonl.paths: '.*missing' does not exist"):
-        jsonl_documents(corpus_config(source="jsonl", jsonl={"paths": [str(tmp_path / "missing")]}))
+        list(jsonl_documents(corpus_config(source="jsonl", jsonl={"paths": [str(tmp_path / "missing")]})))
 
 
 @pytest.mark.parametrize("corpus, message", [
@@ -147,7 +157,7 @@ def test_build_corpus_from_jsonl_stores_documents_and_reports_drops(tmp_path, ca
     config = corpus_config(source="jsonl", jsonl={"paths": [str(path)], "clean": True})
     with caplog.at_level(logging.INFO, logger="bert_ablation.corpus"):
         summary = build_corpus(config, str(tmp_path / "out"))
-    assert summary == {"source": "jsonl", "documents": 6, "heldout_documents": 1, "sentences": 4 + 5 * 2,
+    assert summary == {"source": "jsonl", "shard": 0, "shards": 1, "documents": 6, "heldout_documents": 1, "sentences": 4 + 5 * 2,
                        "words": summary["words"], "dropped_paragraphs": {"empty": 3, "header": 4, "list": 8, "table": 7}}
     assert "corpus.jsonl: 7 documents read, 6 kept; paragraphs dropped: empty=3, header=4, list=8, table=7" in caplog.text
     stored = datasets.load_from_disk(str(tmp_path / "out"))
@@ -184,7 +194,8 @@ def test_hf_documents_reads_a_hub_layout_folder_through_load_dataset(tmp_path, n
     (repo / "README.md").write_text(HUB_README)
     config = corpus_config(source="hf", hf={"datasets": [{"path": str(repo), "name": "20231101.en", "split": "train"}]})
     with caplog.at_level(logging.INFO, logger="bert_ablation.corpus"):
-        documents, dropped = hf_documents(config)
+        dropped = Counter()
+        documents = list(hf_documents(config, dropped=dropped))
     # only the 20231101.en config's shards, in order; the stub has no prose left
     assert documents == [ARTICLE_SENTENCES, ["He was born in London.", "He studied at King's College."]]
     assert dropped == ARTICLE_DROPPED + Counter(empty=2, header=2, list=2)
@@ -198,8 +209,8 @@ def test_hf_rows_per_document_joins_sentence_rows_into_passages(tmp_path, no_net
     pq.write_table(pa.table({"text": rows}), repo / "data" / "train-00000-of-00001.parquet")
     config = corpus_config(source="hf", hf={"datasets": [{"path": str(repo), "clean": False, "rows_per_document": 3}],
                                             "max_documents": 2})
-    documents, _ = hf_documents(config)
+    documents = list(hf_documents(config))
     assert documents == [[f"Sentence number {i} is here." for i in (0, 1, 2)],
                          [f"Sentence number {i} is here." for i in (3, 4, 5)]]
     config["corpus"]["hf"]["max_documents"] = None
-    assert [len(d) for d in hf_documents(config)[0]] == [3, 3, 1]  # the None row is an empty paragraph
+    assert [len(d) for d in hf_documents(config)] == [3, 3, 1]  # the None row is an empty paragraph

@@ -85,3 +85,23 @@ def test_restarts_record_their_inputs_by_content(setup):
     _, runs = run(root, config, 1e-3, 1, "digests")
     assert runs[0]["inputs"] == {"checkpoint": tree_digest(root / "ck"), "task_data": tree_digest(root / "task")}
     assert len(runs[0]["inputs"]["checkpoint"]) == 64 and runs[0]["inputs"] == runs[1]["inputs"]
+
+
+def test_an_interrupted_job_resumes_to_the_uninterrupted_result(setup):
+    """Killed after 4 epochs (restart 0 done, restart 1 after its first epoch): the rerun reuses
+    restart 0 and continues restart 1 from its saved epoch, to the same numbers."""
+    root, config = setup
+    straight, _ = run(root, config, 3e-4, 3, "straight")
+    config = {**config, "finetune": {**config["finetune"], "grid": {"lr": [3e-4], "batch_size": [8], "epochs": [3]}}}
+    settings = cfg.finetune_settings(config, "sst2", "linear", cfg.grid_points(config, "sst2")[0]["key"])
+    outputs = [str(root / "killed" / f"seed{k}" / "metrics.json") for k in range(2)]
+    args = (str(root / "ck"), str(root / "task"), "sst2", "linear", settings, outputs)
+    state = root / "state"
+    assert finetune(*args, threads=1, device="cpu", state_root=str(state), stop_after_epochs=4) is None
+    (saved,) = list(state.glob("*/restart1.pt"))  # restart 1's state after its first epoch
+    assert list(state.glob("*/restart0.json"))  # restart 0 finished
+    resumed = finetune(*args, threads=1, device="cpu", state_root=str(state))
+    expected = [json.loads(open(p).read()) for p in straight]
+    for got, want in zip(resumed, expected):
+        assert got["dev_curve"] == want["dev_curve"] and got["dev"] == want["dev"]
+    assert not saved.exists()  # a finished restart's epoch state is removed

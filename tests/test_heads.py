@@ -1,4 +1,8 @@
 """Fine-tuning heads: feature-based layer combinations, the frozen encoder, tagging features."""
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 from transformers import BertModel
@@ -180,3 +184,28 @@ def test_cached_features_give_the_same_outputs_as_running_the_encoder(tokenizer,
     model = FinetuneModel(encoder, "tagging", 9, name, dropout=0.0).eval()
     with torch.no_grad():
         torch.testing.assert_close(model(**cached).logits, model(**fresh).logits, atol=1e-5, rtol=1e-4)
+
+
+def test_head_modules_are_built_from_the_torch_free_head_kinds():
+    from bert_ablation.head_kinds import HEAD_KINDS
+
+    assert list(HEADS) == list(HEAD_KINDS)
+    for name, kind in HEAD_KINDS.items():
+        assert HEADS[name].frozen == kind.frozen, name
+        if kind.frozen:
+            assert (HEADS[name].layers, HEADS[name].mode, HEADS[name].min_layers()) == (
+                kind.layers, kind.mode, kind.min_layers())
+    assert HEAD_KINDS["features_concat_last_four"].min_layers() == 4
+
+
+def test_validating_and_planning_a_config_imports_no_torch():
+    """Every `snakemake` start validates the config and plans the DAG: without torch and
+    transformers that costs a fraction of a second, not their ~3 s import."""
+    code = ("import sys, yaml; from bert_ablation import config as cfg; "
+            "c = cfg.validate(yaml.safe_load(open('config.yaml'))); cfg.finetune_runs(c); cfg.pretrain_runs(c); "
+            "[cfg.grid_points(c, t) for t in c['tasks']]; "
+            "heavy = sorted(m for m in ('torch', 'transformers', 'datasets') if m in sys.modules); "
+            "assert not heavy, heavy")
+    result = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]

@@ -55,3 +55,37 @@ def test_masks_are_a_function_of_the_seed():
     c = masked_sample(MaskingProcedure(), seed=4)
     assert torch.equal(a[1], b[1]) and torch.equal(a[2], b[2])
     assert not torch.equal(a[2], c[2])
+
+
+def test_max_predictions_caps_each_row_and_leaves_short_rows_alone():
+    ids, _, capped = masked_sample(MaskingProcedure(0.15, 0.8, 0.1, 0.1, max_predictions=20))
+    _, _, free = masked_sample(MaskingProcedure(0.15, 0.8, 0.1, 0.1))
+    per_row = (capped != IGNORE_INDEX).sum(1)
+    assert per_row.max() == 20 < (free != IGNORE_INDEX).sum(1).max()  # ~35 expected of 236 candidates
+    # a row under the cap keeps exactly the uncapped selection: the cap only drops
+    under = (free != IGNORE_INDEX).sum(1) <= 20
+    assert torch.equal(capped[under], free[under])
+    assert ((capped != IGNORE_INDEX) <= (free != IGNORE_INDEX)).all()
+
+
+def test_static_masks_select_once_and_apply_each_runs_mix():
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(5, 1000, (300, 64), generator=g)
+    ids[:, 0], ids[:, -1] = 2, 3
+    select = Masker(MaskingProcedure(0.15, max_predictions=12), 1000, SPECIALS, MASK_ID)
+    positions, fates, random_ids = select.static_draws(ids, torch.Generator().manual_seed(1), 12)
+    assert positions.shape == fates.shape == random_ids.shape == (300, 12)
+    used = positions >= 0
+    assert (used.sum(1) <= 12).all() and abs(used.sum() / (300 * 62) - 0.15) < 0.02
+    assert not torch.isin(random_ids, torch.tensor(SPECIALS)).any()
+    stored_positions = set()
+    for mix in ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.8, 0.1, 0.1)):
+        run = Masker(MaskingProcedure(0.15, *mix), 1000, SPECIALS, MASK_ID)
+        corrupted, labels = run.apply_static(ids, positions, fates, random_ids)
+        selected = labels != IGNORE_INDEX
+        stored_positions.add(tuple(selected.nonzero().flatten().tolist()))
+        assert selected.sum() == used.sum() and torch.equal(labels[selected], ids[selected])
+        share_masked = ((corrupted == MASK_ID) & selected).sum().item() / selected.sum().item()
+        assert abs(share_masked - mix[0]) < 0.03
+        assert torch.equal(corrupted[~selected], ids[~selected])
+    assert len(stored_positions) == 1  # every mix predicts the same stored positions

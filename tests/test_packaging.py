@@ -3,10 +3,10 @@ pyproject.toml's dependencies must be exactly what the package imports."""
 import ast
 import re
 import sys
-import tomllib
 from importlib.metadata import packages_distributions
 from pathlib import Path
 
+import tomllib
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -16,7 +16,10 @@ def test_preset_plans_the_full_dag(tmp_path, preset, finetune_jobs, restarts):
     jobs = planned_jobs(snakemake(tmp_path, "-n", configfiles=(path,)))
     assert jobs["pretrain"] == 14 and jobs["finetune"] == finetune_jobs
     assert jobs["table"] == 5 and jobs["claims"] == 1
-    assert jobs["instances"] == (4 if preset == "paper" else 2)  # two packings, at 128 and 512 for the paper
+    # per corpus shard: two packings, at 128 and 512 for the paper; word counts per shard, one vocabulary
+    shards = config["corpus"]["shards"]
+    assert shards > 1 and jobs["corpus"] == jobs["word_counts"] == shards and jobs["tokenizer"] == 1
+    assert jobs["instances"] == (4 if preset == "paper" else 2) * shards
 
 
 def test_paper_preset_has_the_papers_hyperparameters():

@@ -1,6 +1,7 @@
 """Pretraining end to end on a small text corpus: determinism, resume, outputs."""
 import json
 
+import pandas as pd
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -9,7 +10,7 @@ from bert_ablation import config as cfg
 from bert_ablation.corpus import CorpusError, build_corpus, read_text_file
 from bert_ablation.instances import build_instances
 from bert_ablation.pretrain import pretrain
-from bert_ablation.tokenizer import build_tokenizer
+from bert_ablation.tokenizer import build_tokenizer, count_words
 
 
 @pytest.fixture(scope="module")
@@ -25,10 +26,10 @@ def prepared(text_corpus, tmp_path_factory):
         "tables": {},
     })
     build_corpus(config, root / "corpus")
-    build_tokenizer(str(root / "corpus"), str(root / "tokenizer"), config["tokenizer"])
+    count_words(str(root / "corpus"), str(root / "counts.tsv"), lowercase=True)
+    build_tokenizer([str(root / "counts.tsv")], str(root / "tokenizer"), config["tokenizer"])
     for packing in ("nsp_pairs", "contiguous"):
-        build_instances(str(root / "corpus"), str(root / "tokenizer"), packing, config["instances"],
-                        str(root / packing / "train.npz"), str(root / packing / "heldout.npz"))
+        build_instances(str(root / "corpus"), str(root / "tokenizer"), packing, config["instances"], str(root / packing))
     return config, root
 
 
@@ -82,7 +83,7 @@ def test_corpus_errors_name_the_file_and_line(tmp_path):
     bad = tmp_path / "bad.txt"
     bad.write_bytes(b"A fine line.\nAnother \xff line.\n")
     with pytest.raises(CorpusError, match=r"bad.txt:2: not valid UTF-8"):
-        read_text_file(bad)
+        list(read_text_file(bad))
     config = cfg.validate({"corpus": {"source": "text", "text": {"paths": [str(tmp_path / "missing")]}}})
     with pytest.raises(CorpusError, match="does not exist"):
         build_corpus(config, tmp_path / "out")
@@ -98,24 +99,25 @@ def test_zero_steps_saves_the_random_initialisation(prepared, tmp_path):
     assert metrics["steps"] == 0 and metrics["tokens_seen"] == 0 and metrics["final_train_loss"] is None
     # an untrained masked LM is about as perplexed as a uniform guess over the vocabulary
     assert 0.5 * 128 < metrics["heldout_perplexity"] < 2 * 128
-    again = run(config, root, "none", tmp_path / "again", state="state-again")
+    run(config, root, "none", tmp_path / "again", state="state-again")
     a = load_file(tmp_path / "none/checkpoints/final/model.safetensors")
     b = load_file(tmp_path / "again/checkpoints/final/model.safetensors")
     assert all(torch.equal(a[key], b[key]) for key in a)  # the same seed gives the same init
-    assert (tmp_path / "none/log.csv").read_text().strip() == "step,elapsed_s,loss,lm_loss,nsp_loss,lr,tokens"
+    header = "step,elapsed_s,loss,lm_loss,nsp_loss,lr,tokens,tokens_per_second,grad_norm"
+    assert (tmp_path / "none/log.csv").read_text().strip() == header
 
 
 def test_short_sequence_phase_trains_on_the_short_instances_first(prepared, tmp_path):
     config, root = prepared
     short = root / "short" / "nsp_pairs"
     build_instances(str(root / "corpus"), str(root / "tokenizer"), "nsp_pairs",
-                    {**config["instances"], "max_seq_length": 16}, str(short / "train.npz"), str(short / "heldout.npz"))
+                    {**config["instances"], "max_seq_length": 16}, str(short))
     spec = cfg.resolve_ablation(config, "bert_base")
     spec["pretrain"].update(short_seq_steps=6, short_seq_length=16)
     metrics = pretrain(spec, str(root / "nsp_pairs"), str(root / "tokenizer"), str(tmp_path / "checkpoints"),
                        str(tmp_path / "metrics.json"), str(tmp_path / "log.csv"), str(tmp_path / "state"), threads=1,
                        device="cpu", short_instances_dir=str(short))
-    tokens = [int(line.split(",")[-1]) for line in (tmp_path / "log.csv").read_text().splitlines()[1:]]
+    tokens = [int(t) for t in pd.read_csv(tmp_path / "log.csv")["tokens"]]
     per_step = [(b - a) / 2 for a, b in zip([0, *tokens], tokens)]  # a log row every 2 steps
     assert max(per_step[:3]) <= 8 * 16 < min(per_step[3:])  # steps 1-6 at length <= 16, then longer rows
     assert metrics["steps"] == 12 and metrics["tokens_seen"] == tokens[-1]
@@ -132,7 +134,7 @@ def test_a_corpus_too_small_is_reported_before_training(prepared, tmp_path):
         build_corpus(cfg.validate({"corpus": {"source": "text", "text": {"paths": [str(empty)]}}}), tmp_path / "out")
     spec = cfg.resolve_ablation(config, "bert_base")
     spec["pretrain"]["batch_size"] = 100_000
-    with pytest.raises(ValueError, match=r"train.npz: \d+ instances, fewer than one batch of 100000; use a larger "
+    with pytest.raises(ValueError, match=r"nsp_pairs/train: \d+ instances, fewer than one batch of 100000; use a larger "
                                          r"corpus, a larger instances.dupe_factor or a smaller batch_size"):
         pretrain(spec, str(root / "nsp_pairs"), str(root / "tokenizer"), str(tmp_path / "c"), str(tmp_path / "m.json"),
                  str(tmp_path / "l.csv"), str(tmp_path / "state"), threads=1, device="cpu")
@@ -172,8 +174,9 @@ def test_metrics_record_the_recipe_optimizer_and_input_digests(prepared, tmp_pat
     metrics = run(config, root, "ltr", tmp_path / "ltr", state="state-digests")
     tokenizer_bytes = (root / "tokenizer" / "tokenizer.json").read_bytes()
     assert metrics["inputs"]["tokenizer"] == hashlib.sha256(tokenizer_bytes).hexdigest()
-    train = (root / "contiguous" / "train.npz").read_bytes()
-    assert metrics["inputs"]["train_instances"] == hashlib.sha256(train).hexdigest()
+    files = sorted((root / "contiguous" / "train").glob("*.npy"))
+    listed = "".join(f"contiguous/train/{f.name}\0{hashlib.sha256(f.read_bytes()).hexdigest()}\n" for f in files)
+    assert metrics["inputs"]["train_instances"] == hashlib.sha256(listed.encode()).hexdigest()
     assert set(metrics["inputs"]) == {"tokenizer", "train_instances", "heldout_instances"}
     assert metrics["optimizer"]["bias_correction"] is True and metrics["optimizer"]["name"] == "AdamW"
     assert metrics["recipe"]["architecture"] == "bert" and metrics["recipe"]["lr"] == config["pretrain"]["lr"]

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from test_workflow import planned_jobs
 
 from bert_ablation import config as cfg
 from bert_ablation.claims import load_claims
-from test_workflow import planned_jobs
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()

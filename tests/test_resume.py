@@ -9,7 +9,6 @@ import sys
 import time
 
 import pytest
-
 from test_workflow import MICRO, ROOT, snakemake
 
 pytestmark = pytest.mark.integration
@@ -26,7 +25,7 @@ def test_killed_pretraining_resumes_to_the_uninterrupted_result(tmp_path):
     snakemake(straight, TARGET, configfiles=configs)
 
     # Build the inputs first, so that the kill lands inside the pretraining job.
-    snakemake(killed, "results/instances/nsp_pairs/len64/train.npz", "results/tokenizer", configfiles=configs)
+    snakemake(killed, "results/instances/nsp_pairs/len64/shard-0", "results/tokenizer", configfiles=configs)
     command = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(killed), "--cores", "2",
                TARGET, "--configfile", *map(str, configs)]
     run = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)

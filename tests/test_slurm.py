@@ -19,7 +19,6 @@ import sys
 import pandas as pd
 import pytest
 import yaml
-
 from test_workflow import MICRO, ROOT
 
 pytestmark = [pytest.mark.slurm, pytest.mark.integration]

@@ -5,8 +5,8 @@ window scores min(left, right context) + 0.01 * length, the first best winning."
 
 import numpy as np
 import pytest
-
 from conftest import WORDS
+
 from bert_ablation.features import best_spans, span_features
 
 

@@ -464,3 +464,28 @@ def test_ner_fine_tunes_and_scores_with_its_own_labels(tmp_path, tokenizer):
     # the gold entities are person, product (sentence 1) and person (sentence 2, IOB1's I- begins one)
     assert [[spec.labels[t] for t in tags] for tags in records["ner_tags"]] == [["B-person", "O", "B-product"],
                                                                                  ["O", "B-person"]]
+
+
+def test_hub_conll_recovers_documents_from_its_docstart_rows(tmp_path, no_network, caplog):
+    import logging
+
+    import datasets
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from bert_ablation.tasks import build_task
+
+    repo = tmp_path / "conll"
+    (repo / "data").mkdir(parents=True)
+    sentences = [["-DOCSTART-"], ["EU", "rejects", "German", "call"], ["Peter", "Blackburn"],
+                 ["-DOCSTART-"], ["BRUSSELS", "1996-08-22"]]
+    tags = [[0], [3, 0, 7, 0], [1, 2], [0], [5, 0]]
+    for split in ("train", "validation", "test"):
+        pq.write_table(pa.table({"id": [str(i) for i in range(5)], "tokens": sentences, "ner_tags": tags}),
+                       repo / "data" / f"{split}-00000-of-00001.parquet")
+    with caplog.at_level(logging.INFO, logger="bert_ablation.tasks"):
+        build_task("conll2003", {"source": "hub", "hub": {"path": str(repo)}}, {}, tmp_path / "out")
+    saved = datasets.load_from_disk(str(tmp_path / "out"))["train"]
+    assert saved["tokens"] == [s for s in sentences if s != ["-DOCSTART-"]]  # not sentences: dropped
+    assert saved["document"] == [0, 0, 1]
+    assert "conll2003/train: 2 documents recovered from 2 -DOCSTART- rows (dropped)" in caplog.text

@@ -74,7 +74,7 @@ def test_checkpoints_and_pretraining_metrics(run):
         assert metrics["steps"] == 20 and metrics["heldout_perplexity_kind"] == kind
         assert 1 < metrics["heldout_perplexity"] < 512
         # what it trained on, by content: the corpus folder, the vocabulary, the instances
-        assert metrics["inputs"]["corpus"] == tree_digest(run / "results/corpus")
+        assert metrics["inputs"]["corpus"] == tree_digest(run / "results/corpus/shard-0")
         assert set(metrics["inputs"]) == {"corpus", "tokenizer", "train_instances", "heldout_instances"}
     model = AutoModel.from_pretrained(run / "results/pretrain/ltr/checkpoints/final")
     assert model.config.model_type == "roformer"  # the default recipe's encoder family
@@ -117,7 +117,7 @@ def test_a_short_sequence_phase_adds_instances_at_that_length(tmp_path):
     change.write_text("pretrain: {short_seq_steps: 15, short_seq_length: 32}\n")
     output = snakemake(tmp_path, "-n", "-p", "results/pretrain/ltr/metrics.json", configfiles=(MICRO, change))
     assert planned_jobs(output)["instances"] == 2  # contiguous at lengths 64 and 32
-    assert "results/instances/contiguous/len32/train.npz" in output
+    assert "results/instances/contiguous/len32/shard-0" in output
 
 
 def test_every_table_figure_and_the_claims_are_written(run):

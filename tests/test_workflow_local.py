@@ -6,11 +6,11 @@ import random
 
 import pandas as pd
 import pytest
+from test_workflow import MICRO, planned_jobs, snakemake
 
 from bert_ablation.conll import write_conll
 from bert_ablation.tasks import TASKS
 from bert_ablation.world import World
-from test_workflow import MICRO, planned_jobs, snakemake
 
 pytestmark = pytest.mark.integration
 
@@ -129,7 +129,7 @@ def test_the_local_files_hold_the_same_records_as_the_world(local_run):
             fields = {"mnli": ("premise", "hypothesis", "label"), "mrpc": ("sentence1", "sentence2", "label"),
                       "squad": ("context", "question", "answers"), "conll2003": ("tokens", "ner_tags", "document")}[name]
             assert [[r[f] for f in fields] for r in rows] == [[r[f] for f in fields] for r in records], (name, split)
-    corpus = datasets.load_from_disk(str(workdir / "results/corpus"))
+    corpus = datasets.load_from_disk(str(workdir / "results/corpus/shard-0"))
     assert len(corpus) == len(World(seed=0, scale=SCALE).documents())
 
 

@@ -22,7 +22,15 @@ from sklearn.feature_extraction.text import CountVectorizer
 from sklearn.linear_model import LogisticRegression
 
 from bert_ablation.world import (
-    CONLL_LABELS, FOODS, HOBBIES, JOBS, NEGATIVE, POSITIVE, WORLD_TASKS, World, detokenize,
+    CONLL_LABELS,
+    FOODS,
+    HOBBIES,
+    JOBS,
+    NEGATIVE,
+    POSITIVE,
+    WORLD_TASKS,
+    World,
+    detokenize,
 )
 
 SRC = Path(__file__).resolve().parents[1] / "src"

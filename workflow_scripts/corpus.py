@@ -1,6 +1,6 @@
-"""Snakemake entry point: materialise the pretraining corpus."""
+"""Snakemake entry point: materialise one shard of the pretraining corpus."""
 from bert_ablation.corpus import build_corpus
 from bert_ablation.workflow import job_logging, params_json
 
 with job_logging(snakemake.log[0]):
-    build_corpus(params_json(snakemake, "source"), snakemake.output[0])
+    build_corpus(params_json(snakemake, "source"), snakemake.output[0], int(snakemake.wildcards.shard))

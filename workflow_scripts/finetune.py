@@ -8,4 +8,4 @@ with job_logging(snakemake.log[0]):
     finetune(os.path.join(snakemake.input.checkpoints, snakemake.wildcards.step), snakemake.input.task,
              snakemake.wildcards.task, snakemake.wildcards.head, params_json(snakemake, "settings"),
              list(snakemake.output), threads=snakemake.threads,
-             expected_spec_hash=snakemake.params.pretrain_spec_hash)
+             expected_spec_hash=snakemake.params.pretrain_spec_hash, state_root=snakemake.params.state)

@@ -1,7 +1,7 @@
-"""Snakemake entry point: pack documents into pretraining instances."""
+"""Snakemake entry point: pack one corpus shard's documents into pretraining instances."""
 from bert_ablation.instances import build_instances
 from bert_ablation.workflow import job_logging, params_json
 
 with job_logging(snakemake.log[0]):
     build_instances(snakemake.input.corpus, snakemake.input.tokenizer, snakemake.wildcards.packing,
-                    params_json(snakemake, "instances"), snakemake.output.train, snakemake.output.heldout)
+                    params_json(snakemake, "instances"), snakemake.output[0], int(snakemake.wildcards.shard))

@@ -9,11 +9,13 @@ from bert_ablation.pretrain import pretrain
 from bert_ablation.workflow import job_logging, params_json
 
 short = getattr(snakemake.input, "short_instances", None)
-kwargs = dict(spec=params_json(snakemake, "spec"), instances_dir=os.path.dirname(snakemake.input.instances[0]),
-              short_instances_dir=os.path.dirname(short[0]) if short else None,
-              tokenizer_dir=snakemake.input.tokenizer, corpus_dir=snakemake.input.corpus, checkpoints_dir=snakemake.output.checkpoints,
+kwargs = dict(spec=params_json(snakemake, "spec"), instances_dir=list(snakemake.input.instances),
+              short_instances_dir=list(short) if short else None,
+              tokenizer_dir=snakemake.input.tokenizer, corpus_dir=list(snakemake.input.corpus),
+              checkpoints_dir=snakemake.output.checkpoints,
               metrics_path=snakemake.output.metrics, log_path=snakemake.output.steps,
-              state_root=snakemake.params.state, threads=snakemake.threads)
+              state_root=snakemake.params.state, threads=snakemake.threads,
+              tensorboard_dir=snakemake.params.tensorboard)
 gpus = int(getattr(snakemake.resources, "gpu", 0) or 0)
 if gpus > 1:
     # Snakemake does not set CUDA_VISIBLE_DEVICES: the job sees the GPUs its scheduler gave it.

@@ -1,6 +1,6 @@
-"""Snakemake entry point: train the WordPiece vocabulary."""
+"""Snakemake entry point: learn the WordPiece vocabulary from every shard's word counts."""
 from bert_ablation.tokenizer import build_tokenizer
 from bert_ablation.workflow import job_logging, params_json
 
 with job_logging(snakemake.log[0]):
-    build_tokenizer(snakemake.input[0], snakemake.output[0], params_json(snakemake, "tokenizer"))
+    build_tokenizer(list(snakemake.input), snakemake.output[0], params_json(snakemake, "tokenizer"))

@@ -13,7 +13,6 @@ import difflib
 import functools
 import itertools
 from importlib import resources
-from typing import Any
 
 import jsonschema
 import yaml
@@ -176,6 +175,17 @@ def _check_semantics(config: dict, source: str) -> None:
                 f"{source}: {where}: pretrain.short_seq_steps={train['short_seq_steps']} at short_seq_length="
                 f"{train['short_seq_length']} needs fewer steps than pretrain.steps={train['steps']} and a length "
                 f"below instances.max_seq_length={config['instances']['max_seq_length']} (or short_seq_steps: 0).")
+        if config["instances"]["static_masking"] and not objective.causal:
+            changed = [k for k in ("probability", "max_predictions") if mix[k] != config["masking"][k]]
+            if changed:
+                raise ConfigError(
+                    f"{source}: {where}: masking.{changed[0]} is drawn with the instances under "
+                    f"instances.static_masking, so it cannot differ per ablation; set it at the top-level "
+                    f"masking, or use dynamic masking (instances.static_masking: false).")
+        if train["batch_size"] % train["accumulation_steps"]:
+            raise ConfigError(
+                f"{source}: {where}: pretrain.accumulation_steps={train['accumulation_steps']} does not divide "
+                f"pretrain.batch_size={train['batch_size']}; pick micro-batches of equal size.")
         bad_steps = [s for s in spec["pretrain"]["save_steps"] if s > spec["pretrain"]["steps"]]
         if bad_steps:
             raise ConfigError(
@@ -223,7 +233,7 @@ def _check_cell(config: dict, cell: dict, where: str, source: str) -> None:
     """One table cell. A checkpoint row (a released or local model) gets the checks that need no
     loading; its shape (e.g. the layers a feature-based head reads) is checked when it is
     imported and fine-tuned."""
-    from .heads import HEADS
+    from .head_kinds import HEAD_KINDS
     from .tasks import TASKS
 
     row_where, column_where = f"{where}.rows.{cell['row']}", f"{where}.columns.{cell['column']}"
@@ -249,11 +259,11 @@ def _check_cell(config: dict, cell: dict, where: str, source: str) -> None:
     _known("metric", cell["metric"], task.metrics, f"{column_where}.metric", source)
     if cell["split"] is not None:
         _known("split", cell["split"], task.eval_splits, f"{column_where}.split", source)
-    _known("head", cell["head"], HEADS, f"{row_where}.head", source)
+    _known("head", cell["head"], HEAD_KINDS, f"{row_where}.head", source)
     if checkpoint:
         return
     spec = resolve_ablation(config, cell["ablation"])
-    head = HEADS[cell["head"]]
+    head = HEAD_KINDS[cell["head"]]
     if head.frozen and spec["model"]["layers"] < head.min_layers():
         raise ConfigError(
             f"{source}: {row_where}: head '{cell['head']}' needs an encoder with at least {head.min_layers()} "
@@ -343,11 +353,11 @@ def hp_key(lr: float, batch_size: int, epochs: int) -> str:
 def grid_points(config: dict, task: str, head: str = "linear") -> list[dict]:
     """The task's grid: schema default < finetune.grid < tasks.<task>.grid < (for a frozen,
     feature-based head) finetune.feature_based_grid."""
-    from .heads import HEADS
+    from .head_kinds import HEAD_KINDS
 
     default = schema()["properties"]["finetune"]["properties"]["grid"]["default"]
     grid = {**default, **config["finetune"]["grid"], **config["tasks"][task].get("grid", {})}
-    if HEADS[head].frozen:
+    if HEAD_KINDS[head].frozen:
         grid.update(config["finetune"]["feature_based_grid"])
     return [
         {"lr": lr, "batch_size": bs, "epochs": ep, "key": hp_key(lr, bs, ep)}

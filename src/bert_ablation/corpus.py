@@ -7,8 +7,11 @@ blank line between documents. ``jsonl``: local JSON-lines files, one document pe
 ``hf``: hub datasets with one document per row. For ``jsonl`` and ``hf`` each line of a
 document is a paragraph, split into sentences with pysbd; ``clean_paragraphs`` keeps only the
 prose, as the paper did for Wikipedia.
-Whatever the source, the corpus is stored as a ``datasets`` folder with one row per document:
-``sentences: list[str]`` and ``split: train | heldout``.
+Whatever the source, the corpus is stored as ``corpus.shards`` ``datasets`` folders, one row per
+document: ``sentences: list[str]`` and ``split: train | heldout``. A shard is built by a job of its
+own and streamed, never held whole: memory is bounded by the largest document, not the corpus.
+Shards are local files grouped by size, contiguous row ranges of a hub dataset, or every N-th
+document of the generated world; held-out documents are drawn within each shard.
 """
 
 from __future__ import annotations
@@ -16,11 +19,14 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import math
+import os
 import random
 import re
+import tempfile
 from collections import Counter
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator, NamedTuple
 
 from .storage import atomic_dir
 
@@ -33,11 +39,20 @@ class CorpusError(ValueError):
     """Unusable corpus input, naming the file (and line) to fix."""
 
 
-def synthetic_documents(config: dict) -> tuple[list[Document], Counter]:
+class Shard(NamedTuple):
+    index: int
+    count: int
+
+
+WHOLE = Shard(0, 1)
+
+
+def synthetic_documents(config: dict, shard: Shard = WHOLE, dropped: Counter | None = None) -> Iterator[Document]:
     from .world import World
 
     world = config["world"]
-    return World(seed=world["seed"], scale=world["scale"], remove=world.get("remove", ())).documents(), Counter()
+    documents = World(seed=world["seed"], scale=world["scale"], remove=world.get("remove", ())).documents()
+    yield from documents[shard.index::shard.count]
 
 
 def _input_files(paths: list[str], key: str, pattern: str) -> list[Path]:
@@ -55,45 +70,63 @@ def _input_files(paths: list[str], key: str, pattern: str) -> list[Path]:
     return files
 
 
-def read_text_file(path: Path) -> list[Document]:
-    """One sentence per line, blank lines between documents."""
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as err:
-        line = path.read_bytes()[: err.start].count(b"\n") + 1
-        raise CorpusError(f"{path}:{line}: not valid UTF-8 ({err.reason}); re-encode the file as UTF-8.") from None
-    documents, current = [], []
-    for line in text.splitlines():
-        line = line.strip()
-        if line:
-            current.append(line)
-        elif current:
-            documents.append(current)
-            current = []
+def read_text_file(path: Path) -> Iterator[Document]:
+    """One sentence per line, blank lines between documents; read line by line."""
+    current = []
+    with open(path, "rb") as handle:
+        for number, raw in enumerate(handle, 1):
+            try:
+                line = raw.decode("utf-8").strip()
+            except UnicodeDecodeError as err:
+                raise CorpusError(f"{path}:{number}: not valid UTF-8 ({err.reason}); "
+                                  "re-encode the file as UTF-8.") from None
+            if line:
+                current.append(line)
+            elif current:
+                yield current
+                current = []
     if current:
-        documents.append(current)
-    return documents
+        yield current
 
 
 _LOCAL_PATTERNS = {"text": "*.txt", "jsonl": "*.jsonl"}  # local sources: the files a folder contributes
 
 
-def input_files(config: dict) -> list[str]:
-    """The local files the corpus is read from: the workflow declares them as the corpus rule's
-    inputs, so an edited or added file rebuilds it, and a missing one is reported up front."""
+def input_files(config: dict, shard: Shard = WHOLE) -> list[str]:
+    """The local files one shard of the corpus is read from: the workflow declares them as that
+    shard's inputs, so an edited or added file rebuilds it, and a missing one is reported up front."""
     source = config["corpus"]["source"]
     if source not in _LOCAL_PATTERNS:
         return []
-    return [str(path) for path in _local_files(config, source)]
+    return [str(path) for path in _local_files(config, source, shard)]
 
 
-def _local_files(config: dict, source: str) -> list[Path]:
-    return _input_files(config["corpus"][source]["paths"], f"corpus.{source}.paths", _LOCAL_PATTERNS[source])
+def group_files(files: list[Path], sizes: list[int], count: int, key: str) -> list[list[Path]]:
+    """``count`` groups of files with sizes as even as whole files allow: largest first, each to
+    the lightest group (ties to the lower index); files keep their order within a group."""
+    if count > len(files):
+        raise CorpusError(f"{key}: {len(files)} file(s) for corpus.shards={count}; a shard is made of whole "
+                          f"files, so split the corpus into at least {count} files or set corpus.shards "
+                          f"<= {len(files)}.")
+    loads, groups = [0] * count, [[] for _ in range(count)]
+    for i in sorted(range(len(files)), key=lambda i: (-sizes[i], i)):
+        lightest = min(range(count), key=lambda g: (loads[g], g))
+        loads[lightest] += sizes[i]
+        groups[lightest].append(i)
+    return [[files[i] for i in sorted(group)] for group in groups]
 
 
-def text_documents(config: dict) -> tuple[list[Document], Counter]:
-    files = _local_files(config, "text")
-    return [doc for file in files for doc in read_text_file(file)], Counter()
+def _local_files(config: dict, source: str, shard: Shard = WHOLE) -> list[Path]:
+    key = f"corpus.{source}.paths"
+    files = _input_files(config["corpus"][source]["paths"], key, _LOCAL_PATTERNS[source])
+    if shard.count == 1:
+        return files
+    return group_files(files, [f.stat().st_size for f in files], shard.count, key)[shard.index]
+
+
+def text_documents(config: dict, shard: Shard = WHOLE, dropped: Counter | None = None) -> Iterator[Document]:
+    for file in _local_files(config, "text", shard):
+        yield from read_text_file(file)
 
 
 @functools.cache
@@ -143,21 +176,25 @@ def clean_paragraphs(text: str) -> tuple[list[str], Counter]:
     return paragraphs, dropped
 
 
-def paragraph_documents(texts: Iterable[str], clean: bool, name: str) -> tuple[list[Document], Counter]:
-    """Documents from raw texts (one per document, one paragraph per line), split into sentences."""
-    documents, dropped, read = [], Counter(), 0
+def paragraph_documents(texts: Iterable[str], clean: bool, name: str, dropped: Counter | None = None
+                        ) -> Iterator[Document]:
+    """Documents from raw texts (one per document, one paragraph per line), split into sentences;
+    the dropped paragraphs are counted into ``dropped``, by reason."""
+    dropped = Counter() if dropped is None else dropped
+    here, read, kept = Counter(), 0, 0
     for read, text in enumerate(texts, 1):
         if clean:
             paragraphs, reasons = clean_paragraphs(text)
-            dropped.update(reasons)
+            here.update(reasons)
         else:
             paragraphs = [line.strip() for line in text.splitlines() if line.strip()]
         sentences = [s for paragraph in paragraphs for s in split_sentences(paragraph)]
         if sentences:
-            documents.append(sentences)
-    log.info("%s: %d documents read, %d kept; paragraphs dropped: %s", name, read, len(documents),
-             ", ".join(f"{k}={v}" for k, v in sorted(dropped.items())) or "none")
-    return documents, dropped
+            kept += 1
+            yield sentences
+    dropped.update(here)
+    log.info("%s: %d documents read, %d kept; paragraphs dropped: %s", name, read, kept,
+             ", ".join(f"{k}={v}" for k, v in sorted(here.items())) or "none")
 
 
 def read_jsonl_file(path: Path, field: str) -> Iterator[str]:
@@ -187,11 +224,11 @@ def read_jsonl_file(path: Path, field: str) -> Iterator[str]:
             yield record[field]
 
 
-def jsonl_documents(config: dict) -> tuple[list[Document], Counter]:
+def jsonl_documents(config: dict, shard: Shard = WHOLE, dropped: Counter | None = None) -> Iterator[Document]:
     jsonl = config["corpus"]["jsonl"]
-    files = _local_files(config, "jsonl")
+    files = _local_files(config, "jsonl", shard)
     texts = (text for file in files for text in read_jsonl_file(file, jsonl["text_field"]))
-    return paragraph_documents(texts, jsonl["clean"], "corpus.jsonl")
+    yield from paragraph_documents(texts, jsonl["clean"], "corpus.jsonl", dropped)
 
 
 def _join_rows(texts: Iterable[str], per: int) -> Iterator[str]:
@@ -206,12 +243,18 @@ def _join_rows(texts: Iterable[str], per: int) -> Iterator[str]:
         yield "\n".join(run)
 
 
-def hf_documents(config: dict) -> tuple[list[Document], Counter]:
-    """Hub datasets (or local folders laid out like one), one document per row."""
+def shard_range(n_items: int, shard: Shard) -> range:
+    """The contiguous share of ``n_items`` that ``shard`` takes (sizes differ by at most one)."""
+    return range(shard.index * n_items // shard.count, (shard.index + 1) * n_items // shard.count)
+
+
+def hf_documents(config: dict, shard: Shard = WHOLE, dropped: Counter | None = None) -> Iterator[Document]:
+    """Hub datasets (or local folders laid out like one), one document per row (or per run of
+    ``rows_per_document`` rows). A shard reads a contiguous range of documents of each dataset,
+    in batches from the memory-mapped Arrow cache."""
     import datasets
 
     hf = config["corpus"]["hf"]
-    documents, dropped = [], Counter()
     for spec in hf["datasets"]:
         args = {k: spec[k] for k in ("path", "name", "split") if k in spec}
         dataset = datasets.load_dataset(**args)
@@ -221,14 +264,14 @@ def hf_documents(config: dict) -> tuple[list[Document], Counter]:
                               f"(columns: {', '.join(dataset.column_names)}); set text_field.")
         per = spec["rows_per_document"]
         n_rows = len(dataset) if hf["max_documents"] is None else min(hf["max_documents"] * per, len(dataset))
-        texts = (text or "" for text in dataset.select(range(n_rows))[field])  # a missing text is an empty one
-        docs, reasons = paragraph_documents(_join_rows(texts, per), spec["clean"], f"corpus.hf: {spec['path']}")
-        documents += docs
-        dropped.update(reasons)
-    return documents, dropped
+        documents = shard_range(math.ceil(n_rows / per), shard)  # whole runs of rows stay in one shard
+        rows = dataset.select_columns([field]).select(range(documents.start * per, min(documents.stop * per, n_rows)))
+        texts = (text or "" for batch in rows.iter(batch_size=1000) for text in batch[field])  # missing text: empty
+        yield from paragraph_documents(_join_rows(texts, per), spec["clean"], f"corpus.hf: {spec['path']}", dropped)
 
 
-CORPORA: dict[str, Callable[[dict], tuple[list[Document], Counter]]] = {
+# source -> documents(config, shard, dropped): a generator, so no source holds its corpus in memory
+CORPORA: dict[str, Callable[..., Iterator[Document]]] = {
     "synthetic": synthetic_documents,
     "text": text_documents,
     "jsonl": jsonl_documents,
@@ -236,46 +279,67 @@ CORPORA: dict[str, Callable[[dict], tuple[list[Document], Counter]]] = {
 }
 
 
-def split_heldout(documents: list[Document], fraction: float, seed: int) -> list[str]:
+def split_heldout(n_documents: int, fraction: float, seed: int, where: str = "the corpus") -> list[str]:
     """Assign whole documents to train or heldout (at least one of each)."""
-    if len(documents) < 2:
-        raise CorpusError(f"the corpus has {len(documents)} document(s); at least 2 are needed "
+    if n_documents < 2:
+        raise CorpusError(f"{where} has {n_documents} document(s); at least 2 are needed "
                           "(one for training, one held out for perplexity).")
-    order = list(range(len(documents)))
+    order = list(range(n_documents))
     random.Random(seed).shuffle(order)
-    n_heldout = max(1, round(fraction * len(documents)))
+    n_heldout = max(1, round(fraction * n_documents))
     heldout = set(order[:n_heldout])
-    return ["heldout" if i in heldout else "train" for i in range(len(documents))]
+    return ["heldout" if i in heldout else "train" for i in range(n_documents)]
 
 
-def build_corpus(config: dict, out_dir: str) -> dict:
-    """Materialise the configured corpus as a datasets folder; returns a summary for the log."""
+def build_corpus(config: dict, out_dir: str, shard: int = 0) -> dict:
+    """Materialise shard ``shard`` of the configured corpus as a datasets folder, streaming:
+    documents go to an Arrow file as they are read; returns a summary for the log."""
     import datasets
+    from datasets.arrow_writer import ArrowWriter
 
-    source = config["corpus"]["source"]
-    documents, dropped = CORPORA[source](config)
-    documents = [[s for s in doc if s.strip()] for doc in documents]
-    documents = [doc for doc in documents if doc]
-    if not documents:
-        raise CorpusError(f"corpus source '{source}' produced no documents; check corpus.{source}.")
-    splits = split_heldout(documents, config["corpus"]["heldout_fraction"], config["corpus"]["seed"])
-    dataset = datasets.Dataset.from_dict({"sentences": documents, "split": splits})
-    with atomic_dir(out_dir) as tmp:
-        dataset.save_to_disk(str(tmp))
+    source, count = config["corpus"]["source"], config["corpus"]["shards"]
+    where = "the corpus" if count == 1 else f"corpus shard {shard} of {count}"
+    dropped = Counter()
+    documents = CORPORA[source](config, Shard(shard, count), dropped)
+    features = datasets.Features({"sentences": datasets.Sequence(datasets.Value("string"))})
+    n, sentences, words = 0, 0, 0
+    with atomic_dir(out_dir) as tmp, tempfile.TemporaryDirectory(dir=Path(out_dir).parent) as staging_dir:
+        staging = os.path.join(staging_dir, "documents.arrow")
+        with ArrowWriter(features=features, path=staging) as writer:
+            for doc in documents:
+                doc = [s for s in doc if s.strip()]
+                if doc:
+                    writer.write({"sentences": doc})
+                    n, sentences, words = n + 1, sentences + len(doc), words + sum(len(s.split()) for s in doc)
+            writer.finalize()
+        if not n:
+            shard_note = "" if count == 1 else f" for {where}"
+            raise CorpusError(f"corpus source '{source}' produced no documents{shard_note}; check corpus.{source}.")
+        # Each shard draws its own held-out documents (shard 0 from corpus.seed, as an unsharded corpus).
+        splits = split_heldout(n, config["corpus"]["heldout_fraction"], config["corpus"]["seed"] + shard, where)
+        datasets.Dataset.from_file(staging).add_column("split", splits).save_to_disk(str(tmp))
     summary = {
-        "source": source,
-        "documents": len(documents),
+        "source": source, "shard": shard, "shards": count,
+        "documents": n,
         "heldout_documents": splits.count("heldout"),
-        "sentences": sum(map(len, documents)),
-        "words": sum(len(s.split()) for doc in documents for s in doc),
+        "sentences": sentences,
+        "words": words,
         "dropped_paragraphs": dict(sorted(dropped.items())),
     }
     log.info("corpus: %s", summary)
     return summary
 
 
-def load_corpus(corpus_dir: str, split: str) -> list[Document]:
+def iter_documents(corpus_dir: str, split: str, batch_size: int = 1000) -> Iterator[Document]:
+    """The documents of one split of a corpus shard, read in batches from its memory-mapped files."""
     import datasets
 
     dataset = datasets.load_from_disk(corpus_dir)
-    return [row["sentences"] for row in dataset if row["split"] == split]
+    for batch in dataset.iter(batch_size=batch_size):
+        for sentences, where in zip(batch["sentences"], batch["split"]):
+            if where == split:
+                yield sentences
+
+
+def load_corpus(corpus_dir: str, split: str) -> list[Document]:
+    return list(iter_documents(corpus_dir, split))

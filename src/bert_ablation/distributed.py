@@ -54,10 +54,6 @@ class Distributed:
             return batch
         return {key: value[self.rank:: self.world_size] for key, value in batch.items()}
 
-    def barrier(self) -> None:
-        if self.enabled:
-            torch.distributed.barrier()
-
     def close(self) -> None:
         if self.enabled and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()

@@ -2,13 +2,16 @@
 
 ``Engine.step(batch)`` runs forward, backward, clipping, the optimizer and the schedule;
 ``state_dict``/``load_state_dict`` capture everything a resumed run needs, RNG included.
-The loops that call it decide only *which* batches to feed.
+The loops that call it decide only *which* batches to feed. A step may accumulate gradients over
+micro-batches (the paper's 256 x 512 batch on GPUs that hold 32 sequences), and fp16 runs with
+dynamic loss scaling where bf16 is not native (V100s).
 """
 
 from __future__ import annotations
 
 import contextlib
 import csv
+import math
 import os
 import random
 import time
@@ -40,6 +43,16 @@ def native_bf16(device: torch.device) -> bool:
     except OSError:
         return False
     return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}
+
+
+def split_batch(batch: dict, parts: int) -> list[dict]:
+    """``parts`` micro-batches of (nearly) equal rows; every tensor is split along dim 0."""
+    rows = len(next(iter(batch.values())))
+    bounds = [rows * k // parts for k in range(parts + 1)]
+    return [{key: value[a:b] for key, value in batch.items()} for a, b in zip(bounds, bounds[1:]) if b > a]
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
@@ -103,7 +116,7 @@ class Engine:
     def __init__(self, model: nn.Module, *, lr: float, total_steps: int, warmup_steps: int = 0,
                  weight_decay: float = 0.01, betas=(0.9, 0.999), eps: float = 1e-6,
                  grad_clip: float = 1.0, precision: str = "fp32", device: str | torch.device = "cpu",
-                 data_parallel: bool = False, bias_correction: bool = True):
+                 data_parallel: bool = False, bias_correction: bool = True, accumulation_steps: int = 1):
         self.device = torch.device(device)
         if self.device.type == "cuda":
             # TF32 for whatever stays fp32 (the optimizer, fp32 runs): ~8x the fp32 matmul rate on
@@ -132,7 +145,12 @@ class Engine:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, linear_schedule(warmup_steps, total_steps))
         self.grad_clip = grad_clip
         self.precision = resolve_precision(precision, self.device)
-        self.autocast_dtype = torch.bfloat16 if self.precision == "bf16" else None
+        self.autocast_dtype = AUTOCAST_DTYPES[self.precision]
+        # fp16 gradients underflow without loss scaling; bf16 has fp32's range and needs none.
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
+        self.accumulation_steps = accumulation_steps
+        self.data_parallel = data_parallel
+        self.grad_norm: float | None = None  # of the last step, before clipping
         self.steps_done = 0
 
     def autocast(self):
@@ -144,19 +162,63 @@ class Engine:
         return {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
 
     def step(self, batch: dict):
-        """One optimisation step on ``batch``; returns the model's output (loss detached)."""
+        """One optimisation step on ``batch``; returns the model's output (losses detached).
+
+        With ``accumulation_steps`` > 1 the batch runs as that many micro-batches whose gradients
+        add up to the whole batch's: a pretraining loss is weighted by each micro-batch's share
+        of the predicted tokens (masked-LM) and of the rows (NSP), any other by its share of rows,
+        so the step equals the one-batch step (tests/test_engine.py)."""
         self.model.train()
-        with self.autocast():
-            output = self.model(**self.to_device(batch))
-        output.loss.backward()
-        if self.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
-        self.optimizer.step()
+        parts = split_batch(batch, self.accumulation_steps) if self.accumulation_steps > 1 else [batch]
+        rows = len(batch["input_ids"])
+        predictions = int((batch["labels"] != -100).sum()) if len(parts) > 1 and "labels" in batch else 0
+        outputs = []
+        for k, part in enumerate(parts):
+            # DDP averages gradients over processes at each backward; only the last one need sync.
+            sync = k == len(parts) - 1 or not self.data_parallel
+            with (contextlib.nullcontext() if sync else self.model.no_sync()), self.autocast():
+                output = self.model(**self.to_device(part))
+                loss = output.loss if len(parts) == 1 else self._share(output, len(part["input_ids"]) / rows, predictions)
+            self.scaler.scale(loss).backward()
+            outputs.append((output, len(part["input_ids"]) / rows))
+        self.scaler.unscale_(self.optimizer)
+        # The norm is measured (and logged) even without clipping: an infinite max_norm clips nothing.
+        norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip if self.grad_clip > 0 else math.inf)
+        self.grad_norm = float(norm)
+        self.scaler.step(self.optimizer)  # skipped by fp16 loss scaling when a gradient overflowed
+        self.scaler.update()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.steps_done += 1
-        output.loss = output.loss.detach()
-        return output
+        return self._merge(outputs, predictions)
+
+    @staticmethod
+    def _share(output, row_share: float, predictions: int) -> torch.Tensor:
+        if not hasattr(output, "lm_predictions"):
+            return output.loss * row_share
+        loss = output.lm_loss * (output.lm_predictions / max(1, predictions))
+        if output.nsp_loss is not None:
+            loss = loss + output.nsp_loss * row_share
+        return loss
+
+    @staticmethod
+    def _merge(outputs: list, predictions: int):
+        """One output for the step: the last micro-batch's, with its losses those of the whole batch."""
+        last = outputs[-1][0]
+        if len(outputs) == 1:
+            last.loss = last.loss.detach()
+            return last
+        if hasattr(last, "lm_predictions"):
+            last.lm_loss = sum(o.lm_loss.detach() * (o.lm_predictions / max(1, predictions)) for o, _ in outputs)
+            last.lm_predictions = sum(o.lm_predictions for o, _ in outputs)
+            last.lm_correct = sum(o.lm_correct for o, _ in outputs)
+            if last.nsp_loss is not None:
+                last.nsp_loss = sum(o.nsp_loss.detach() * share for o, share in outputs)
+                last.nsp_correct = sum(o.nsp_correct for o, _ in outputs)
+            last.loss = last.lm_loss + (last.nsp_loss if last.nsp_loss is not None else 0.0)
+        else:
+            last.loss = sum(o.loss.detach() * share for o, share in outputs)
+        return last
 
     @torch.no_grad()
     def evaluate(self, batch: dict):
@@ -180,6 +242,7 @@ class Engine:
             "model": self.module.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
             "steps_done": self.steps_done,
             "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()},
         }
@@ -188,6 +251,8 @@ class Engine:
         self.module.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
+        if state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
         self.steps_done = state["steps_done"]
         torch.set_rng_state(state["rng"]["torch"])
         np.random.set_state(state["rng"]["numpy"])
@@ -195,11 +260,24 @@ class Engine:
 
 
 class StepLog:
-    """Per-step CSV log (one file per run: parallel jobs never share a file)."""
+    """Per-step CSV log (one file per run: parallel jobs never share a file), and optionally the
+    same scalars as TensorBoard events."""
 
-    def __init__(self, path: str | os.PathLike, fields: list[str], resume_step: int = 0):
+    def __init__(self, path: str | os.PathLike, fields: list[str], resume_step: int = 0,
+                 tensorboard_dir: str | os.PathLike | None = None):
         """``resume_step`` > 0 keeps the rows up to that step (a killed run may have logged
-        steps past its last saved state, which the resumed run will log again)."""
+        steps past its last saved state, which the resumed run will log again); TensorBoard is
+        told to purge its events past that step for the same reason."""
+        self.events = None
+        if tensorboard_dir is not None:
+            try:
+                import tensorboard  # noqa: F401  (torch's SummaryWriter writes through it)
+            except ImportError:
+                raise ImportError("pretrain.tensorboard: true needs the tensorboard package: pip install -r "
+                                  "requirements.txt, or set pretrain.tensorboard: false.") from None
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.events = SummaryWriter(str(tensorboard_dir), purge_step=resume_step + 1 if resume_step else None)
         exists = resume_step > 0 and os.path.exists(path)
         if exists:
             with open(path, newline="") as handle:
@@ -214,6 +292,14 @@ class StepLog:
     def write(self, step: int, **values) -> None:
         self.writer.writerow({"step": step, "elapsed_s": round(time.perf_counter() - self.start, 3), **values})
         self.handle.flush()
+        if self.events is not None:
+            for name, value in values.items():
+                if value is not None:
+                    self.events.add_scalar(name, value, step)
+            self.events.flush()
 
-    def close(self) -> None:
+    def close(self) -> None:  # idempotent: an early return and the final cleanup may both close
         self.handle.close()
+        if self.events is not None:
+            self.events.close()
+            self.events = None

@@ -24,7 +24,7 @@ from .features import best_spans, classification_features, pad_batch, span_featu
 from .heads import HEADS
 from .metrics import classification_scores, ner_scores, regression_scores, squad_scores
 from .modeling import FinetuneModel
-from .storage import derive_seed, read_json, stable_hash, tree_digest, write_json
+from .storage import atomic_file, derive_seed, read_json, stable_hash, tree_digest, write_json
 from .tasks import TASKS, with_labels
 
 log = logging.getLogger(__name__)
@@ -116,11 +116,21 @@ def cache_hidden_states(encoder, head: str, features: dict, pad_id: int, batch_s
     features["hidden_states"] = cached
 
 
+class Interrupted(Exception):
+    """Raised by ``stop_after_epochs`` (tests): the run stops as a kill would, after a saved epoch."""
+
+
 def train_restart(encoder, spec, head: str, train_features: dict, settings: dict, seeds: dict,
-                  pad_id: int, device: str, desc: str, after_epoch=None) -> tuple[Engine, list]:
+                  pad_id: int, device: str, desc: str, after_epoch=None, state_file: Path | None = None,
+                  budget: list[int] | None = None) -> tuple[Engine, list]:
     """Train one restart; ``after_epoch(engine)``, when given, scores the model after each epoch
     (evaluation draws no random numbers, so the training run is the same with or without it).
-    Returns the engine and the list of those scores."""
+    Returns the engine and the list of those scores.
+
+    With ``state_file``, the state after each epoch (model, optimizer, schedule, RNGs, the data
+    order's generator and the scores so far) is saved there, and a run that finds one resumes
+    from it: an interrupted restart continues where it stopped, to the same result. ``budget``
+    ([epochs]) raises Interrupted once that many epochs have been trained (tests)."""
     hp = settings["hp"]
     seed_everything(seeds["init_seed"])
     model = FinetuneModel(copy.deepcopy(encoder), spec.kind, len(spec.labels), head, settings["dropout"])
@@ -133,24 +143,44 @@ def train_restart(encoder, spec, head: str, train_features: dict, settings: dict
     label_keys = LABEL_KEYS[spec.kind]
     data_order = torch.Generator().manual_seed(seeds["data_seed"])
     lengths = [len(ids) for ids in train_features["input_ids"]]
-    progress = tqdm(total=total, mininterval=10, desc=desc)
-    curve = []
-    for _ in range(hp["epochs"]):
+    curve, first_epoch = [], 0
+    if state_file is not None and state_file.exists():
+        state = torch.load(state_file, map_location="cpu", weights_only=False)
+        engine.load_state_dict(state["engine"])
+        data_order.set_state(state["data_order"])
+        curve, first_epoch = state["curve"], state["epochs_done"]
+        log.info("%s: resumed after epoch %d of %d", desc, first_epoch, hp["epochs"])
+    progress = tqdm(total=total, initial=first_epoch * steps_per_epoch, mininterval=10, desc=desc)
+    for epoch in range(first_epoch, hp["epochs"]):
         for index in epoch_batches(lengths, hp["batch_size"], data_order, settings["group_by_length"]):
             out = engine.step(pad_batch(train_features, index, pad_id, label_keys))
             progress.update()
             progress.set_postfix(loss=f"{out.loss.item():.3f}", refresh=False)
         if after_epoch is not None:
             curve.append(after_epoch(engine))
+        if state_file is not None and epoch + 1 < hp["epochs"]:
+            with atomic_file(state_file, "wb") as handle:
+                torch.save({"engine": engine.state_dict(), "data_order": data_order.get_state(), "curve": curve,
+                            "epochs_done": epoch + 1}, handle)
+        if budget is not None:
+            budget[0] -= 1
+            if budget[0] <= 0 and epoch + 1 < hp["epochs"]:
+                progress.close()
+                raise Interrupted(desc)
     progress.close()
     return engine, curve
 
 
 def finetune(checkpoint_dir: str, task_dir: str, task: str, head: str, settings: dict, outputs: list[str],
-             threads: int | None = None, device: str | None = None, expected_spec_hash: str | None = None
-             ) -> list[dict]:
+             threads: int | None = None, device: str | None = None, expected_spec_hash: str | None = None,
+             state_root: str | None = None, stop_after_epochs: int | None = None) -> list[dict] | None:
     """Fine-tune ``checkpoint_dir`` on ``task`` once per output path (restart k -> outputs[k]).
-    ``expected_spec_hash``: the pretraining run the config asks for; another one is refused."""
+    ``expected_spec_hash``: the pretraining run the config asks for; another one is refused.
+
+    ``state_root``: where an interrupted job's work survives (outside Snakemake's declared outputs,
+    which it deletes before a rerun), keyed by the settings and the inputs' digests: a finished
+    restart's metrics are reused, an unfinished one resumes after its last epoch.
+    ``stop_after_epochs`` interrupts the job after that many epochs in all, as a kill would (tests)."""
     import datasets
 
     from .modeling import load_encoder
@@ -196,14 +226,31 @@ def finetune(checkpoint_dir: str, task_dir: str, task: str, head: str, settings:
             return score(spec, records[split], eval_features[split], outputs, settings["task"])
         return run
 
+    state_dir = None
+    if state_root is not None:
+        state_dir = Path(state_root) / stable_hash([settings, inputs, task, head])
+        state_dir.mkdir(parents=True, exist_ok=True)
+    budget = None if stop_after_epochs is None else [stop_after_epochs]
     results = []
     for restart, path in enumerate(outputs):
         seeds = restart_seeds(settings["seed"], restart)
+        finished = state_dir / f"restart{restart}.json" if state_dir else None
+        if finished is not None and finished.exists():  # done before the job was interrupted
+            metrics = read_json(finished)
+            write_json(path, metrics)
+            log.info("%s restart %d: finished in an earlier run, reused", task, restart)
+            results.append(metrics)
+            continue
         began = time.perf_counter()
         dev_outputs = []  # the last epoch's dev predictions
-        engine, curve = train_restart(encoder, spec, head, train_features, settings, seeds, tokenizer.pad_token_id,
-                                      device, desc=f"{task} {head} restart {restart}",
-                                      after_epoch=scorer(dev_split, keep=dev_outputs))
+        try:
+            engine, curve = train_restart(encoder, spec, head, train_features, settings, seeds, tokenizer.pad_token_id,
+                                          device, desc=f"{task} {head} restart {restart}",
+                                          after_epoch=scorer(dev_split, keep=dev_outputs),
+                                          state_file=state_dir / f"restart{restart}.pt" if state_dir else None,
+                                          budget=budget)
+        except Interrupted:
+            return None
         # The last epoch's dev score is the run's; the other splits are scored once, at the end.
         scores = {dev_split: curve[-1], **{split: scorer(split)(engine) for split in spec.eval_splits[1:]}}
         collapsed = constant_prediction(spec, dev_outputs)
@@ -223,6 +270,9 @@ def finetune(checkpoint_dir: str, task_dir: str, task: str, head: str, settings:
             "inputs": inputs,
             "seconds": round(time.perf_counter() - began, 2), "device": device, "precision": engine.precision,
         }
+        if finished is not None:
+            write_json(finished, metrics)
+            (state_dir / f"restart{restart}.pt").unlink(missing_ok=True)
         write_json(path, metrics)
         log.info("%s restart %d: %s", task, restart, scores)
         results.append(metrics)

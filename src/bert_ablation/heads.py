@@ -22,6 +22,8 @@ import torch
 from torch import nn
 from transformers import PretrainedConfig
 
+from .head_kinds import HEAD_KINDS, HeadKind
+
 
 def last_token_index(attention_mask: torch.Tensor) -> torch.Tensor:
     """Index of the last non-pad token of each right-padded row: (B,)."""
@@ -149,8 +151,8 @@ class FeatureHead(BiLSTMHead):
 
     @classmethod
     def min_layers(cls) -> int:
-        """Transformer layers the encoder needs, so that e.g. "last four" are four real layers."""
-        return max([1, *map(abs, cls.layers)])
+        """Transformer layers the encoder needs (head_kinds.HeadKind.min_layers)."""
+        return cls.kind.min_layers()
 
     def tokens(self, hidden_states, attention_mask, word_index=None):
         return super().tokens(self.combine(hidden_states), attention_mask, word_index)
@@ -159,18 +161,14 @@ class FeatureHead(BiLSTMHead):
         return super().summary(self.combine(hidden_states), attention_mask)
 
 
-def feature_head(name: str, layers: tuple[int, ...], mode: str) -> type[FeatureHead]:
-    return type(name, (FeatureHead,), {"layers": layers, "mode": mode, "__doc__": FeatureHead.__doc__})
+def feature_head(kind: HeadKind) -> type[FeatureHead]:
+    class_name = "".join(part.title() for part in kind.name.removeprefix("features_").split("_")) + "Features"
+    return type(class_name, (FeatureHead,), {"kind": kind, "layers": kind.layers, "mode": kind.mode,
+                                             "__doc__": FeatureHead.__doc__})
 
 
+# The modules of the heads in head_kinds.HEAD_KINDS (the torch-free facts: frozen, layers, mode).
 HEADS: dict[str, type[nn.Module]] = {
-    "linear": LinearHead,
-    "bilstm": BiLSTMHead,
-    # Table 7's six layer combinations, in the paper's order.
-    "features_embeddings": feature_head("EmbeddingsFeatures", (0,), "select"),
-    "features_second_to_last": feature_head("SecondToLastFeatures", (-2,), "select"),
-    "features_last": feature_head("LastFeatures", (-1,), "select"),
-    "features_sum_last_four": feature_head("SumLastFourFeatures", (-4, -3, -2, -1), "weighted"),
-    "features_concat_last_four": feature_head("ConcatLastFourFeatures", (-4, -3, -2, -1), "concat"),
-    "features_sum_all": feature_head("SumAllFeatures", (), "weighted"),
+    name: LinearHead if name == "linear" else BiLSTMHead if name == "bilstm" else feature_head(kind)
+    for name, kind in HEAD_KINDS.items()
 }

@@ -86,7 +86,8 @@ def regression_scores(predictions, labels) -> dict[str, float]:
 
 def ner_scores(predictions: list[list[str]], references: list[list[str]]) -> dict[str, float]:
     """Entity-level scores of BIO tag sequences (one list of tag names per sentence)."""
-    from seqeval.metrics import accuracy_score, f1_score as entity_f1, precision_score, recall_score
+    from seqeval.metrics import accuracy_score, precision_score, recall_score
+    from seqeval.metrics import f1_score as entity_f1
 
     return {
         "f1": 100.0 * float(entity_f1(references, predictions, zero_division=0)),

@@ -16,8 +16,14 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import (BertConfig, BertForPreTraining, PretrainedConfig, PreTrainedModel, RoFormerConfig,
-                          RoFormerModel)
+from transformers import (
+    BertConfig,
+    BertForPreTraining,
+    PretrainedConfig,
+    PreTrainedModel,
+    RoFormerConfig,
+    RoFormerModel,
+)
 from transformers.models.bert.modeling_bert import BertPooler
 from transformers.models.roformer.modeling_roformer import RoFormerOnlyMLMHead, RoFormerPreTrainedModel
 

@@ -7,10 +7,12 @@ An objective is independent of how inputs are packed (sentence pairs or contiguo
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:  # torch stays out of config validation's imports: objectives are planning facts too
+    import torch
 
-from .masking import IGNORE_INDEX, Masker
+    from .masking import Masker
 
 
 @dataclass(frozen=True)
@@ -22,11 +24,15 @@ class Objective:
     packings: tuple[str, ...]
 
     def targets(self, batch: dict, masker: Masker, generator: torch.Generator) -> dict:
-        """Add the objective's labels to a batch of clean inputs (and corrupt them if masked)."""
+        """Add the objective's labels to a batch of clean inputs (and corrupt them if masked): with
+        the masks stored in the batch (static masking) or drawn from ``generator`` (dynamic)."""
         batch = dict(batch)
         nsp_labels = batch.pop("next_sentence_label")
+        static = [batch.pop(k) for k in ("masked_positions", "mask_fates", "mask_random_ids") if k in batch]
         if self.causal:
             batch["labels"] = next_token_labels(batch["input_ids"], batch["attention_mask"])
+        elif static:  # masks stored with the instances (instances.static_masking), this run's mix
+            batch["input_ids"], batch["labels"] = masker.apply_static(batch["input_ids"], *static)
         else:
             batch["input_ids"], batch["labels"] = masker(batch["input_ids"], generator)
         if self.nsp:  # config validation guarantees NSP objectives get nsp_pairs packing
@@ -40,6 +46,10 @@ def next_token_labels(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> 
     Our pretraining model scores position t against labels[:, t] without shifting, unlike
     HF's causal-LM heads, which shift internally; so exactly one shift happens either way.
     """
+    import torch
+
+    from .masking import IGNORE_INDEX
+
     labels = torch.full_like(input_ids, IGNORE_INDEX)
     labels[:, :-1] = torch.where(attention_mask[:, 1:].bool(), input_ids[:, 1:], IGNORE_INDEX)
     return labels

@@ -14,16 +14,18 @@ import math
 import os
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
+from .batching import epoch_batch_matrix
 from .config import ablation_hash
-from .batching import epoch_batches
 from .distributed import Distributed
 from .engine import Engine, StepLog, configure_threads, seed_everything
+from .instances import STATIC_FIELDS, InstanceStore, instances_digest
 from .masking import Masker, MaskingProcedure
 from .modeling import pretraining_model
 from .objectives import OBJECTIVES
@@ -33,31 +35,34 @@ log = logging.getLogger(__name__)
 
 
 class InstanceBatches:
-    """Fixed-size batches of stored instances, trimmed to their longest row; with
-    ``group_by_length``, batches hold instances of similar length, so trimming removes most
-    padding (instances of short documents are far shorter than max_seq_length)."""
+    """Fixed-size batches of stored instances (read from disk row by row, across shards), trimmed to their
+    longest row; with ``group_by_length``, batches hold instances of similar length, so trimming
+    removes most padding (instances of short documents are far shorter than max_seq_length)."""
 
-    def __init__(self, path: str, batch_size: int, seed: int, group_by_length: bool = False):
-        with np.load(path) as arrays:
-            self.input_ids = torch.from_numpy(arrays["input_ids"].astype(np.int64))
-            self.token_type_ids = torch.from_numpy(arrays["token_type_ids"].astype(np.int64))
-            self.lengths = torch.from_numpy(arrays["lengths"].astype(np.int64))
-            self.nsp = torch.from_numpy(arrays["next_sentence_label"].astype(np.int64))
-        self.path, self.batch_size, self.seed, self.group_by_length = path, batch_size, seed, group_by_length
+    def __init__(self, shard_dirs: list[str] | str, split: str, batch_size: int, seed: int,
+                 group_by_length: bool = False):
+        self.store = InstanceStore(shard_dirs, split)
+        self.path = self.store.paths[0] if len(self.store.paths) == 1 else f"{len(self.store.paths)} shards of {split}"
+        self.batch_size, self.seed, self.group_by_length = batch_size, seed, group_by_length
+        self.lengths = torch.from_numpy(self.store.lengths)
         self.steps_per_epoch = len(self) // batch_size
-        self._epoch: tuple[int, list[list[int]]] | None = None  # (epoch, its batches), drawn once per epoch
+        self._epoch: tuple[int, torch.Tensor] | None = None  # (epoch, its batches), drawn once per epoch
 
     def __len__(self) -> int:
-        return len(self.lengths)
+        return len(self.store)
 
     def rows(self, index: torch.Tensor) -> dict:
         width = int(self.lengths[index].max())
-        attention_mask = (torch.arange(width) < self.lengths[index, None]).long()
+        rows = self.store.gather(index.numpy(), width, ("segment_b", "next_sentence_label", *STATIC_FIELDS))
+        lengths = self.lengths[index].long()  # in memory already: not read again
+        positions = torch.arange(width)
+        inside = positions < lengths[:, None]
         return {
-            "input_ids": self.input_ids[index, :width],
-            "token_type_ids": self.token_type_ids[index, :width],
-            "attention_mask": attention_mask,
-            "next_sentence_label": self.nsp[index],
+            "input_ids": torch.from_numpy(rows["input_ids"]),
+            "token_type_ids": ((positions >= torch.from_numpy(rows["segment_b"])[:, None]) & inside).long(),
+            "attention_mask": inside.long(),
+            "next_sentence_label": torch.from_numpy(rows["next_sentence_label"]),
+            **{field: torch.from_numpy(rows[field]) for field in STATIC_FIELDS if field in rows},
         }
 
     def for_step(self, step: int) -> dict:
@@ -67,13 +72,18 @@ class InstanceBatches:
         epoch, k = divmod(step, self.steps_per_epoch)
         if self._epoch is None or self._epoch[0] != epoch:
             generator = torch.Generator().manual_seed(derive_seed(self.seed, "epoch", epoch))
-            self._epoch = (epoch, epoch_batches(self.lengths, self.batch_size, generator, self.group_by_length,
-                                                drop_last=True))
-        return self.rows(torch.tensor(self._epoch[1][k]))
+            self._epoch = (epoch, epoch_batch_matrix(self.lengths, self.batch_size, generator, self.group_by_length))
+        return self.rows(self._epoch[1][k])
 
     def in_order(self, max_batches: int):
         for k in range(min(max_batches, math.ceil(len(self) / self.batch_size))):
             yield self.rows(torch.arange(k * self.batch_size, min(len(self), (k + 1) * self.batch_size)))
+
+
+def corpus_digest(shard_dirs: list[str]) -> str:
+    """One SHA-256 for the corpus: its shard folders' tree digests (the shard itself when one)."""
+    digests = [tree_digest(d) for d in shard_dirs]
+    return digests[0] if len(digests) == 1 else stable_hash(digests, 64)
 
 
 def pretraining_seeds(train: dict) -> dict[str, int]:
@@ -135,125 +145,189 @@ def _save_state(state_file: Path, engine: Engine, tokens_seen: int) -> None:
         torch.save({"engine": engine.state_dict(), "tokens_seen": tokens_seen}, handle)
 
 
-def pretrain(spec: dict, instances_dir: str, tokenizer_dir: str, checkpoints_dir: str, metrics_path: str,
-             log_path: str, state_root: str, threads: int | None = None, device: str | None = None,
-             stop_after: int | None = None, short_instances_dir: str | None = None,
-             corpus_dir: str | None = None) -> dict | None:
-    """Pretrain one ablation. ``stop_after`` ends the run early (as a kill would) for tests.
+def _shards(dirs: list[str] | str | None) -> list[str]:
+    return [] if not dirs else [str(dirs)] if isinstance(dirs, (str, os.PathLike)) else [str(d) for d in dirs]
 
-    With ``pretrain.short_seq_steps`` > 0, those first steps draw their batches from
-    ``short_instances_dir`` (instances built at ``short_seq_length``) and the rest from
-    ``instances_dir``, each phase from its own first epoch (the paper's 128 -> 512 schedule).
-    ``corpus_dir``, when given, is only digested into metrics.json (what the instances came from).
 
-    Under ``torchrun`` every rank trains on its share of each step's batch (DDP) and only rank 0
-    writes; the others return None. The logged loss is rank 0's share of the batch.
-    """
+@dataclass
+class PretrainingRun:
+    """What ``prepare`` sets up for one ablation: the data, the model in its engine, where state goes."""
+
+    spec: dict
+    objective: object
+    spec_hash: str
+    phases: dict  # "" -> the instance shard folders; "short_" -> those of the short-sequence phase
+    state_dir: Path
+    tokenizer: object
+    seeds: dict
+    batches: InstanceBatches
+    short: InstanceBatches | None
+    heldout: InstanceBatches
+    masker: Masker
+    engine: Engine
+    dist: Distributed
+
+    @property
+    def train(self) -> dict:
+        return self.spec["pretrain"]
+
+    def rows(self, step: int) -> dict:
+        """The instances of ``step``: the short-sequence phase first, then the main one, each from its first epoch."""
+        short_steps = self.train["short_seq_steps"]
+        return self.short.for_step(step) if step < short_steps else self.batches.for_step(step - short_steps)
+
+
+def prepare(spec: dict, instances_dir, tokenizer_dir: str, state_root: str, device: str | None,
+            short_instances_dir, dist: Distributed) -> PretrainingRun:
     from .tokenizer import load_tokenizer
 
-    configure_threads(threads)
-    dist = Distributed.from_env()
-    device = dist.device(device)
-    dist.init(device)
     train = spec["pretrain"]
-    objective = OBJECTIVES[spec["objective"]]
-    # Resumable state is keyed by the spec *and* the data it trains on, so a changed corpus or
-    # vocabulary never resumes from a stale state.
-    spec_hash = ablation_hash(spec)
     short_steps = train["short_seq_steps"]
     if short_steps and not short_instances_dir:
         raise ValueError(f"pretrain.short_seq_steps={short_steps} needs the instances of length "
                          f"{train['short_seq_length']} (short_instances_dir).")
-    data_dirs = [instances_dir, short_instances_dir] if short_steps else [instances_dir]
-    state_key = stable_hash([spec_hash, *(file_digest(os.path.join(d, "train.npz")) for d in data_dirs),
+    phases = {"": _shards(instances_dir), **({"short_": _shards(short_instances_dir)} if short_steps else {})}
+    # Resumable state is keyed by the spec *and* the data it trains on, so a changed corpus or
+    # vocabulary never resumes from a stale state.
+    spec_hash = ablation_hash(spec)
+    state_key = stable_hash([spec_hash, *(instances_digest(dirs, "train") for dirs in phases.values()),
                              file_digest(os.path.join(tokenizer_dir, "tokenizer.json"))])
     state_dir = Path(state_root) / state_key
     state_dir.mkdir(parents=True, exist_ok=True)
-
     tokenizer = load_tokenizer(tokenizer_dir)
     seeds = pretraining_seeds(train)
-    batches = InstanceBatches(os.path.join(instances_dir, "train.npz"), train["batch_size"], seeds["data_seed"],
-                              train["group_by_length"])
-    short = (InstanceBatches(os.path.join(short_instances_dir, "train.npz"), train["batch_size"], seeds["data_seed"],
+    batches = InstanceBatches(phases[""], "train", train["batch_size"], seeds["data_seed"], train["group_by_length"])
+    short = (InstanceBatches(phases["short_"], "train", train["batch_size"], seeds["data_seed"],
                              train["group_by_length"]) if short_steps else None)
-    heldout = InstanceBatches(os.path.join(instances_dir, "heldout.npz"), train["batch_size"], seeds["data_seed"])
+    heldout = InstanceBatches(phases[""], "heldout", train["batch_size"], seeds["data_seed"])
     masker = Masker.for_tokenizer(MaskingProcedure.from_config(spec["masking"]), tokenizer)
-
+    objective = OBJECTIVES[spec["objective"]]
     seed_everything(seeds["init_seed"])
     model = pretraining_model(spec["model"], len(tokenizer), tokenizer.pad_token_id, objective.causal)
     engine = Engine(model, lr=train["lr"], total_steps=train["steps"], warmup_steps=train["warmup_steps"],
                     weight_decay=train["weight_decay"], betas=train["adam_betas"], eps=train["adam_eps"],
-                    grad_clip=train["grad_clip"], precision=train["precision"], device=device,
-                    data_parallel=dist.enabled, bias_correction=train["adam_bias_correction"])
-    start, tokens = _load_state(state_dir / "state.pt", engine)
-    step_log = (StepLog(state_dir / "log.csv", ["loss", "lm_loss", "nsp_loss", "lr", "tokens"], resume_step=start)
-                if dist.is_main else None)
-    log.info("pretraining %s (%s, %s): %d parameters, %d instances, steps %d..%d on %s (rank %d of %d)",
-             spec["name"], objective.name, spec["packing"], sum(p.numel() for p in model.parameters()),
-             len(batches), start, train["steps"], device, dist.rank, dist.world_size)
+                    grad_clip=train["grad_clip"], precision=train["precision"], device=dist.device(device),
+                    data_parallel=dist.enabled, bias_correction=train["adam_bias_correction"],
+                    accumulation_steps=train["accumulation_steps"])
+    return PretrainingRun(spec, objective, spec_hash, phases, state_dir, tokenizer, seeds, batches, short, heldout,
+                          masker, engine, dist)
 
-    tokens_at_start, began, recent, final_loss = tokens, time.perf_counter(), [], None
-    progress = tqdm(range(start, train["steps"]), initial=start, total=train["steps"], mininterval=10,
-                    desc=f"pretrain {spec['name']}", disable=not dist.is_main)
+
+def train_steps(run: PretrainingRun, start: int, tokens: int, step_log: StepLog | None,
+                stop_after: int | None) -> tuple[int, float | None, bool]:
+    """Steps start..pretrain.steps (or until ``stop_after``, as a kill would); returns the tokens
+    seen, the last logged loss and whether the run is complete. Only rank 0 logs and saves."""
+    train, engine, dist = run.train, run.engine, run.dist
+    end = train["steps"] if stop_after is None else min(train["steps"], stop_after)
+    recent, final_loss, logged = [], None, (time.perf_counter(), tokens)  # time and tokens at the last log row
+    progress = tqdm(range(start, end), initial=start, total=train["steps"], mininterval=10,
+                    desc=f"pretrain {run.spec['name']}", disable=not dist.is_main)
     for step in progress:
-        rows = short.for_step(step) if step < short_steps else batches.for_step(step - short_steps)
-        batch = objective.targets(rows, masker, step_generator(seeds["mask_seed"], step))
+        batch = run.objective.targets(run.rows(step), run.masker, step_generator(run.seeds["mask_seed"], step))
         out = engine.step(dist.shard(batch))
         tokens += int(batch["attention_mask"].sum())
         recent.append(float(out.loss))
         done = step + 1
         if not dist.is_main:
-            if stop_after is not None and done >= stop_after:
-                break
             continue
         if done % train["log_every"] == 0 or done == train["steps"]:
-            step_log.write(done, loss=round(float(np.mean(recent)), 5), lm_loss=round(out.lm_loss.item(), 5),
+            now = time.perf_counter()
+            rate = (tokens - logged[1]) / max(now - logged[0], 1e-9)  # this process's share x the processes
+            logged, final_loss = (now, tokens), float(np.mean(recent))
+            step_log.write(done, loss=round(final_loss, 5), lm_loss=round(out.lm_loss.item(), 5),
                            nsp_loss=None if out.nsp_loss is None else round(out.nsp_loss.item(), 5),
-                           lr=engine.lr, tokens=tokens)
-            progress.set_postfix(loss=f"{np.mean(recent):.3f}")
-            final_loss, recent = float(np.mean(recent)), []
+                           lr=engine.lr, tokens=tokens, tokens_per_second=round(rate, 1),
+                           grad_norm=round(engine.grad_norm, 5))
+            progress.set_postfix(loss=f"{final_loss:.3f}")
+            recent = []
         if done in train["save_steps"]:
-            save_checkpoint(model, tokenizer, {**spec, "spec_hash": spec_hash, "step": done}, state_dir / f"step-{done}")
+            save_checkpoint(engine.module, run.tokenizer, {**run.spec, "spec_hash": run.spec_hash, "step": done},
+                            run.state_dir / f"step-{done}")
         if done % train["state_every"] == 0 or done == train["steps"]:
-            _save_state(state_dir / "state.pt", engine, tokens)
-        if stop_after is not None and done >= stop_after:
-            step_log.close()
-            return None
-    if not dist.is_main or stop_after is not None:
-        dist.close()
-        return None
-    step_log.close()
-    elapsed = time.perf_counter() - began
+            _save_state(run.state_dir / "state.pt", engine, tokens)
+    return tokens, final_loss, end == train["steps"]
 
+
+def publish(run: PretrainingRun, checkpoints_dir: str, metrics_path: str, log_path: str, tokenizer_dir: str,
+            corpus_dir, start: int, tokens: int, tokens_at_start: int, final_loss: float | None, elapsed: float) -> dict:
+    """The declared outputs of a complete run: checkpoints, the step log and metrics.json."""
+    train, engine, model = run.train, run.engine, run.engine.module
     metrics = {
-        "ablation": spec["name"], "spec_hash": spec_hash, "objective": objective.name, "packing": spec["packing"],
-        "model": spec["model"], "masking": spec["masking"], "steps": train["steps"], "resumed_from_step": start, "parameters": sum(p.numel() for p in model.parameters()),
+        "ablation": run.spec["name"], "spec_hash": run.spec_hash, "objective": run.objective.name,
+        "packing": run.spec["packing"], "model": run.spec["model"], "masking": run.spec["masking"],
+        "steps": train["steps"], "resumed_from_step": start, "parameters": sum(p.numel() for p in model.parameters()),
         "tokens_seen": tokens, "seconds_this_run": round(elapsed, 2),
         "tokens_per_second": round((tokens - tokens_at_start) / elapsed, 1) if tokens > tokens_at_start else None,
         "final_train_loss": final_loss,
-        "optimizer": engine.optimizer_settings(), "seeds": seeds,
+        "optimizer": engine.optimizer_settings(), "seeds": run.seeds,
         # What it trained on, by content (full SHA-256), so two provenance files can be compared.
         "inputs": {"tokenizer": file_digest(os.path.join(tokenizer_dir, "tokenizer.json"), 64),
-                   **{f"{phase}{split}_instances": file_digest(os.path.join(d, f"{split}.npz"), 64)
-                      for phase, d in zip(("", "short_"), data_dirs) for split in ("train", "heldout")},
-                   **({"corpus": tree_digest(corpus_dir)} if corpus_dir else {})},
-        "recipe": {"architecture": spec["model"]["architecture"], "lr": train["lr"], "dropout": spec["model"]["dropout"],
-                   "batch_size": train["batch_size"], "warmup_steps": train["warmup_steps"],
-                   "schedule": "linear warmup, then linear decay to 0", "weight_decay": train["weight_decay"]},
-        "device": device, "precision": engine.precision, "threads": torch.get_num_threads(),
-        "data_parallel_processes": dist.world_size,
-        **heldout_metrics(engine, objective, masker, heldout, train["eval_batches"]),
+                   **{f"{phase}{split}_instances": instances_digest(dirs, split)
+                      for phase, dirs in run.phases.items() for split in ("train", "heldout")},
+                   **({"corpus": corpus_digest(_shards(corpus_dir))} if corpus_dir else {})},
+        "recipe": {"architecture": run.spec["model"]["architecture"], "lr": train["lr"],
+                   "dropout": run.spec["model"]["dropout"], "batch_size": train["batch_size"],
+                   "warmup_steps": train["warmup_steps"], "schedule": "linear warmup, then linear decay to 0",
+                   "weight_decay": train["weight_decay"]},
+        "device": str(engine.device), "precision": engine.precision, "threads": torch.get_num_threads(),
+        "data_parallel_processes": run.dist.world_size,
+        **heldout_metrics(engine, run.objective, run.masker, run.heldout, train["eval_batches"]),
     }
     with atomic_dir(checkpoints_dir) as tmp:
-        save_checkpoint(model, tokenizer, {**spec, "spec_hash": spec_hash, "step": train["steps"]}, tmp / "final")
+        save_checkpoint(model, run.tokenizer, {**run.spec, "spec_hash": run.spec_hash, "step": train["steps"]},
+                        tmp / "final")
         for saved in train["save_steps"]:
-            shutil.copytree(state_dir / f"step-{saved}", tmp / f"step-{saved}")
+            shutil.copytree(run.state_dir / f"step-{saved}", tmp / f"step-{saved}")
     with atomic_file(log_path) as handle:
-        handle.write((state_dir / "log.csv").read_text())
+        handle.write((run.state_dir / "log.csv").read_text())
     write_json(metrics_path, metrics)
-    log.info("pretrain %s: %s", spec["name"], metrics)
-    dist.close()
+    log.info("pretrain %s: %s", run.spec["name"], metrics)
     return metrics
+
+
+def pretrain(spec: dict, instances_dir: list[str] | str, tokenizer_dir: str, checkpoints_dir: str, metrics_path: str,
+             log_path: str, state_root: str, threads: int | None = None, device: str | None = None,
+             stop_after: int | None = None, short_instances_dir: list[str] | str | None = None,
+             corpus_dir: list[str] | str | None = None, tensorboard_dir: str | None = None) -> dict | None:
+    """Pretrain one ablation: prepare, train, publish. ``stop_after`` ends the run early (as a
+    kill would: state saved, nothing published) for tests.
+    ``instances_dir``: the instance shard folders (or one), read row by row.
+
+    With ``pretrain.short_seq_steps`` > 0, those first steps draw their batches from
+    ``short_instances_dir`` (instances built at ``short_seq_length``) and the rest from
+    ``instances_dir``, each phase from its own first epoch (the paper's 128 -> 512 schedule).
+    ``corpus_dir``, when given, is only digested into metrics.json (what the instances came from).
+    ``tensorboard_dir``: where the log's scalars also go as TensorBoard events (pretrain.tensorboard).
+
+    Under ``torchrun`` every rank trains on its share of each step's batch (DDP) and only rank 0
+    writes; the others return None. The logged loss is rank 0's share of the batch.
+    """
+    configure_threads(threads)
+    dist = Distributed.from_env()
+    dist.init(dist.device(device))
+    step_log = None
+    try:
+        run = prepare(spec, instances_dir, tokenizer_dir, state_root, device, short_instances_dir, dist)
+        start, tokens = _load_state(run.state_dir / "state.pt", run.engine)
+        if dist.is_main:
+            step_log = StepLog(run.state_dir / "log.csv", ["loss", "lm_loss", "nsp_loss", "lr", "tokens",
+                                                           "tokens_per_second", "grad_norm"], resume_step=start,
+                               tensorboard_dir=tensorboard_dir if run.train["tensorboard"] else None)
+        log.info("pretraining %s (%s, %s): %d parameters, %d instances, steps %d..%d on %s (rank %d of %d)",
+                 spec["name"], run.objective.name, spec["packing"],
+                 sum(p.numel() for p in run.engine.module.parameters()), len(run.batches), start,
+                 run.train["steps"], run.engine.device, dist.rank, dist.world_size)
+        began = time.perf_counter()
+        seen, final_loss, complete = train_steps(run, start, tokens, step_log, stop_after)
+        if not (complete and dist.is_main):
+            return None
+        step_log.close()
+        return publish(run, checkpoints_dir, metrics_path, log_path, tokenizer_dir, corpus_dir, start, seen, tokens,
+                       final_loss, time.perf_counter() - began)
+    finally:  # every path, an early stop or an error included, ends the log and the process group
+        if step_log is not None:
+            step_log.close()
+        dist.close()
 
 
 def main(argv: list[str] | None = None) -> None:

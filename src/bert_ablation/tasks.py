@@ -166,7 +166,34 @@ def hub_splits(name: str, settings: dict, world: dict) -> tuple[dict, dict]:
         raise TaskDataError(f"{name}: source 'hub' needs tasks.{name}.hub, the datasets.load_dataset arguments "
                             f"(e.g. {{path: my-org/wnut17}}); this task has no standard dataset.")
     loaded = datasets.load_dataset(**args)
-    return {split: loaded[split] for split in ("train", *TASKS[name].eval_splits)}, {}
+    splits = {split: loaded[split] for split in ("train", *TASKS[name].eval_splits)}
+    if TASKS[name].kind == "tagging":
+        splits = {split: documents_from_docstart(f"{name}/{split}", rows) for split, rows in splits.items()}
+    return splits, {}
+
+
+def documents_from_docstart(where: str, rows):
+    """A tagging split with document ids: those it has, or ones recovered from its ``-DOCSTART-``
+    rows (which are then dropped: they are not sentences), or, with neither, the split as it is
+    (the NER features then warn that document context is off)."""
+    from .conll import DOCSTART
+
+    if "document" in rows.column_names:
+        return rows
+    starts = [i for i, tokens in enumerate(rows["tokens"]) if tokens and tokens[0] == DOCSTART]
+    if not starts:
+        return rows
+    boundary = set(starts)
+    document, ids, keep = -1 if 0 in boundary else 0, [], []
+    for i in range(len(rows)):
+        if i in boundary:
+            document += 1
+        else:
+            keep.append(i)
+            ids.append(max(document, 0))
+    log.info("%s: %d documents recovered from %d -DOCSTART- rows (dropped); document context is on",
+             where, len(set(ids)), len(starts))
+    return rows.select(keep).add_column("document", ids)
 
 
 def local_file_splits(name: str, settings: dict, world: dict) -> tuple[dict, dict]:

@@ -1,0 +1,6 @@
+"""Snakemake entry point: count the words of one corpus shard."""
+from bert_ablation.tokenizer import count_words
+from bert_ablation.workflow import job_logging
+
+with job_logging(snakemake.log[0]):
+    count_words(snakemake.input[0], snakemake.output[0], snakemake.params.lowercase)
