@@ -150,7 +150,7 @@ def table_cells(wildcards):
 def table_options(wildcards):
     name = wildcards.table
     if name in config["figures"]:
-        return as_param({"kind": "figure", "model_columns": False})
+        return as_param({"kind": "figure", "model_columns": False, "paper_table": config["figures"][name]["paper_table"]})
     table = config["tables"][name]
     return as_param({"kind": "table", "model_columns": table["model_columns"], "paper_table": table["paper_table"]})
 

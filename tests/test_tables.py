@@ -4,28 +4,31 @@ import math
 import pandas as pd
 import pytest
 
+from bert_ablation.paper import paper_table, paper_tables
 from bert_ablation.storage import read_json, write_json
-from bert_ablation.tables import paper_reference, paper_rows, paper_value, write_table
+from bert_ablation.tables import write_table
 
 
 def test_paper_rows_are_labelled_by_what_they_vary():
-    reference = paper_reference()
-    columns, rows = paper_rows(reference, "table6")
-    assert columns == ["LM (ppl)", "MNLI-m", "MRPC", "SST-2"]
-    assert rows["12/768/12"] == [3.99, 84.4, 86.7, 92.9] and rows["3/768/12"][0] == 5.84
-    columns, rows = paper_rows(reference, "table8")
-    assert list(rows) == ["80/10/10", "100/0/0", "80/0/20", "80/20/0", "0/20/80", "0/0/100"]
-    assert paper_value(reference, "table8", "100/0/0", "NER Feature-based") == 94.0
-    assert paper_value(reference, "table7", "Feature-based: Embeddings", "Dev F1") == 91.0
-    assert math.isnan(paper_value(reference, "table7", "Feature-based: Embeddings", "Test F1"))
-    assert math.isnan(paper_value(reference, "table5", "Our own row", "QNLI (Acc)"))
+    table6 = paper_table("table6")
+    assert table6.columns == ("LM (ppl)", "MNLI-m", "MRPC", "SST-2") and table6.row_label == "#L/#H/#A"
+    assert table6.rows["12/768/12"] == (3.99, 84.4, 86.7, 92.9) and table6.rows["3/768/12"][0] == 5.84
+    table8 = paper_table("table8")
+    assert list(table8.rows) == ["80/10/10", "100/0/0", "80/0/20", "80/20/0", "0/20/80", "0/0/100"]
+    assert table8.value("100/0/0", "NER Feature-based") == 94.0
+    assert paper_table("table7").value("Feature-based: Embeddings", "Dev F1") == 91.0
+    assert math.isnan(paper_table("table7").value("Feature-based: Embeddings", "Test F1"))
+    assert math.isnan(paper_table("table5").value("Our own row", "QNLI (Acc)"))
+    assert paper_table("protocol") is None and set(paper_tables()) == {"table5", "table6", "table7", "table8",
+                                                                        "figure5"}
 
 
 def test_figure5_is_matched_by_fraction_of_training():
-    reference = paper_reference()
-    assert paper_value(reference, "figure5", "BERT-Base (Masked LM)", "140", 140 / 350) == 83.2  # 400k of 1M
-    assert paper_value(reference, "figure5", "BERT-Base (Left-to-Right)", "350", 1.0) == 82.2
-    assert math.isnan(paper_value(reference, "figure5", "BERT-Base (Masked LM)", "100", 100 / 350))
+    figure5 = paper_table("figure5")
+    assert figure5.kind == "steps" and figure5.columns[-1] == "1000"
+    assert figure5.value("BERT-Base (Masked LM)", "140", 140 / 350) == 83.2  # 400k of 1M
+    assert figure5.value("BERT-Base (Left-to-Right)", "350", 1.0) == 82.2
+    assert math.isnan(figure5.value("BERT-Base (Masked LM)", "100", 100 / 350))
 
 
 def _finetune_metrics(tmp_path, hp, restart, dev, test):
@@ -205,3 +208,30 @@ def test_collapsed_restarts_are_counted_logged_and_in_the_provenance(tmp_path, c
     assert "restart 1 collapsed to predicting 'negative' for every dev example (accuracy = 50.0)" in caplog.text
     restarts = json.loads(open(outputs["provenance"]).read())["cells"][0]["restarts"]
     assert [r["collapsed_to"] for r in restarts] == [None, "negative", None]
+
+
+def test_a_steps_figure_of_any_name_gets_the_papers_curve_by_its_paper_table(tmp_path):
+    """Figures are data: a second steps figure (say, under the rotary encoder) gets Figure 5's
+    numbers through paper_table, matched by the fraction of pretraining done."""
+    pretrain = tmp_path / "pretrain.json"
+    write_json(pretrain, {"ablation": "bert_base", "spec_hash": "abc", "steps": 350, "model": {"layers": 4, "hidden": 64,
+                                                                                               "heads": 2}})
+    paths = []
+    for step, column in (("step-140", "140"), ("final", "350")):
+        for k in range(2):
+            path = tmp_path / f"{step}_{k}.json"
+            write_json(path, {"ablation": "bert_base", "checkpoint": f"ck/{step}", "task": "mnli", "head": "linear",
+                              "hyperparameters": {"key": "lr1"}, "restart": k, "dev_split": "validation_matched",
+                              "splits": {"validation_matched": {"accuracy": 70.0 + k}}, "init_seed": k,
+                              "data_seed": k, "pretrain_spec_hash": "abc", "finetune_hash": "h", "pretrain_step": step})
+            paths.append(str(path))
+    cells = [{"paper_row": "BERT-Base (Masked LM)", "row": "BERT-Base (Masked LM)", "ablation": "bert_base",
+              "head": "linear", "step": step, "source": "finetune", "task": "mnli", "metric": "accuracy",
+              "column": column, "split": None, "spec_hash": "abc"} for step, column in (("step-140", "140"),
+                                                                                        ("final", "350"))]
+    outputs = {ext: str(tmp_path / f"f.{ext}") for ext in ("csv", "md", "tex", "png", "pdf")}
+    outputs["provenance"] = str(tmp_path / "f.provenance.json")
+    write_table(cells, "figure5_rotary", paths, [str(pretrain)], outputs, kind="figure", paper_table="figure5")
+    table = pd.read_csv(outputs["csv"]).set_index("column")
+    assert table.loc[140, "paper"] == 83.2 and table.loc[350, "paper"] == 84.4  # 400k and 1M of the paper's 1M
+    assert table.loc[140, "mean"] == pytest.approx(70.5)

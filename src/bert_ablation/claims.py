@@ -238,32 +238,14 @@ def cells_from_paper(restarts: int = 5, spread: float = 0.05) -> Cells:
     A sanity fixture: every claim must hold on the paper's own numbers. Perplexity stays a single
     value; figure5 uses the values read off the plot, columns = steps (thousands) as strings.
     """
-    from .tables import paper_reference
+    from .paper import paper_tables
 
-    reference = paper_reference()
     noise = np.linspace(-spread, spread, restarts) if restarts > 1 else np.zeros(1)
     cells: Cells = {}
-
-    def put(table, row, column, value):
-        if value is not None:
+    for name, table in paper_tables().items():
+        for row, column, value in table.cells():
             single = column == "LM (ppl)"
-            cells[(table, row, column)] = np.array([value], float) if single else value + noise
-
-    for table in ("table5", "table7"):
-        spec = reference[table]
-        for row, values in spec["rows"].items():
-            for column, value in zip(spec["columns"], values):
-                put(table, row, column, value)
-    for table, fmt in (("table6", lambda v: f"{v[0]}/{v[1]}/{v[2]}"),
-                       ("table8", lambda v: "/".join(str(round(100 * x)) for x in v[:3]))):
-        spec = reference[table]
-        for values in spec["rows"]:
-            for column, value in zip(spec["columns"][3:], values[3:]):
-                put(table, fmt(values), column, value)
-    plot = reference["figure5"]["read_off_plot"]
-    for row, key in zip(reference["figure5"]["series"], ("mlm", "ltr")):
-        for step, value in zip(plot["steps_k"], plot[key]):
-            put("figure5", row, str(step), value)
+            cells[(name, row, column)] = np.array([value], float) if single else value + noise
     return cells
 
 

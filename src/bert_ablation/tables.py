@@ -15,58 +15,15 @@ from __future__ import annotations
 import json
 import logging
 import math
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
+from . import paper
 from .storage import atomic_file, canonical_json, read_json, write_json
 
 log = logging.getLogger(__name__)
-
-
-def paper_reference() -> dict:
-    return yaml.safe_load(resources.files(__package__).joinpath("data/paper_ablations.yaml").read_text())
-
-
-def _percent(share: float) -> str:
-    return f"{share * 100:.0f}"
-
-
-def paper_rows(reference: dict, table: str) -> tuple[list[str], dict[str, list]]:
-    """A paper table as (columns, label -> values). Tables 6 and 8 list unlabelled rows whose
-    first three numbers describe the row: they are labelled "#L/#H/#A" and "MASK/SAME/RND" (%)."""
-    spec = reference.get(table, {})
-    rows, columns = spec.get("rows", {}), list(spec.get("columns", []))
-    if isinstance(rows, dict):
-        return columns, rows
-    if table == "table8":
-        return columns[3:], {"/".join(_percent(v) for v in row[:3]): row[3:] for row in rows}
-    return columns[3:], {"/".join(str(v) for v in row[:3]): row[3:] for row in rows}
-
-
-def paper_value(reference: dict, table: str, row: str, column: str, fraction: float | None = None) -> float:
-    """The paper's number for a cell, NaN where the paper has none (e.g. a row we added).
-
-    Figure 5 is matched by the fraction of pretraining done: our checkpoint at 40% of our
-    steps is compared with the paper's point at 400k of its 1M steps, where one was read off.
-    """
-    if table == "figure5":
-        spec = reference["figure5"]
-        if row not in spec["series"] or fraction is None:
-            return math.nan
-        curve = spec["read_off_plot"][("mlm", "ltr")[spec["series"].index(row)]]
-        for step_k, value in zip(spec["read_off_plot"]["steps_k"], curve):
-            if abs(step_k / spec["read_off_plot"]["steps_k"][-1] - fraction) < 1e-9:
-                return float(value)
-        return math.nan
-    columns, rows = paper_rows(reference, table)
-    if row not in rows or column not in columns:
-        return math.nan
-    value = rows[row][columns.index(column)]
-    return math.nan if value is None else float(value)
 
 
 def load_runs(paths: list[str]) -> pd.DataFrame:
@@ -137,9 +94,11 @@ def _check_origin(cell: dict, run: dict, runs: pd.DataFrame, name: str) -> None:
 
 
 def summarise(runs: pd.DataFrame, pretrained: dict[str, dict], cells: list[dict], name: str,
-              paper_table: str | None = None) -> tuple[pd.DataFrame, list[dict]]:
-    """``paper_table``: the paper's table whose numbers stand beside the cells (default ``name``)."""
-    reference = paper_reference()
+              paper_table: str | None = None, steps_columns: bool = False) -> tuple[pd.DataFrame, list[dict]]:
+    """``paper_table``: the paper's table whose numbers stand beside the cells (default ``name``).
+    ``steps_columns``: the columns are pretraining steps (a figure), matched to the paper's by the
+    fraction of pretraining done."""
+    reference = paper.paper_table(paper_table or name)
     rows, provenance = [], []
     for cell in cells:
         run = pretrained[cell["ablation"]]
@@ -185,8 +144,8 @@ def summarise(runs: pd.DataFrame, pretrained: dict[str, dict], cells: list[dict]
                 log.warning("%s: cell %s / %s: failed restart, %s is NaN in %s (counted as failed, left out of "
                             "mean/sd/best).", name, cell["row"], cell["column"], cell["metric"], path)
         ok = values[~failed]
-        fraction = int(cell["column"]) / run["steps"] if name == "figure5" else None
-        paper = paper_value(reference, paper_table or name, cell["paper_row"], cell["column"], fraction)
+        fraction = int(cell["column"]) / run["steps"] if steps_columns else None
+        paper_value = math.nan if reference is None else reference.value(cell["paper_row"], cell["column"], fraction)
         mean = float(ok.mean()) if len(ok) else math.nan
         model = run["model"]
         rows.append({
@@ -196,7 +155,7 @@ def summarise(runs: pd.DataFrame, pretrained: dict[str, dict], cells: list[dict]
             "metric": cell["metric"], "split": split, "hp": hp, "n": len(values), "failed": int(failed.sum()),
             "collapsed": len(collapsed),
             "mean": mean, "sd": float(ok.std(ddof=1)) if len(ok) > 1 else math.nan,
-            "best": float(ok.max()) if len(ok) else math.nan, "paper": paper, "diff": mean - paper,
+            "best": float(ok.max()) if len(ok) else math.nan, "paper": paper_value, "diff": mean - paper_value,
         })
         provenance.append({"row": cell["row"], "column": cell["column"], "paper_row": cell["paper_row"],
                            "ablation": cell["ablation"], "head": cell["head"], "step": cell["step"],
@@ -339,12 +298,12 @@ def plot_table(summary: pd.DataFrame, caption: str, paths: list[str]) -> None:
     save_figure(fig, paths)
 
 
-def plot_steps(summary: pd.DataFrame, caption: str, paths: list[str], xlabel: str, ylabel: str) -> None:
-    """Figure 5: score vs pretraining steps per series (mean ± sd over restarts), and the
-    paper's curves (read off its figure) on the same fraction-of-training axis."""
+def plot_steps(summary: pd.DataFrame, caption: str, paths: list[str], xlabel: str, ylabel: str,
+               reference: paper.PaperTable | None = None) -> None:
+    """A score vs pretraining steps per series (mean ± sd over restarts), and the paper's
+    curves (Figure 5: read off its figure) beside them."""
     plt = _pyplot()
-    reference = paper_reference().get("figure5", {})
-    fig, (ours, paper) = plt.subplots(1, 2, figsize=(10, 4.2))
+    fig, (ours, theirs) = plt.subplots(1, 2, figsize=(10, 4.2))
     for row in dict.fromkeys(summary["row"]):
         part = summary[summary.row == row]
         steps = part["column"].astype(int).to_numpy()
@@ -353,13 +312,14 @@ def plot_steps(summary: pd.DataFrame, caption: str, paths: list[str], xlabel: st
     ours.set_ylabel(ylabel)
     ours.set_title("ours: mean ± sd over restarts", fontsize=9)
     ours.legend(fontsize=8)
-    plot = reference.get("read_off_plot")
-    if plot:
-        for series, key in zip(reference["series"], ("mlm", "ltr")):
-            paper.plot(plot["steps_k"], plot[key], marker="o", label=series)
-        paper.legend(fontsize=8)
-    paper.set_xlabel(reference.get("x", xlabel))
-    paper.set_title("paper (read off its Figure 5)", fontsize=9)
+    if reference is not None:
+        steps = [int(c) for c in reference.columns]
+        for series, values in reference.rows.items():
+            theirs.plot(steps, values, marker="o", label=series)
+        theirs.legend(fontsize=8)
+    theirs.set_xlabel(reference.x if reference is not None and reference.x else xlabel)
+    theirs.set_title("paper (read off its figure)" if reference is not None else "paper: none",
+                     fontsize=9)
     fig.suptitle(caption, fontsize=10)
     fig.tight_layout()
     save_figure(fig, paths)
@@ -442,10 +402,10 @@ def write_table(cells: list[dict], name: str, metrics_paths: list[str], pretrain
                 paper_table: str | None = None) -> pd.DataFrame:
     """Write outputs[csv|md|tex|provenance|png|pdf] for one table or figure (cells as
     config.table_cells gives them)."""
-    reference = paper_reference().get(paper_table or name, {})
-    caption = reference.get("caption", name)
+    reference = paper.paper_table(paper_table or name)
+    caption = reference.caption if reference is not None else name
     summary, provenance = summarise(load_runs(metrics_paths), load_pretrained(pretrain_paths), cells, name,
-                                    paper_table)
+                                    paper_table, steps_columns=kind == "figure")
     with atomic_file(outputs["csv"]) as handle:
         summary.to_csv(handle, index=False, float_format="%.4f")
     with atomic_file(outputs["md"]) as handle:
@@ -454,7 +414,8 @@ def write_table(cells: list[dict], name: str, metrics_paths: list[str], pretrain
         handle.write(to_latex(summary, caption, name))
     figures = [outputs["png"], outputs["pdf"]]
     if kind == "figure":
-        plot_steps(summary, caption, figures, reference.get("x", "steps"), reference.get("y", cells[0]["metric"]))
+        plot_steps(summary, caption, figures, "steps", reference.y if reference is not None and reference.y
+                   else cells[0]["metric"], reference)
     else:
         plot_table(summary, caption, figures)
     write_json(outputs["provenance"], {"table": name, "caption": caption, "cells": provenance})
