@@ -104,4 +104,4 @@ def test_an_interrupted_job_resumes_to_the_uninterrupted_result(setup):
     expected = [json.loads(open(p).read()) for p in straight]
     for got, want in zip(resumed, expected):
         assert got["dev_curve"] == want["dev_curve"] and got["dev"] == want["dev"]
-    assert not saved.exists()  # a finished restart's epoch state is removed
+    assert not saved.exists() and not list(state.iterdir())  # a completed job leaves no state behind

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
+import shutil
 import time
 from pathlib import Path
 
@@ -179,7 +180,8 @@ def finetune(checkpoint_dir: str, task_dir: str, task: str, head: str, settings:
 
     ``state_root``: where an interrupted job's work survives (outside Snakemake's declared outputs,
     which it deletes before a rerun), keyed by the settings and the inputs' digests: a finished
-    restart's metrics are reused, an unfinished one resumes after its last epoch.
+    restart's metrics are reused, an unfinished one resumes after its last epoch. A job that
+    completes removes its state.
     ``stop_after_epochs`` interrupts the job after that many epochs in all, as a kill would (tests)."""
     import datasets
 
@@ -276,4 +278,7 @@ def finetune(checkpoint_dir: str, task_dir: str, task: str, head: str, settings:
         write_json(path, metrics)
         log.info("%s restart %d: %s", task, restart, scores)
         results.append(metrics)
+    if state_dir is not None:
+        # The state only bridges an interruption: a finished job's next run (new code, say) starts afresh.
+        shutil.rmtree(state_dir, ignore_errors=True)
     return results
