@@ -42,16 +42,22 @@ def _finetune_metrics(tmp_path, hp, restart, dev, test):
     return str(path)
 
 
-def test_grid_point_is_chosen_on_dev_and_test_is_reported_for_it(tmp_path):
-    # lr1 wins on dev; lr2 would win on test. The test column must show lr1's test scores.
-    paths = [_finetune_metrics(tmp_path, "lr1", k, dev=90 + k, test=80 + k) for k in range(3)]
-    paths += [_finetune_metrics(tmp_path, "lr2", k, dev=85 + k, test=95 + k) for k in range(3)]
+def _table7_run(tmp_path):
+    """The pretraining metrics of one bert_base run and the cell fields its Table 7 rows share."""
     pretrain = tmp_path / "pretrain.json"
     write_json(pretrain, {"ablation": "bert_base", "spec_hash": "abc", "steps": 350, "heldout_perplexity": 7.5,
                           "model": {"layers": 4, "hidden": 64, "heads": 2}})
     base = {"paper_row": "Fine-tuning: BERT-Base", "row": "Fine-tuning: BERT-Base", "ablation": "bert_base",
             "head": "linear", "step": "final", "source": "finetune", "task": "conll2003", "metric": "f1",
             "spec_hash": "abc"}
+    return pretrain, base
+
+
+def test_grid_point_is_chosen_on_dev_and_test_is_reported_for_it(tmp_path):
+    # lr1 wins on dev; lr2 would win on test. The test column must show lr1's test scores.
+    paths = [_finetune_metrics(tmp_path, "lr1", k, dev=90 + k, test=80 + k) for k in range(3)]
+    paths += [_finetune_metrics(tmp_path, "lr2", k, dev=85 + k, test=95 + k) for k in range(3)]
+    pretrain, base = _table7_run(tmp_path)
     cells = [{**base, "column": "Dev F1", "split": None}, {**base, "column": "Test F1", "split": "test"},
              {**base, "column": "LM (ppl)", "source": "pretrain", "metric": "heldout_perplexity", "split": None}]
     outputs = {ext: str(tmp_path / f"t.{ext}") for ext in ("csv", "md", "tex", "png", "pdf")}
@@ -91,12 +97,7 @@ def test_a_nan_restart_is_reported_as_failed_and_never_wins_the_grid(tmp_path, c
     # left it two restarts; lr_ok must be selected. lr_ok's restart 1 fails on test (NaN).
     paths = [_finetune_metrics(tmp_path, "lr_nan", k, dev=[95.0, math.nan, 95.0][k], test=99.0) for k in range(3)]
     paths += [_finetune_metrics(tmp_path, "lr_ok", k, dev=90.0 + k, test=[80.0, math.nan, 82.0][k]) for k in range(3)]
-    pretrain = tmp_path / "pretrain.json"
-    write_json(pretrain, {"ablation": "bert_base", "spec_hash": "abc", "steps": 350, "heldout_perplexity": 7.5,
-                          "model": {"layers": 4, "hidden": 64, "heads": 2}})
-    base = {"paper_row": "Fine-tuning: BERT-Base", "row": "Fine-tuning: BERT-Base", "ablation": "bert_base",
-            "head": "linear", "step": "final", "source": "finetune", "task": "conll2003", "metric": "f1",
-            "spec_hash": "abc"}
+    pretrain, base = _table7_run(tmp_path)
     cells = [{**base, "column": "Dev F1", "split": None}, {**base, "column": "Test F1", "split": "test"}]
     outputs = {ext: str(tmp_path / f"t.{ext}") for ext in ("csv", "md", "tex", "png", "pdf")}
     outputs["provenance"] = str(tmp_path / "t.provenance.json")
