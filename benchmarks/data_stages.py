@@ -144,7 +144,7 @@ def instance_summary(workdir: Path) -> dict:
 
 def sentence_splitter(megabytes: float) -> dict:
     """corpus.jsonl's path (pysbd sentence splitting of paragraphs) on generated jsonl."""
-    from bert_ablation.corpus import paragraph_documents, read_jsonl_file
+    from bert_ablation.data.corpus import paragraph_documents, read_jsonl_file
 
     with tempfile.TemporaryDirectory() as tmp:
         paths = generate_corpus(Path(tmp) / "text", megabytes, megabytes, 50_000)
@@ -168,7 +168,7 @@ def vocab_learner(distinct_words: int) -> dict:
     import resource
     from collections import Counter
 
-    from bert_ablation.tokenizer import learn_wordpiece_vocab
+    from bert_ablation.data.tokenizer import learn_wordpiece_vocab
 
     words = lexicon(distinct_words, 0)
     counts = Counter({w: max(2, int(1e8 / (r + 1) ** 1.07)) for r, w in enumerate(words.tolist())})

@@ -57,18 +57,18 @@ from transformers import (
     get_linear_schedule_with_warmup,
 )
 
-from bert_ablation.batching import epoch_batches
-from bert_ablation.engine import Engine, configure_threads, native_bf16, seed_everything
-from bert_ablation.features import classification_features, pad_batch
-from bert_ablation.instances import create_instances, encode, tokenize_documents, write_split
-from bert_ablation.masking import IGNORE_INDEX, Masker, MaskingProcedure
-from bert_ablation.modeling import FinetuneModel, bert_config, model_config, pretraining_model
-from bert_ablation.objectives import OBJECTIVES
-from bert_ablation.pretrain import InstanceBatches, step_generator
+from bert_ablation.data.features import classification_features, pad_batch
+from bert_ablation.data.instances import create_instances, encode, tokenize_documents, write_split
+from bert_ablation.data.tasks import TASKS
+from bert_ablation.data.tokenizer import train_wordpiece
+from bert_ablation.data.world import World
+from bert_ablation.models.masking import IGNORE_INDEX, Masker, MaskingProcedure
+from bert_ablation.models.modeling import FinetuneModel, bert_config, model_config, pretraining_model
+from bert_ablation.models.objectives import OBJECTIVES
 from bert_ablation.storage import atomic_file
-from bert_ablation.tasks import TASKS
-from bert_ablation.tokenizer import train_wordpiece
-from bert_ablation.world import World
+from bert_ablation.training.batching import epoch_batches
+from bert_ablation.training.engine import Engine, configure_threads, native_bf16, seed_everything
+from bert_ablation.training.pretrain import InstanceBatches, step_generator
 
 SIZES = {  # layers / hidden / heads / intermediate
     "tiny": (2, 128, 2, 512),

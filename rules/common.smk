@@ -3,9 +3,9 @@
 import json
 
 from bert_ablation import config as cfg
-from bert_ablation import corpus
-from bert_ablation.task_files import input_files as local_task_files
-from bert_ablation.tasks import TaskDataError
+from bert_ablation.data import corpus
+from bert_ablation.data.task_files import input_files as local_task_files
+from bert_ablation.data.tasks import TaskDataError
 from bert_ablation.storage import canonical_json
 
 try:

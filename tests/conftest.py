@@ -17,7 +17,7 @@ def make_documents(n_docs: int, seed: int = 0) -> list[list[str]]:
 
 @pytest.fixture(scope="session")
 def tokenizer():
-    from bert_ablation.tokenizer import train_wordpiece
+    from bert_ablation.data.tokenizer import train_wordpiece
 
     sentences = [s for doc in make_documents(200) for s in doc]
     return train_wordpiece(sentences, vocab_size=120, lowercase=True, min_frequency=1)

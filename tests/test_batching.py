@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from bert_ablation.batching import epoch_batch_matrix, epoch_batches
+from bert_ablation.training.batching import epoch_batch_matrix, epoch_batches
 
 
 def padding(batches, lengths):
@@ -37,3 +37,27 @@ def test_the_batch_matrix_is_the_batch_list_of_the_same_generator(n, batch_size,
     matrix = epoch_batch_matrix(lengths, batch_size, torch.Generator().manual_seed(3), group)
     assert matrix.dtype == torch.int32 and matrix.shape == (n // batch_size, batch_size)
     assert matrix.tolist() == listed
+
+
+
+def test_length_grouping_gives_world_fine_tuning_batches_one_sentence_form_so_fine_tuning_does_not_group():
+    """Why finetune.group_by_length is off: 1,000 examples fit in one megabatch, so grouped batches
+    each hold one length, which in the world's SST-2 means one sentence form (plain, negated or
+    contrasted), and the forms pull an adjective's weight in opposite directions from batch to
+    batch; from random init SST-2 then stays at chance (README, "The recipe")."""
+    from collections import Counter
+
+    from bert_ablation.config import schema
+    from bert_ablation.data.world import World
+
+    train = World(seed=0).task("sst2", n_train=1000, n_dev=10)["train"]
+    lengths = [len(record["sentence"].split()) for record in train]
+    forms = [" but " in r["sentence"] and "contrast" or " not " in r["sentence"] and "negated" or "plain" for r in train]
+
+    def one_form(batches):  # mean share of a batch's most common form
+        return sum(max(Counter(forms[i] for i in b).values()) / len(b) for b in batches) / len(batches)
+
+    grouped = one_form(epoch_batches(lengths, 16, torch.Generator().manual_seed(0), group_by_length=True))
+    plain = one_form(epoch_batches(lengths, 16, torch.Generator().manual_seed(0), group_by_length=False))
+    assert plain < 0.6 and grouped > 0.95, (plain, grouped)
+    assert schema()["properties"]["finetune"]["properties"]["group_by_length"]["default"] is False

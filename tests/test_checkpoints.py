@@ -14,9 +14,9 @@ from test_workflow import MICRO, ROOT, planned_jobs, snakemake
 from transformers import BertModel, GPT2Config
 
 from bert_ablation import config as cfg
-from bert_ablation.checkpoints import CheckpointImportError, import_checkpoint
-from bert_ablation.claims import check_claims
-from bert_ablation.modeling import bert_config
+from bert_ablation.evaluation.claims import check_claims
+from bert_ablation.models.checkpoints import CheckpointImportError, import_checkpoint
+from bert_ablation.models.modeling import bert_config
 
 SHAPE = {"layers": 2, "hidden": 32, "heads": 2, "intermediate": 64, "dropout": 0.1, "max_position_embeddings": 64}
 
@@ -156,8 +156,8 @@ def test_an_electra_discriminator_fine_tunes_with_a_fresh_pooler(tmp_path, token
     sentence heads get a new one; a feature head that needs more layers than it has is refused."""
     from transformers import ElectraConfig, ElectraModel
 
-    from bert_ablation.finetune import CheckpointError, finetune
-    from bert_ablation.tasks import build_task
+    from bert_ablation.data.task_sources import build_task
+    from bert_ablation.training.finetune import CheckpointError, finetune
 
     folder = tmp_path / "electra"
     torch.manual_seed(0)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from bert_ablation.claims import (
+from bert_ablation.evaluation.claims import (
     ClaimError,
     cells_from_paper,
     cells_from_provenance,

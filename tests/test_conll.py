@@ -2,8 +2,8 @@
 
 import pytest
 
-from bert_ablation.conll import ConllFormatError, file_labels, read_conll, to_bio, write_conll
-from bert_ablation.world import CONLL_LABELS, World
+from bert_ablation.data.conll import ConllFormatError, file_labels, read_conll, to_bio, write_conll
+from bert_ablation.data.world import CONLL_LABELS, World
 
 
 def _tags(record):
@@ -136,10 +136,10 @@ def test_a_tag_that_is_not_bio_is_refused_when_reading_the_label_set(tmp_path, t
 def test_missing_document_ids_turn_document_context_off_loudly(tokenizer, caplog):
     import logging
 
-    from bert_ablation.features import tagging_features
+    from bert_ablation.data.features import tagging_features
 
     records = {"tokens": [["Mira", "lives", "in", "Tolholm"], ["She", "bakes"]], "ner_tags": [[1, 0, 0, 5], [0, 0]]}
-    with caplog.at_level(logging.WARNING, logger="bert_ablation.features"):
+    with caplog.at_level(logging.WARNING, logger="bert_ablation.data.features"):
         alone = tagging_features(records, tokenizer, 32, document_context=True)
     assert "NER document context is OFF for these 2 sentences" in caplog.text
     with_ids = tagging_features({**records, "document": [0, 0]}, tokenizer, 32, document_context=True)

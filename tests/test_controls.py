@@ -12,9 +12,9 @@ import datasets
 import pytest
 
 from bert_ablation import config as cfg
-from bert_ablation.claims import ClaimError, load_claims, validate_claims
-from bert_ablation.mechanisms import MECHANISMS, REMOVABLE
-from bert_ablation.world import World
+from bert_ablation.data.mechanisms import MECHANISMS, REMOVABLE
+from bert_ablation.data.world import World
+from bert_ablation.evaluation.claims import ClaimError, load_claims, validate_claims
 from tests.test_workflow import ROOT, planned_jobs
 
 

@@ -7,7 +7,7 @@ import torch
 from safetensors.torch import load_file
 
 from bert_ablation import config as cfg
-from bert_ablation.distributed import Distributed, torchrun_command
+from bert_ablation.training.distributed import Distributed, torchrun_command
 from tests.test_pretrain import prepared, run  # noqa: F401  (the fixture and the single-process run)
 
 
@@ -35,7 +35,7 @@ def test_two_ranks_train_the_model_one_process_trains(prepared, tmp_path):  # no
     # closing note of the performance issue); a stall fails after 120 s instead of hanging CI.
     for attempt in range(2):
         try:
-            result = subprocess.run(torchrun_command(2, "bert_ablation.pretrain", str(args)), capture_output=True,
+            result = subprocess.run(torchrun_command(2, "bert_ablation.training.pretrain", str(args)), capture_output=True,
                                     text=True, env=env, timeout=120)
             break
         except subprocess.TimeoutExpired:

@@ -5,9 +5,9 @@ import copy
 import pytest
 import torch
 
-from bert_ablation.engine import Engine, StepLog, split_batch
-from bert_ablation.masking import IGNORE_INDEX
-from bert_ablation.modeling import pretraining_model
+from bert_ablation.models.masking import IGNORE_INDEX
+from bert_ablation.models.modeling import pretraining_model
+from bert_ablation.training.engine import Engine, StepLog, split_batch
 
 # dropout 0: the micro-batches of an accumulated step then compute exactly what the whole batch does
 MODEL = {"architecture": "bert", "layers": 2, "hidden": 32, "heads": 2, "intermediate": 64, "dropout": 0.0,

@@ -6,11 +6,11 @@ import pytest
 import torch
 
 from bert_ablation import config as cfg
-from bert_ablation.curves import plot_finetune_curves
-from bert_ablation.finetune import finetune
-from bert_ablation.modeling import pretraining_model
+from bert_ablation.data.task_sources import build_task
+from bert_ablation.evaluation.curves import plot_finetune_curves
+from bert_ablation.models.modeling import pretraining_model
 from bert_ablation.storage import write_json
-from bert_ablation.tasks import build_task
+from bert_ablation.training.finetune import finetune
 
 MODEL = {"architecture": "roformer", "layers": 1, "hidden": 16, "heads": 2, "intermediate": 32, "dropout": 0.0,
          "max_position_embeddings": 128}
@@ -52,7 +52,7 @@ def test_each_restart_records_its_dev_score_after_every_epoch(setup):
 
 def test_a_collapsed_restart_is_named_in_metrics_and_log(setup, caplog):
     root, config = setup
-    with caplog.at_level(logging.WARNING, logger="bert_ablation.finetune"):
+    with caplog.at_level(logging.WARNING, logger="bert_ablation.training.finetune"):
         _, runs = run(root, config, 3.0, 1, "collapsed")  # lr 3: the classifier diverges to one class
     collapsed = [m for m in runs if m["collapsed_to"]]
     assert collapsed, [m["dev"] for m in runs]

@@ -7,8 +7,9 @@ import math
 import pytest
 
 from bert_ablation import config as cfg
-from bert_ablation.task_files import local_splits
-from bert_ablation.tasks import TASKS, TaskDataError, build_task, validate_records
+from bert_ablation.data.task_files import local_splits
+from bert_ablation.data.task_sources import build_task
+from bert_ablation.data.tasks import TASKS, TaskDataError, validate_records
 
 
 def _tsv(path, rows):
@@ -94,7 +95,7 @@ def test_qqp_rows_with_missing_fields_are_dropped_and_counted(tmp_path, caplog):
         {"question1": "Why is the sky blue?", "question2": "What is blue?", "label": 0, "idx": 1}]
     assert dropped == {"train": {"missing fields": [3, 4]}}
 
-    with caplog.at_level(logging.INFO, logger="bert_ablation.tasks"):
+    with caplog.at_level(logging.INFO, logger="bert_ablation.data.task_sources"):
         summary = build_task("qqp", {"source": "local", "path": str(tmp_path)}, {}, str(tmp_path / "out"))
     assert summary == {
         "train": {"rows": 2, "labels": {"duplicate": 1, "not_duplicate": 1},
@@ -149,9 +150,9 @@ def test_stsb_fine_tunes_end_to_end(tmp_path, tokenizer):
     import torch
     from transformers import BertModel
 
-    from bert_ablation.finetune import finetune
-    from bert_ablation.modeling import bert_config
+    from bert_ablation.models.modeling import bert_config
     from bert_ablation.storage import write_json
+    from bert_ablation.training.finetune import finetune
 
     checkpoint = tmp_path / "checkpoint"
     torch.manual_seed(0)
@@ -181,9 +182,9 @@ def test_a_checkpoint_of_another_config_or_vocabulary_is_refused_before_training
     import torch
     from transformers import BertModel
 
-    from bert_ablation.finetune import CheckpointError, finetune
-    from bert_ablation.modeling import bert_config
+    from bert_ablation.models.modeling import bert_config
     from bert_ablation.storage import write_json
+    from bert_ablation.training.finetune import CheckpointError, finetune
 
     checkpoint = tmp_path / "checkpoint"
     model = {"layers": 1, "hidden": 16, "heads": 2, "intermediate": 32, "dropout": 0.1, "max_position_embeddings": 64}

@@ -7,12 +7,12 @@ import pytest
 import torch
 from transformers import BertModel
 
-from bert_ablation.features import classification_features, pad_batch, tagging_features
-from bert_ablation.heads import HEADS
-from bert_ablation.masking import IGNORE_INDEX
-from bert_ablation.metrics import ner_scores
-from bert_ablation.modeling import FinetuneModel, bert_config
-from bert_ablation.tasks import TASKS
+from bert_ablation.data.features import classification_features, pad_batch, tagging_features
+from bert_ablation.data.tasks import TASKS
+from bert_ablation.evaluation.metrics import ner_scores
+from bert_ablation.models.heads import HEADS
+from bert_ablation.models.masking import IGNORE_INDEX
+from bert_ablation.models.modeling import FinetuneModel, bert_config
 
 MODEL = {"layers": 4, "hidden": 32, "heads": 2, "intermediate": 64, "dropout": 0.1, "max_position_embeddings": 64}
 
@@ -171,7 +171,7 @@ def test_tagging_bilstm_reads_the_words_only(tokenizer, encoder):
 
 @pytest.mark.parametrize("name", ["features_second_to_last", "features_sum_all", "features_concat_last_four"])
 def test_cached_features_give_the_same_outputs_as_running_the_encoder(tokenizer, encoder, name):
-    from bert_ablation.finetune import cache_hidden_states
+    from bert_ablation.training.finetune import cache_hidden_states
 
     records = {"tokens": [["the", "catdog", "sat"], ["a", "summerhouse"], ["big", "car"]],
                "ner_tags": [[0, 1, 0], [0, 5], [0, 3]], "document": [0, 0, 1]}
@@ -187,7 +187,7 @@ def test_cached_features_give_the_same_outputs_as_running_the_encoder(tokenizer,
 
 
 def test_head_modules_are_built_from_the_torch_free_head_kinds():
-    from bert_ablation.head_kinds import HEAD_KINDS
+    from bert_ablation.models.head_kinds import HEAD_KINDS
 
     assert list(HEADS) == list(HEAD_KINDS)
     for name, kind in HEAD_KINDS.items():

@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from bert_ablation.corpus import CorpusError
-from bert_ablation.instances import create_instances, encode
+from bert_ablation.data.corpus import CorpusError
+from bert_ablation.data.instances import create_instances, encode
 
 
 def numbered_docs(n_docs=40, sentences=6, length=7):

@@ -1,6 +1,6 @@
 import torch
 
-from bert_ablation.masking import IGNORE_INDEX, Masker, MaskingProcedure
+from bert_ablation.models.masking import IGNORE_INDEX, Masker, MaskingProcedure
 
 SPECIALS = [0, 1, 2, 3, 4]  # pad, unk, cls, sep, mask
 MASK_ID = 4

@@ -1,8 +1,14 @@
 import numpy as np
 import pytest
 
-from bert_ablation.features import best_spans
-from bert_ablation.metrics import classification_scores, normalize_answer, regression_scores, squad_f1, squad_scores
+from bert_ablation.data.features import best_spans
+from bert_ablation.evaluation.metrics import (
+    classification_scores,
+    normalize_answer,
+    regression_scores,
+    squad_f1,
+    squad_scores,
+)
 
 
 @pytest.mark.parametrize("raw, normal", [

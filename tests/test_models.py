@@ -4,9 +4,9 @@ import torch
 import torch.nn.functional as F
 from transformers import AutoModel, BertForPreTraining, BertLMHeadModel
 
-from bert_ablation.masking import Masker, MaskingProcedure
-from bert_ablation.modeling import BertForAblationPretraining, FinetuneModel, bert_config
-from bert_ablation.objectives import OBJECTIVES, next_token_labels
+from bert_ablation.models.masking import Masker, MaskingProcedure
+from bert_ablation.models.modeling import BertForAblationPretraining, FinetuneModel, bert_config
+from bert_ablation.models.objectives import OBJECTIVES, next_token_labels
 
 MODEL = {"layers": 2, "hidden": 32, "heads": 2, "intermediate": 64, "dropout": 0.1, "max_position_embeddings": 64}
 
@@ -107,7 +107,7 @@ def test_causal_classifier_reads_the_last_real_token(tokenizer):
 
 from transformers import RoFormerForCausalLM, RoFormerForMaskedLM  # noqa: E402
 
-from bert_ablation.modeling import ARCHITECTURES, load_encoder, pretraining_model  # noqa: E402
+from bert_ablation.models.modeling import ARCHITECTURES, load_encoder, pretraining_model  # noqa: E402
 
 ROFORMER = {**MODEL, "architecture": "roformer"}
 
@@ -199,7 +199,7 @@ def test_roformer_checkpoint_round_trip_keeps_the_nsp_pooler(tokenizer, tmp_path
 def test_bert_adam_is_adam_without_bias_correction():
     """engine.BertAdam against the update of google-research/bert's AdamWeightDecayOptimizer,
     written out by hand; with decay, it equals torch's AdamW once the correction is removed."""
-    from bert_ablation.engine import BertAdam
+    from bert_ablation.training.engine import BertAdam
 
     torch.manual_seed(0)
     w0 = torch.randn(4, 3)
@@ -229,7 +229,7 @@ def test_bert_adam_is_adam_without_bias_correction():
 
 
 def test_engine_records_which_optimizer_it_built():
-    from bert_ablation.engine import BertAdam, Engine
+    from bert_ablation.training.engine import BertAdam, Engine
 
     model = torch.nn.Linear(3, 2)
     corrected = Engine(model, lr=1e-3, total_steps=10)

@@ -7,10 +7,10 @@ import torch
 from safetensors.torch import load_file
 
 from bert_ablation import config as cfg
-from bert_ablation.corpus import CorpusError, build_corpus, read_text_file
-from bert_ablation.instances import build_instances
-from bert_ablation.pretrain import pretrain
-from bert_ablation.tokenizer import build_tokenizer, count_words
+from bert_ablation.data.corpus import CorpusError, build_corpus, read_text_file
+from bert_ablation.data.instances import build_instances
+from bert_ablation.data.tokenizer import build_tokenizer, count_words
+from bert_ablation.training.pretrain import pretrain
 
 
 @pytest.fixture(scope="module")

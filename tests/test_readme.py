@@ -12,7 +12,7 @@ import yaml
 from test_workflow import planned_jobs
 
 from bert_ablation import config as cfg
-from bert_ablation.claims import load_claims
+from bert_ablation.evaluation.claims import load_claims
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()

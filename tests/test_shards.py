@@ -7,12 +7,12 @@ import pytest
 import torch
 
 from bert_ablation import config as cfg
-from bert_ablation.corpus import CorpusError, Shard, build_corpus, group_files, hf_documents, load_corpus
-from bert_ablation.instances import InstanceStore, build_instances, read_manifest
-from bert_ablation.masking import IGNORE_INDEX, Masker, MaskingProcedure
-from bert_ablation.objectives import OBJECTIVES
-from bert_ablation.pretrain import InstanceBatches, pretrain, step_generator
-from bert_ablation.tokenizer import build_tokenizer, count_words, read_word_counts, word_counts
+from bert_ablation.data.corpus import CorpusError, Shard, build_corpus, group_files, hf_documents, load_corpus
+from bert_ablation.data.instances import InstanceStore, build_instances, read_manifest
+from bert_ablation.data.tokenizer import build_tokenizer, count_words, read_word_counts, word_counts
+from bert_ablation.models.masking import IGNORE_INDEX, Masker, MaskingProcedure
+from bert_ablation.models.objectives import OBJECTIVES
+from bert_ablation.training.pretrain import InstanceBatches, pretrain, step_generator
 from tests.conftest import make_documents
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from conftest import WORDS
 
-from bert_ablation.features import best_spans, span_features
+from bert_ablation.data.features import best_spans, span_features
 
 
 def run_squad_windows(doc_tokens: list, max_tokens_for_doc: int, doc_stride: int) -> list[tuple[int, int]]:

@@ -4,9 +4,9 @@ import math
 import pandas as pd
 import pytest
 
-from bert_ablation.paper import paper_table, paper_tables
+from bert_ablation.evaluation.paper import paper_table, paper_tables
+from bert_ablation.evaluation.tables import write_table
 from bert_ablation.storage import read_json, write_json
-from bert_ablation.tables import write_table
 
 
 def test_paper_rows_are_labelled_by_what_they_vary():
@@ -101,7 +101,7 @@ def test_a_nan_restart_is_reported_as_failed_and_never_wins_the_grid(tmp_path, c
     cells = [{**base, "column": "Dev F1", "split": None}, {**base, "column": "Test F1", "split": "test"}]
     outputs = {ext: str(tmp_path / f"t.{ext}") for ext in ("csv", "md", "tex", "png", "pdf")}
     outputs["provenance"] = str(tmp_path / "t.provenance.json")
-    with caplog.at_level("WARNING", logger="bert_ablation.tables"):
+    with caplog.at_level("WARNING", logger="bert_ablation.evaluation.tables"):
         write_table(cells, "table7", paths, [str(pretrain)], outputs)
 
     table = pd.read_csv(outputs["csv"]).set_index("column")
@@ -124,7 +124,7 @@ def test_a_nan_restart_is_reported_as_failed_and_never_wins_the_grid(tmp_path, c
 
 
 def test_among_grid_points_with_failures_the_fewest_win_then_the_best_mean(tmp_path):
-    from bert_ablation.tables import _finetune_cell, load_runs
+    from bert_ablation.evaluation.tables import _finetune_cell, load_runs
 
     dev = {"a": [70.0, None, None], "b": [50.0, 51.0, None], "c": [60.0, 61.0, None]}  # null: a missing metric
     paths = [_finetune_metrics(tmp_path, hp, k, dev=v, test=0.0) for hp, values in dev.items()
@@ -154,7 +154,7 @@ def _pretrain_run(tmp_path, ablation, objective, steps, ppl, start):
 
 
 def test_loss_curves_have_one_panel_per_objective_and_each_run_once(tmp_path):
-    from bert_ablation.tables import plot_loss_curves
+    from bert_ablation.evaluation.tables import plot_loss_curves
 
     # The default config's 14 runs: 12 MLM+NSP (one of 0 steps), one MLM, one LTR.
     mlm_nsp = ["bert_base", "mask_0_0_100", "mask_0_20_80", "mask_100_0_0", "mask_80_0_20", "mask_80_20_0",
@@ -203,7 +203,7 @@ def test_collapsed_restarts_are_counted_logged_and_in_the_provenance(tmp_path, c
             "split": None}
     outputs = {ext: str(tmp_path / f"t.{ext}") for ext in ("csv", "md", "tex", "png", "pdf")}
     outputs["provenance"] = str(tmp_path / "t.provenance.json")
-    with caplog.at_level(logging.WARNING, logger="bert_ablation.tables"):
+    with caplog.at_level(logging.WARNING, logger="bert_ablation.evaluation.tables"):
         write_table([cell], "table5", paths, [str(pretrain)], outputs)
     assert pd.read_csv(outputs["csv"])["collapsed"].tolist() == [1]
     assert "restart 1 collapsed to predicting 'negative' for every dev example (accuracy = 50.0)" in caplog.text

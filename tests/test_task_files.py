@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from bert_ablation.task_files import local_splits
-from bert_ablation.tasks import TASKS, TaskDataError, validate_records
-from bert_ablation.world import CONLL_LABELS
+from bert_ablation.data.task_files import local_splits
+from bert_ablation.data.tasks import TASKS, TaskDataError, validate_records
+from bert_ablation.data.world import CONLL_LABELS
 
 
 def _tsv(path, rows):
@@ -249,8 +249,8 @@ def test_not_utf8_names_file_and_line(tmp_path):
 
 def test_keys_match_the_world_records_and_build_task_saves_them(tmp_path):
     """The local records carry the world generator's keys and go through build_task as they are."""
-    from bert_ablation import tasks
-    from bert_ablation.world import World
+    from bert_ablation.data import task_sources
+    from bert_ablation.data.world import World
 
     _tsv(tmp_path / "train.tsv", [["index", "question", "sentence", "label"], ["0", "Who?", "Ann.", "entailment"]])
     _tsv(tmp_path / "dev.tsv", [["index", "question", "sentence", "label"], ["0", "Why?", "So.", "not_entailment"]])
@@ -259,7 +259,7 @@ def test_keys_match_the_world_records_and_build_task_saves_them(tmp_path):
     assert set(splits) == set(world)
     assert all(list(splits[s][0]) == list(world[s][0]) for s in splits)
 
-    summary = tasks.build_task("qnli", {"source": "local", "path": str(tmp_path)}, {}, str(tmp_path / "out"))
+    summary = task_sources.build_task("qnli", {"source": "local", "path": str(tmp_path)}, {}, str(tmp_path / "out"))
     assert summary["validation"] == {"rows": 1, "labels": {"not_entailment": 1}}
 
 
@@ -280,7 +280,7 @@ def test_hub_source_runs_load_dataset_on_a_hub_layout_folder(tmp_path, no_networ
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from bert_ablation.tasks import build_task
+    from bert_ablation.data.task_sources import build_task
 
     repo = tmp_path / "glue"
     (repo / "mrpc").mkdir(parents=True)
@@ -299,7 +299,7 @@ def test_hub_source_runs_load_dataset_on_a_hub_layout_folder(tmp_path, no_networ
 
 
 def test_an_answer_not_at_its_answer_start_is_reported_with_its_row(tmp_path):
-    from bert_ablation.tasks import validate_records
+    from bert_ablation.data.tasks import validate_records
 
     record = {"id": "q1", "title": "t", "context": "Paris is in France.", "question": "Where is Paris?",
               "answers": {"text": ["France"], "answer_start": [3]}}
@@ -328,7 +328,8 @@ def test_ner_reads_its_label_set_from_the_training_file(tmp_path, caplog):
 
     import datasets
 
-    from bert_ablation.tasks import build_task, with_labels
+    from bert_ablation.data.task_sources import build_task
+    from bert_ablation.data.tasks import with_labels
 
     splits, dropped = local_splits("ner", {"path": str(_wnut(tmp_path / "wnut"))})
     assert dropped == {} and set(splits) == {"train", "validation", "test"}
@@ -340,7 +341,7 @@ def test_ner_reads_its_label_set_from_the_training_file(tmp_path, caplog):
     _wnut(tmp_path / "plain", names=("train.txt", "dev.txt", "test.txt"))
     assert local_splits("ner", {"path": str(tmp_path / "plain")})[0]["test"].to_list() == splits["test"].to_list()
 
-    with caplog.at_level(logging.INFO, logger="bert_ablation.tasks"):
+    with caplog.at_level(logging.INFO, logger="bert_ablation.data.task_sources"):
         summary = build_task("ner", {"source": "local", "path": str(tmp_path / "wnut")}, {}, str(tmp_path / "out"))
     assert summary == {"train": {"rows": 3}, "validation": {"rows": 2}, "test": {"rows": 2}}
     assert f"task ner: 9 labels, from its train split: {', '.join(WNUT_LABELS)}" in caplog.text
@@ -369,7 +370,7 @@ def test_ner_dev_tag_outside_the_training_labels_names_file_line_and_tag(tmp_pat
 def test_ner_from_the_hub_needs_arguments_and_label_names(tmp_path, no_network):
     import datasets
 
-    from bert_ablation.tasks import build_task
+    from bert_ablation.data.task_sources import build_task
 
     with pytest.raises(TaskDataError, match=r"ner: source 'hub' needs tasks\.ner\.hub, the datasets\.load_dataset "
                                             r"arguments"):
@@ -418,10 +419,11 @@ def test_ner_fine_tunes_and_scores_with_its_own_labels(tmp_path, tokenizer):
     from transformers import BertModel
 
     from bert_ablation import config as cfg
-    from bert_ablation.finetune import evaluate, featurize, finetune
-    from bert_ablation.modeling import bert_config
+    from bert_ablation.data.task_sources import build_task
+    from bert_ablation.data.tasks import with_labels
+    from bert_ablation.models.modeling import bert_config
     from bert_ablation.storage import write_json
-    from bert_ablation.tasks import build_task, with_labels
+    from bert_ablation.training.finetune import evaluate, featurize, finetune
 
     checkpoint = tmp_path / "checkpoint"
     torch.manual_seed(0)
@@ -473,7 +475,7 @@ def test_hub_conll_recovers_documents_from_its_docstart_rows(tmp_path, no_networ
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from bert_ablation.tasks import build_task
+    from bert_ablation.data.task_sources import build_task
 
     repo = tmp_path / "conll"
     (repo / "data").mkdir(parents=True)
@@ -483,7 +485,7 @@ def test_hub_conll_recovers_documents_from_its_docstart_rows(tmp_path, no_networ
     for split in ("train", "validation", "test"):
         pq.write_table(pa.table({"id": [str(i) for i in range(5)], "tokens": sentences, "ner_tags": tags}),
                        repo / "data" / f"{split}-00000-of-00001.parquet")
-    with caplog.at_level(logging.INFO, logger="bert_ablation.tasks"):
+    with caplog.at_level(logging.INFO, logger="bert_ablation.data.task_sources"):
         build_task("conll2003", {"source": "hub", "hub": {"path": str(repo)}}, {}, tmp_path / "out")
     saved = datasets.load_from_disk(str(tmp_path / "out"))["train"]
     assert saved["tokens"] == [s for s in sentences if s != ["-DOCSTART-"]]  # not sentences: dropped

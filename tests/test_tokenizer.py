@@ -3,11 +3,11 @@ import subprocess
 import sys
 from collections import Counter
 
-from bert_ablation.tokenizer import SPECIAL_TOKENS, learn_wordpiece_vocab
+from bert_ablation.data.tokenizer import SPECIAL_TOKENS, learn_wordpiece_vocab
 
 SCRIPT = """
 from tests.conftest import make_documents
-from bert_ablation.tokenizer import train_wordpiece
+from bert_ablation.data.tokenizer import train_wordpiece
 sentences = [s for doc in make_documents(300) for s in doc]
 print(sorted(train_wordpiece(sentences, 150, True, 1).get_vocab().items()))
 """

@@ -146,3 +146,19 @@ def test_the_report_holds_the_tables_figures_and_claims(run):
     html = (run / "report.html").read_text()
     for name in ("table5.csv", "table8.png", "figure5.png", "pretraining_loss.png", "claims.csv"):
         assert name in html, name
+
+
+def test_finetune_probe_reruns_a_finished_runs_checkpoint_beside_the_hf_reference(run):
+    """benchmarks/finetune_probe.py (README, "The recipe"): one restart per setting, scores in range."""
+    import json
+
+    command = [sys.executable, str(ROOT / "benchmarks" / "finetune_probe.py"), "--results", str(run / "results"),
+               "--config", str(ROOT / "config.yaml"), str(MICRO), "--ablation", "bert_base", "--task", "sst2",
+               "--epochs", "2", "--group-by-length", "--reference"]
+    probe = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert probe.returncode == 0, probe.stderr[-3000:]
+    row = json.loads(next(line for line in probe.stdout.splitlines() if line.startswith("{")))
+    assert row["group_by_length"] is True and row["metric"] == "accuracy" and row["lr"] == 1e-3
+    assert len(row["dev"]) == len(row["reference_dev"]) == 2
+    assert all(0 <= value <= 100 for value in (*row["dev"], *row["reference_dev"], row["train"]))
+    assert "| bert_base | sst2 | 0.001 | 2 | True | 0 |" in probe.stdout

@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 from test_workflow import MICRO, planned_jobs, snakemake
 
-from bert_ablation.conll import write_conll
-from bert_ablation.tasks import TASKS
-from bert_ablation.world import World
+from bert_ablation.data.conll import write_conll
+from bert_ablation.data.tasks import TASKS
+from bert_ablation.data.world import World
 
 pytestmark = pytest.mark.integration
 

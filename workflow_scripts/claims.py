@@ -1,5 +1,5 @@
 """Snakemake entry point: judge the paper's claims on our tables."""
-from bert_ablation.claims import check_claims
+from bert_ablation.evaluation.claims import check_claims
 from bert_ablation.workflow import job_logging, params_json
 
 with job_logging(snakemake.log[0]):

@@ -1,5 +1,5 @@
 """Snakemake entry point: materialise one shard of the pretraining corpus."""
-from bert_ablation.corpus import build_corpus
+from bert_ablation.data.corpus import build_corpus
 from bert_ablation.workflow import job_logging, params_json
 
 with job_logging(snakemake.log[0]):

@@ -1,7 +1,7 @@
 """Snakemake entry point: fine-tune one checkpoint on one task, all restarts."""
 import os
 
-from bert_ablation.finetune import finetune
+from bert_ablation.training.finetune import finetune
 from bert_ablation.workflow import job_logging, params_json
 
 with job_logging(snakemake.log[0]):

@@ -1,5 +1,5 @@
 """Snakemake entry point: import one released or local checkpoint."""
-from bert_ablation.checkpoints import import_checkpoint
+from bert_ablation.models.checkpoints import import_checkpoint
 from bert_ablation.workflow import job_logging, params_json
 
 with job_logging(snakemake.log[0]):

@@ -1,5 +1,5 @@
 """Snakemake entry point: pack one corpus shard's documents into pretraining instances."""
-from bert_ablation.instances import build_instances
+from bert_ablation.data.instances import build_instances
 from bert_ablation.workflow import job_logging, params_json
 
 with job_logging(snakemake.log[0]):

@@ -4,8 +4,8 @@ import os
 import subprocess
 import tempfile
 
-from bert_ablation.distributed import torchrun_command
-from bert_ablation.pretrain import pretrain
+from bert_ablation.training.distributed import torchrun_command
+from bert_ablation.training.pretrain import pretrain
 from bert_ablation.workflow import job_logging, params_json
 
 short = getattr(snakemake.input, "short_instances", None)
@@ -23,7 +23,7 @@ if gpus > 1:
         json.dump(kwargs, handle)
     try:
         with open(snakemake.log[0], "w") as log:
-            subprocess.run(torchrun_command(gpus, "bert_ablation.pretrain", handle.name), stdout=log, stderr=log,
+            subprocess.run(torchrun_command(gpus, "bert_ablation.training.pretrain", handle.name), stdout=log, stderr=log,
                            check=True)
     finally:  # a failed torchrun must not leave the arguments file behind
         os.unlink(handle.name)

@@ -1,5 +1,5 @@
 """Snakemake entry point: aggregate restarts into one paper table or figure."""
-from bert_ablation.tables import write_table
+from bert_ablation.evaluation.tables import write_table
 from bert_ablation.workflow import job_logging, params_json
 
 with job_logging(snakemake.log[0]):

@@ -1,5 +1,5 @@
 """Snakemake entry point: load one task into its hub record schema."""
-from bert_ablation.tasks import build_task
+from bert_ablation.data.task_sources import build_task
 from bert_ablation.workflow import job_logging, params_json
 
 with job_logging(snakemake.log[0]):

@@ -1,5 +1,5 @@
 """Snakemake entry point: learn the WordPiece vocabulary from every shard's word counts."""
-from bert_ablation.tokenizer import build_tokenizer
+from bert_ablation.data.tokenizer import build_tokenizer
 from bert_ablation.workflow import job_logging, params_json
 
 with job_logging(snakemake.log[0]):

@@ -1,5 +1,5 @@
 """Snakemake entry point: count the words of one corpus shard."""
-from bert_ablation.tokenizer import count_words
+from bert_ablation.data.tokenizer import count_words
 from bert_ablation.workflow import job_logging
 
 with job_logging(snakemake.log[0]):

@@ -127,9 +127,9 @@ def _known(kind: str, name: str, known, where: str, source: str) -> None:
 
 
 def _check_semantics(config: dict, source: str) -> None:
-    from .objectives import OBJECTIVES
-    from .tasks import TASKS
-    from .world import WORLD_TASKS
+    from .data.tasks import TASKS
+    from .data.world import WORLD_TASKS
+    from .models.objectives import OBJECTIVES
 
     schema_defs = schema()["definitions"]
     for name in config["ablations"]:
@@ -233,8 +233,8 @@ def _check_cell(config: dict, cell: dict, where: str, source: str) -> None:
     """One table cell. A checkpoint row (a released or local model) gets the checks that need no
     loading; its shape (e.g. the layers a feature-based head reads) is checked when it is
     imported and fine-tuned."""
-    from .head_kinds import HEAD_KINDS
-    from .tasks import TASKS
+    from .data.tasks import TASKS
+    from .models.head_kinds import HEAD_KINDS
 
     row_where, column_where = f"{where}.rows.{cell['row']}", f"{where}.columns.{cell['column']}"
     checkpoint = cell["origin"] == "checkpoint"
@@ -310,7 +310,7 @@ def resolve_ablation(config: dict, name: str, check: bool = True) -> dict:
     """
     if check and name not in config["ablations"]:
         _known("ablation", name, config["ablations"], "ablation", "config")
-    from .objectives import OBJECTIVES
+    from .models.objectives import OBJECTIVES
 
     ablation = config["ablations"][name]
     objective = OBJECTIVES[ablation["objective"]]
@@ -353,7 +353,7 @@ def hp_key(lr: float, batch_size: int, epochs: int) -> str:
 def grid_points(config: dict, task: str, head: str = "linear") -> list[dict]:
     """The task's grid: schema default < finetune.grid < tasks.<task>.grid < (for a frozen,
     feature-based head) finetune.feature_based_grid."""
-    from .head_kinds import HEAD_KINDS
+    from .models.head_kinds import HEAD_KINDS
 
     default = schema()["properties"]["finetune"]["properties"]["grid"]["default"]
     grid = {**default, **config["finetune"]["grid"], **config["tasks"][task].get("grid", {})}

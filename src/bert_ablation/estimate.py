@@ -57,7 +57,7 @@ def corpus_text_bytes(config: dict) -> tuple[float | None, str]:
         return given * 1e9, "estimate.corpus_text_gb"
     source = config["corpus"]["source"]
     if source in ("text", "jsonl"):
-        from .corpus import input_files
+        from .data.corpus import input_files
 
         return float(sum(os.path.getsize(p) for p in input_files(config))), "the local files"
     if source == "synthetic":

@@ -24,7 +24,7 @@ import logging
 import numpy as np
 import torch
 
-from .masking import IGNORE_INDEX
+from ..models.masking import IGNORE_INDEX
 from .tasks import TaskSpec
 
 log = logging.getLogger(__name__)

@@ -15,8 +15,8 @@ import os
 import shutil
 from pathlib import Path
 
-from .config import checkpoint_hash
-from .storage import atomic_dir, file_digest, write_json
+from ..config import checkpoint_hash
+from ..storage import atomic_dir, file_digest, write_json
 
 log = logging.getLogger(__name__)
 

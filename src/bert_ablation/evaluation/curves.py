@@ -12,7 +12,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from .storage import atomic_file, read_json  # noqa: E402
+from ..storage import atomic_file, read_json  # noqa: E402
 
 
 def plot_finetune_curves(metrics_paths: list[str], png: str, pdf: str) -> dict:

@@ -12,8 +12,8 @@ import itertools
 import logging
 from collections import Counter, defaultdict
 
+from ..storage import atomic_dir, atomic_file
 from .corpus import iter_documents
-from .storage import atomic_dir, atomic_file
 
 log = logging.getLogger(__name__)
 

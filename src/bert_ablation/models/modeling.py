@@ -27,6 +27,7 @@ from transformers import (
 from transformers.models.bert.modeling_bert import BertPooler
 from transformers.models.roformer.modeling_roformer import RoFormerOnlyMLMHead, RoFormerPreTrainedModel
 
+from ..data.task_kinds import TASK_KINDS
 from .heads import HEADS
 from .masking import IGNORE_INDEX
 
@@ -221,32 +222,26 @@ class FinetuneOutput:
 
 
 class FinetuneModel(nn.Module):
-    """A pretrained encoder, a head from ``HEADS`` and a task output layer.
-
-    kind = "classification": one label per sequence from the head's summary vector.
-    kind = "regression": one score per sequence from the summary vector, a single output trained
-    with mean squared error (HF's problem_type="regression").
-    kind = "span": start/end logits per token (SQuAD); the loss averages the two.
-    kind = "tagging": one label per token; only labelled tokens (first sub-tokens) count.
+    """A pretrained encoder, a head from ``HEADS`` and a task output layer whose width and loss
+    are the task kind's (``task_kinds.TASK_KINDS``: classification and regression read the head's
+    summary vector, span and tagging its per-token outputs).
 
     With a feature-based head the encoder is frozen: no gradient, no dropout, and the
     optimizer never sees its parameters.
     """
 
-    KINDS = ("classification", "regression", "span", "tagging")
-
     def __init__(self, encoder: PreTrainedModel, kind: str, num_labels: int, head: str, dropout: float):
         super().__init__()
-        if kind not in self.KINDS:
-            raise ValueError(f"unknown task kind '{kind}'; known: {', '.join(self.KINDS)}")
+        if kind not in TASK_KINDS:
+            raise ValueError(f"unknown task kind '{kind}'; known: {', '.join(TASK_KINDS)}")
         self.encoder = encoder
-        self.kind = kind
+        self.kind = TASK_KINDS[kind]
         self.head = HEADS[head](encoder.config, encoder.pooler)
         self.frozen = self.head.frozen
         if self.frozen:
             self.encoder.requires_grad_(False)
         self.dropout = nn.Dropout(dropout)
-        self.output = nn.Linear(self.head.out_dim, {"span": 2, "regression": 1}.get(kind, num_labels))
+        self.output = nn.Linear(self.head.out_dim, self.kind.output_width(num_labels))
         self.output.weight.data.normal_(0.0, encoder.config.initializer_range)
         self.output.bias.data.zero_()
 
@@ -270,23 +265,9 @@ class FinetuneModel(nn.Module):
             hidden = self.head.from_cache(hidden_states)
         else:
             hidden = self._encode(input_ids, attention_mask, token_type_ids)
-        if self.kind in ("classification", "regression"):
+        if self.kind.per_token:
+            logits = self.output(self.dropout(self.head.tokens(hidden, attention_mask, word_index)))  # (B, T, 2 or C)
+        else:
             logits = self.output(self.dropout(self.head.summary(hidden, attention_mask)))  # (B, C) or (B, 1)
-            loss = None
-            if labels is not None and self.kind == "regression":
-                loss = F.mse_loss(logits.squeeze(-1).float(), labels.float())
-            elif labels is not None:
-                loss = F.cross_entropy(logits, labels)
-            return FinetuneOutput(loss, logits)
-        logits = self.output(self.dropout(self.head.tokens(hidden, attention_mask, word_index)))  # (B, T, 2 or C)
-        if self.kind == "tagging":
-            loss = None
-            if labels is not None:
-                loss = F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=IGNORE_INDEX)
-            return FinetuneOutput(loss, logits)
-        # Padding can never be an answer boundary.
-        logits = logits.masked_fill(~attention_mask.bool().unsqueeze(-1), torch.finfo(logits.dtype).min)
-        loss = None
-        if start_positions is not None:
-            loss = (F.cross_entropy(logits[..., 0], start_positions) + F.cross_entropy(logits[..., 1], end_positions)) / 2
+        loss, logits = self.kind.loss(logits, attention_mask, labels, start_positions, end_positions)
         return FinetuneOutput(loss, logits)

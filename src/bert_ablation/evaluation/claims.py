@@ -1,6 +1,6 @@
 """Judge the paper's qualitative findings on our results, with restart statistics.
 
-The findings live as data in ``data/claims.yaml``. Each claim reduces to pairwise comparisons
+The findings live as data in ``evaluation/claims.yaml``. Each claim reduces to pairwise comparisons
 between "cells" (table, row, column -> restart values): ``a > b + margin`` for
 greater/order/best/worst, or ``|a - b| <= tolerance`` for close. A comparison is
 
@@ -39,8 +39,8 @@ import pandas as pd
 import yaml
 from scipy import stats
 
-from .mechanisms import MECHANISMS
-from .storage import atomic_file, derive_seed, read_json
+from ..data.mechanisms import MECHANISMS
+from ..storage import atomic_file, derive_seed, read_json
 
 log = logging.getLogger(__name__)
 
@@ -79,9 +79,9 @@ class _Unavailable(LookupError):
 # ----------------------------------------------------------------------------- loading
 
 def load_claims(path: str | Path | None = None) -> list[dict]:
-    """Read and validate claims (default: the packaged data/claims.yaml)."""
+    """Read and validate claims (default: the packaged evaluation/claims.yaml)."""
     if path is None:
-        text, where = resources.files(__package__).joinpath("data/claims.yaml").read_text(), "data/claims.yaml"
+        text, where = resources.files(__package__).joinpath("claims.yaml").read_text(), "evaluation/claims.yaml"
     else:
         text, where = Path(path).read_text(), str(path)
     document = yaml.safe_load(text)

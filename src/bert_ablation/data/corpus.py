@@ -28,7 +28,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, NamedTuple
 
-from .storage import atomic_dir
+from ..storage import atomic_dir
 
 log = logging.getLogger(__name__)
 

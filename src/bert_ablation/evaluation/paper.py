@@ -1,4 +1,4 @@
-"""The paper's reference numbers (``data/paper_ablations.yaml``), decoded in one place.
+"""The paper's reference numbers (``evaluation/paper_ablations.yaml``), decoded in one place.
 
 Every table and figure is ``columns`` and ``rows`` (label -> one value per column, null where the
 paper has none); the labels are in the YAML, so Table 6's "12/768/12" and Table 8's "80/10/10"
@@ -52,7 +52,7 @@ class PaperTable:
 
 @functools.cache
 def _reference() -> dict:
-    return yaml.safe_load(resources.files(__package__).joinpath("data/paper_ablations.yaml").read_text())
+    return yaml.safe_load(resources.files(__package__).joinpath("paper_ablations.yaml").read_text())
 
 
 def paper_tables() -> dict[str, PaperTable]:

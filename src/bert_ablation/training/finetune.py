@@ -19,14 +19,14 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from ..data.features import pad_batch
+from ..data.task_kinds import TASK_KINDS
+from ..data.tasks import TASKS, with_labels
+from ..models.heads import HEADS
+from ..models.modeling import FinetuneModel
+from ..storage import atomic_file, derive_seed, read_json, stable_hash, tree_digest, write_json
 from .batching import epoch_batches
 from .engine import Engine, configure_threads, seed_everything
-from .features import best_spans, classification_features, pad_batch, span_features, tagging_features
-from .heads import HEADS
-from .metrics import classification_scores, ner_scores, regression_scores, squad_scores
-from .modeling import FinetuneModel
-from .storage import atomic_file, derive_seed, read_json, stable_hash, tree_digest, write_json
-from .tasks import TASKS, with_labels
 
 log = logging.getLogger(__name__)
 
@@ -34,21 +34,12 @@ log = logging.getLogger(__name__)
 class CheckpointError(ValueError):
     """A checkpoint that does not fit this config or is internally inconsistent."""
 
-LABEL_KEYS = {"classification": ("labels",), "regression": ("labels",), "tagging": ("labels",),
-              "span": ("start_positions", "end_positions")}
-
-
 def restart_seeds(base_seed: int, restart: int) -> dict[str, int]:
     return {"init_seed": derive_seed(base_seed, restart, "init"), "data_seed": derive_seed(base_seed, restart, "data")}
 
 
 def featurize(spec, split_records: dict, tokenizer, task_settings: dict, train: bool) -> dict:
-    if spec.kind == "span":
-        return span_features(split_records, tokenizer, task_settings, train)
-    if spec.kind == "tagging":
-        return tagging_features(split_records, tokenizer, task_settings["max_seq_length"],
-                                task_settings["document_context"])
-    return classification_features(spec, split_records, tokenizer, task_settings["max_seq_length"])
+    return TASK_KINDS[spec.kind].featurize(spec, split_records, tokenizer, task_settings, train)
 
 
 @torch.no_grad()
@@ -58,7 +49,7 @@ def predict(engine: Engine, spec, features: dict, batch_size: int, pad_id: int) 
     # Length-sorted batches waste no compute on padding; order does not change predictions.
     order = np.argsort([len(ids) for ids in features["input_ids"]], kind="stable")
     outputs = [None] * n
-    per_token = spec.kind in ("span", "tagging")
+    per_token = TASK_KINDS[spec.kind].per_token
     for start in range(0, n, batch_size):
         index = order[start: start + batch_size]
         batch = pad_batch(features, index, pad_id, ())
@@ -70,33 +61,12 @@ def predict(engine: Engine, spec, features: dict, batch_size: int, pad_id: int) 
 
 def score(spec, records: dict, features: dict, outputs: list[np.ndarray], task_settings: dict) -> dict:
     """The task's metrics of ``predict``'s outputs (decoding spans and tags first)."""
-    if spec.kind == "tagging":
-        predictions = [[spec.labels[int(out[p].argmax())] if p is not None else "O" for p in positions]
-                       for out, positions in zip(outputs, features["word_positions"])]
-        references = [[spec.labels[t] for t in tags] for tags in records["ner_tags"]]
-        return ner_scores(predictions, references)
-    if spec.kind == "span":
-        predictions = best_spans(records, features, [o[:, 0] for o in outputs], [o[:, 1] for o in outputs],
-                                 task_settings["n_best"], task_settings["max_answer_length"])
-        references = {qid: a["text"] for qid, a in zip(records["id"], records["answers"])}
-        return squad_scores(predictions, references)
-    if spec.kind == "regression":
-        return regression_scores([float(o[0]) for o in outputs], features["labels"])
-    return classification_scores([int(o.argmax()) for o in outputs], features["labels"], spec.metrics)
+    return TASK_KINDS[spec.kind].score(spec, records, features, outputs, task_settings)
 
 
 def evaluate(engine: Engine, spec, records: dict, features: dict, batch_size: int, task_settings: dict,
              pad_id: int) -> dict:
     return score(spec, records, features, predict(engine, spec, features, batch_size, pad_id), task_settings)
-
-
-def constant_prediction(spec, outputs: list[np.ndarray]) -> str | None:
-    """The label a classification restart predicts for *every* example, or None: a collapsed run
-    (fine-tuning that diverged to one class) scores the share of that class, i.e. chance."""
-    if spec.kind != "classification" or not outputs:
-        return None
-    predicted = {int(o.argmax()) for o in outputs}
-    return spec.labels[predicted.pop()] if len(predicted) == 1 else None
 
 
 @torch.no_grad()
@@ -141,7 +111,7 @@ def train_restart(encoder, spec, head: str, train_features: dict, settings: dict
     engine = Engine(model, lr=hp["lr"], total_steps=total, warmup_steps=int(settings["warmup_ratio"] * total),
                     weight_decay=settings["weight_decay"], grad_clip=settings["grad_clip"],
                     precision=settings["precision"], device=device, bias_correction=settings["adam_bias_correction"])
-    label_keys = LABEL_KEYS[spec.kind]
+    label_keys = TASK_KINDS[spec.kind].label_keys
     data_order = torch.Generator().manual_seed(seeds["data_seed"])
     lengths = [len(ids) for ids in train_features["input_ids"]]
     curve, first_epoch = [], 0
@@ -185,8 +155,8 @@ def finetune(checkpoint_dir: str, task_dir: str, task: str, head: str, settings:
     ``stop_after_epochs`` interrupts the job after that many epochs in all, as a kill would (tests)."""
     import datasets
 
-    from .modeling import load_encoder
-    from .tokenizer import load_tokenizer
+    from ..data.tokenizer import load_tokenizer
+    from ..models.modeling import load_encoder
 
     configure_threads(threads)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -255,7 +225,7 @@ def finetune(checkpoint_dir: str, task_dir: str, task: str, head: str, settings:
             return None
         # The last epoch's dev score is the run's; the other splits are scored once, at the end.
         scores = {dev_split: curve[-1], **{split: scorer(split)(engine) for split in spec.eval_splits[1:]}}
-        collapsed = constant_prediction(spec, dev_outputs)
+        collapsed = TASK_KINDS[spec.kind].constant_prediction(spec, dev_outputs)
         if collapsed is not None:
             log.warning("%s %s restart %d collapsed: it predicts '%s' for every %s example (dev %s); a constant "
                         "classifier scores this", task, head, restart, collapsed, dev_split, scores[dev_split])

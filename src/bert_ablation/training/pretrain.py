@@ -21,15 +21,15 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from ..config import ablation_hash
+from ..data.instances import STATIC_FIELDS, InstanceStore, instances_digest
+from ..models.masking import Masker, MaskingProcedure
+from ..models.modeling import pretraining_model
+from ..models.objectives import OBJECTIVES
+from ..storage import atomic_dir, atomic_file, derive_seed, file_digest, stable_hash, tree_digest, write_json
 from .batching import epoch_batch_matrix
-from .config import ablation_hash
 from .distributed import Distributed
 from .engine import Engine, StepLog, configure_threads, seed_everything
-from .instances import STATIC_FIELDS, InstanceStore, instances_digest
-from .masking import Masker, MaskingProcedure
-from .modeling import pretraining_model
-from .objectives import OBJECTIVES
-from .storage import atomic_dir, atomic_file, derive_seed, file_digest, stable_hash, tree_digest, write_json
 
 log = logging.getLogger(__name__)
 
@@ -179,7 +179,7 @@ class PretrainingRun:
 
 def prepare(spec: dict, instances_dir, tokenizer_dir: str, state_root: str, device: str | None,
             short_instances_dir, dist: Distributed) -> PretrainingRun:
-    from .tokenizer import load_tokenizer
+    from ..data.tokenizer import load_tokenizer
 
     train = spec["pretrain"]
     short_steps = train["short_seq_steps"]
@@ -331,7 +331,7 @@ def pretrain(spec: dict, instances_dir: list[str] | str, tokenizer_dir: str, che
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m bert_ablation.pretrain ARGS.json``: the entry point torchrun starts on every
+    """``python -m bert_ablation.training.pretrain ARGS.json``: the entry point torchrun starts on every
     rank; ARGS.json holds pretrain()'s keyword arguments. Logs go to stderr (rank 0 only),
     which the launching job sends to its log file."""
     import json
@@ -341,7 +341,7 @@ def main(argv: list[str] | None = None) -> None:
     with open(path, encoding="utf-8") as handle:
         kwargs = json.load(handle)
     if Distributed.from_env().is_main:
-        from .workflow import LOG_FORMAT
+        from ..workflow import LOG_FORMAT
 
         logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     pretrain(**kwargs)

@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..storage import atomic_file, canonical_json, read_json, write_json
 from . import paper
-from .storage import atomic_file, canonical_json, read_json, write_json
 
 log = logging.getLogger(__name__)
 

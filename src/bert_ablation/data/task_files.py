@@ -18,7 +18,7 @@ one ``World.task`` produces and ``tasks.validate_records`` checks), and the rows
 * a ``datasets`` ``save_to_disk`` folder (one holding ``dataset_dict.json``), for any task.
 
 A task without a label set of its own (``ner``) comes back as ``datasets.Dataset`` splits whose
-``ner_tags`` feature (a ``ClassLabel``) names its labels, which ``tasks.build_task`` saves with it.
+``ner_tags`` feature (a ``ClassLabel``) names its labels, which ``task_sources.build_task`` saves with it.
 
 ``settings["path"]`` is the folder; ``settings.get("files")`` maps splits to file names
 (relative to the folder, or absolute) that replace the defaults.  Problems raise

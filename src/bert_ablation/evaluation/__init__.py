@@ -1,0 +1,1 @@
+"""Evaluation: metrics, tables and figures, the paper's reference numbers, claims, fine-tuning curves."""

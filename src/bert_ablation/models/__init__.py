@@ -1,0 +1,1 @@
+"""The models: encoder families and pretraining heads, objectives, masking, fine-tuning heads, checkpoint import."""
