@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 class CheckpointError(ValueError):
     """A checkpoint that does not fit this config or is internally inconsistent."""
 
+
 def restart_seeds(base_seed: int, restart: int) -> dict[str, int]:
     return {"init_seed": derive_seed(base_seed, restart, "init"), "data_seed": derive_seed(base_seed, restart, "data")}
 
