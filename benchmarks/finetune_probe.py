@@ -82,7 +82,7 @@ def probe(args) -> list[dict]:
     from bert_ablation.data.tokenizer import load_tokenizer
     from bert_ablation.models.modeling import load_encoder
     from bert_ablation.training.engine import configure_threads
-    from bert_ablation.training.finetune import featurize, predict, restart_seeds, score, train_restart
+    from bert_ablation.training.finetune import evaluate, featurize, restart_seeds, train_restart
 
     configure_threads(args.threads)
     config = configuration.load(args.config[0], args.config[1:])
@@ -103,10 +103,8 @@ def probe(args) -> list[dict]:
     metric = spec.metrics[0]  # the paper's headline metric of the task
 
     def scorer(split, which):
-        def run(engine):
-            outputs = predict(engine, spec, features[which], settings["eval_batch_size"], tokenizer.pad_token_id)
-            return score(spec, records[split], features[which], outputs, settings["task"])[metric]
-        return run
+        return lambda engine: evaluate(engine, spec, records[split], features[which], settings["eval_batch_size"],
+                                       settings["task"], tokenizer.pad_token_id)[metric]
 
     rows = []
     for restart in range(args.restarts):
