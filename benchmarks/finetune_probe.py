@@ -78,6 +78,7 @@ def probe(args) -> list[dict]:
     import datasets
 
     from bert_ablation import config as configuration
+    from bert_ablation import plan
     from bert_ablation.data.tasks import TASKS, with_labels
     from bert_ablation.data.tokenizer import load_tokenizer
     from bert_ablation.models.modeling import load_encoder
@@ -86,8 +87,8 @@ def probe(args) -> list[dict]:
 
     configure_threads(args.threads)
     config = configuration.load(args.config[0], args.config[1:])
-    point = configuration.grid_points(config, args.task, "linear")[0]["key"]
-    settings = configuration.finetune_settings(config, args.task, "linear", point)
+    point = plan.grid_points(config, args.task, "linear")[0].key
+    settings = plan.finetune_settings(config, args.task, "linear", point)
     settings["hp"] = {"lr": args.lr, "batch_size": args.batch_size, "epochs": args.epochs, "key": "probe"}
     settings["group_by_length"] = args.group_by_length
     checkpoint = str(Path(args.results) / "pretrain" / args.ablation / "checkpoints" / "final")

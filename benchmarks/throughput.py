@@ -65,6 +65,7 @@ from bert_ablation.data.world import World
 from bert_ablation.models.masking import IGNORE_INDEX, Masker, MaskingProcedure
 from bert_ablation.models.modeling import FinetuneModel, bert_config, model_config, pretraining_model
 from bert_ablation.models.objectives import OBJECTIVES
+from bert_ablation.schema import schema_defaults
 from bert_ablation.storage import atomic_file
 from bert_ablation.training.batching import epoch_batches
 from bert_ablation.training.engine import Engine, configure_threads, native_bf16, seed_everything
@@ -286,8 +287,9 @@ class OursSide:
     name = "ours"
 
     def __init__(self, model, total_steps, args, device):
-        self.engine = Engine(model, lr=args.lr, total_steps=total_steps, warmup_steps=max(1, total_steps // 10),
-                             weight_decay=args.weight_decay, grad_clip=1.0, precision="auto", device=device)
+        settings = {**schema_defaults("pretrain"), "weight_decay": args.weight_decay, "precision": "auto"}
+        self.engine = Engine.from_settings(model, settings, lr=args.lr, total_steps=total_steps,
+                                           warmup_steps=max(1, total_steps // 10), device=device)
         self.precision = self.engine.precision
 
     def step(self, k: int) -> dict:
@@ -369,7 +371,7 @@ class RefPretrain(RefSide):
 
 def pretraining_sides(size, args, tokenizer, batches, device, total_steps):
     objective = OBJECTIVES[args.objective]
-    masker = Masker.for_tokenizer(MaskingProcedure(), tokenizer)
+    masker = Masker.for_tokenizer(MaskingProcedure.from_config(schema_defaults("masking")), tokenizer)
     spec = model_spec(size, args.architecture)
     config = model_config(spec, max(args.vocab, len(tokenizer)), tokenizer.pad_token_id, objective.causal)
     seed_everything(SEED)

@@ -1,8 +1,10 @@
 # Configuration is validated (schema + cross-field rules) at parse time, before any job runs,
 # and every helper that turns it into paths or params lives here.
+import dataclasses
 import json
 
 from bert_ablation import config as cfg
+from bert_ablation import plan
 from bert_ablation.data import corpus
 from bert_ablation.data.task_files import input_files as local_task_files
 from bert_ablation.data.tasks import TaskDataError
@@ -17,7 +19,7 @@ wildcard_constraints:
     ablation="|".join(sorted([*config["ablations"], *config["checkpoints"]])),
     checkpoint="|".join(sorted(config["checkpoints"])) or "no-checkpoint",
     task="|".join(sorted(config["tasks"])),
-    table="|".join(cfg.report_names(config)) or "no-table",
+    table="|".join(plan.report_names(config)) or "no-table",
     packing="nsp_pairs|contiguous",
     length="[0-9]+",
     shard="[0-9]+",
@@ -56,7 +58,7 @@ def as_param(obj):
 
 
 def ablation_spec(wildcards):
-    return as_param(cfg.resolve_ablation(config, wildcards.ablation))
+    return as_param(plan.resolve_ablation(config, wildcards.ablation))
 
 
 def instance_settings(wildcards):
@@ -69,7 +71,7 @@ def instance_settings(wildcards):
 def pretrain_instances(wildcards):
     """The instances a run trains on; with a short-sequence phase (the paper's 90% of steps at
     length 128), also those at that length."""
-    spec = cfg.resolve_ablation(config, wildcards.ablation)
+    spec = plan.resolve_ablation(config, wildcards.ablation)
 
     def at(length):
         return [path("instances", packing=spec["packing"], length=length, shard=k) for k in corpus_shards()]
@@ -131,11 +133,11 @@ def task_source(wildcards):
 
 
 def pretrain_spec_hash(wildcards):
-    return cfg.spec_hash(config, wildcards.ablation)
+    return plan.spec_hash(config, wildcards.ablation)
 
 
 def finetune_settings(wildcards):
-    return as_param(cfg.finetune_settings(config, wildcards.task, wildcards.head, wildcards.hp))
+    return as_param(plan.finetune_settings(config, wildcards.task, wildcards.head, wildcards.hp))
 
 
 def restart_outputs():
@@ -144,7 +146,7 @@ def restart_outputs():
 
 def table_cells(wildcards):
     """The cells in config order (a list, so canonical JSON keeps the order)."""
-    return as_param(cfg.table_cells(config, wildcards.table))
+    return as_param(plan.table_cells(config, wildcards.table))
 
 
 def table_options(wildcards):
@@ -157,14 +159,14 @@ def table_options(wildcards):
 
 def finetune_metrics(names):
     return [
-        path("finetune", **{key: r[key] for key in ("ablation", "step", "task", "head", "hp")}, restart=k)
-        for r in cfg.finetune_runs(config, names)
+        path("finetune", **dataclasses.asdict(run), restart=k)
+        for run in plan.finetune_runs(config, names)
         for k in range(config["finetune"]["restarts"])
     ]
 
 
 def pretrain_metrics(names):
-    return [path("pretrain", "metrics.json", ablation=a) for a in cfg.pretrain_runs(config, names)]
+    return [path("pretrain", "metrics.json", ablation=a) for a in plan.pretrain_runs(config, names)]
 
 
 def table_inputs(wildcards):
@@ -174,7 +176,7 @@ def table_inputs(wildcards):
 
 
 def checkpoint_metrics(names):
-    return [path("imported", "metrics.json", checkpoint=c) for c in cfg.checkpoint_runs(config, names)]
+    return [path("imported", "metrics.json", checkpoint=c) for c in plan.checkpoint_runs(config, names)]
 
 
 def finetune_checkpoints(wildcards):
@@ -206,11 +208,11 @@ def table_outputs(name):
 
 
 def provenance_files():
-    return [f"{path('table', table=name)}.provenance.json" for name in cfg.report_names(config)]
+    return [f"{path('table', table=name)}.provenance.json" for name in plan.report_names(config)]
 
 
 def pretrain_logs():
-    return {a: path("pretrain", "log.csv", ablation=a) for a in cfg.pretrain_runs(config)}
+    return {a: path("pretrain", "log.csv", ablation=a) for a in plan.pretrain_runs(config)}
 
 
 def claims_settings():
@@ -218,9 +220,9 @@ def claims_settings():
 
 
 def all_outputs():
-    outputs = [path for name in cfg.report_names(config) for path in table_outputs(name)]
-    if cfg.report_names(config):
+    outputs = [path for name in plan.report_names(config) for path in table_outputs(name)]
+    if plan.report_names(config):
         outputs += rules.loss_curves.output
-    if config["claims"]["enabled"] and cfg.report_names(config):
+    if config["claims"]["enabled"] and plan.report_names(config):
         outputs += rules.claims.output
     return outputs

@@ -77,7 +77,7 @@ rule claims:
 
 
 # Named targets: `snakemake --cores 2 table6` builds one table (or figure) and what it needs.
-for _name in cfg.report_names(config):
+for _name in plan.report_names(config):
 
     rule:
         name:

@@ -14,6 +14,7 @@ from test_workflow import MICRO, ROOT, planned_jobs, snakemake
 from transformers import BertModel, GPT2Config
 
 from bert_ablation import config as cfg
+from bert_ablation import plan
 from bert_ablation.evaluation.claims import check_claims
 from bert_ablation.models.checkpoints import CheckpointImportError, import_checkpoint
 from bert_ablation.models.modeling import bert_config
@@ -34,7 +35,7 @@ def test_a_local_folder_is_imported_with_its_digests(tmp_path, tokenizer):
     metrics = import_checkpoint("mine", entry, str(tmp_path / "out"), str(tmp_path / "metrics.json"))
     final = tmp_path / "out" / "final"
     assert json.loads((final / "ablation.json").read_text()) == {
-        "name": "mine", "step": "final", "spec_hash": cfg.checkpoint_hash(entry), "source": entry}
+        "name": "mine", "step": "final", "spec_hash": plan.checkpoint_hash(entry), "source": entry}
     weights = (folder / "model.safetensors").read_bytes()
     assert metrics["digests"]["model.safetensors"] == hashlib.sha256(weights).hexdigest()
     assert set(metrics["digests"]) >= {"config.json", "model.safetensors", "tokenizer.json"}
@@ -133,7 +134,7 @@ def test_a_released_checkpoint_is_a_row_beside_a_pretrained_ablation(tmp_path, t
     provenance = json.loads((work / "results/tables/calibration.provenance.json").read_text())
     released = next(c for c in provenance["cells"] if c["row"] == "BERT-Base")
     assert released["checkpoint"] == ["results/checkpoints/released_tiny/checkpoints/final"]
-    assert released["pretrain_spec_hash"] == [cfg.checkpoint_hash({"path": str(folder)})]
+    assert released["pretrain_spec_hash"] == [plan.checkpoint_hash({"path": str(folder)})]
     assert len(released["restarts"]) == 2
     metrics = json.loads((work / "results/checkpoints/released_tiny/metrics.json").read_text())
     assert metrics["digests"]["model.safetensors"] == hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()
@@ -171,14 +172,14 @@ def test_an_electra_discriminator_fine_tunes_with_a_fresh_pooler(tmp_path, token
     config = cfg.validate({"tasks": {"sst2": {"n_train": 32, "n_dev": 16, "max_seq_length": 64}},
                            "finetune": {"precision": "fp32", "grid": {"lr": [1e-3], "batch_size": [8], "epochs": [1]}}})
     build_task("sst2", config["tasks"]["sst2"], config["world"], str(tmp_path / "task"))
-    key = cfg.grid_points(config, "sst2")[0]["key"]
+    key = plan.grid_points(config, "sst2")[0].key
     out = tmp_path / "ft" / "seed0" / "metrics.json"
     finetune(str(tmp_path / "ck" / "final"), str(tmp_path / "task"), "sst2", "linear",
-             cfg.finetune_settings(config, "sst2", "linear", key), [str(out)], threads=1, device="cpu",
-             expected_spec_hash=cfg.checkpoint_hash(entry))
+             plan.finetune_settings(config, "sst2", "linear", key), [str(out)], threads=1, device="cpu",
+             expected_spec_hash=plan.checkpoint_hash(entry))
     result = json.loads(out.read_text())
     assert result["ablation"] == "electra" and 0 <= result["dev"]["accuracy"] <= 100
     with pytest.raises(CheckpointError, match=r"head 'features_concat_last_four' reads 4 layers but this encoder has 2"):
         finetune(str(tmp_path / "ck" / "final"), str(tmp_path / "task"), "sst2", "features_concat_last_four",
-                 cfg.finetune_settings(config, "sst2", "features_concat_last_four", key), [str(tmp_path / "x.json")],
+                 plan.finetune_settings(config, "sst2", "features_concat_last_four", key), [str(tmp_path / "x.json")],
                  threads=1, device="cpu")

@@ -1,9 +1,11 @@
 import copy
+import dataclasses
 
 import pytest
 import yaml
 
 from bert_ablation import config as cfg
+from bert_ablation import plan
 
 BASE = yaml.safe_load(open(__file__.replace("tests/test_config.py", "config.yaml")))
 
@@ -23,7 +25,7 @@ def test_default_config_is_valid_and_filled_with_defaults():
     config = cfg.validate(BASE)
     assert config["pretrain"]["adam_eps"] == 1e-6
     assert config["tasks"]["squad"]["n_best"] == 20
-    assert cfg.resolve_ablation(config, "ltr")["packing"] == "contiguous"
+    assert plan.resolve_ablation(config, "ltr")["packing"] == "contiguous"
 
 
 @pytest.mark.parametrize("changes, message", [
@@ -94,37 +96,54 @@ def test_squad_window_settings_default_to_hf_overlap_and_the_presets_use_run_squ
 
 def test_grid_points_and_runs_are_sorted_and_deterministic():
     config = cfg.validate(with_changes(finetune__grid={"lr": [3e-5, 5e-5], "batch_size": [32, 16], "epochs": [3]}))
-    keys = [p["key"] for p in cfg.grid_points(config, "mnli")]
+    keys = [p.key for p in plan.grid_points(config, "mnli")]
     assert keys == ["lr3e-05_bs16_ep3", "lr3e-05_bs32_ep3", "lr5e-05_bs16_ep3", "lr5e-05_bs32_ep3"]
-    runs = cfg.finetune_runs(config, ["table5"])
-    assert runs == sorted(runs, key=lambda r: tuple(r.values()))
+    runs = plan.finetune_runs(config, ["table5"])
+    assert runs == sorted(runs, key=dataclasses.astuple)
     assert len(runs) == 5 * 5 * 4  # rows x tasks x grid points
-    assert {r["head"] for r in runs if r["ablation"] == "ltr"} == {"linear", "bilstm"}
+    assert {r.head for r in runs if r.ablation == "ltr"} == {"linear", "bilstm"}
 
 
 def test_shared_runs_are_shared_between_tables():
     config = cfg.validate(BASE)
-    runs = cfg.finetune_runs(config)
-    keys = [tuple(r.values()) for r in runs]
+    runs = plan.finetune_runs(config)
+    keys = [dataclasses.astuple(r) for r in runs]
     assert len(keys) == len(set(keys))
     # bert_base fine-tuned on MNLI once, though Tables 5, 6, 8 and Figure 5 all show it
-    assert sum(r["ablation"] == "bert_base" and r["task"] == "mnli" and r["step"] == "final" for r in runs) == 1
-    per_table = sum(len(cfg.finetune_runs(config, [name])) for name in cfg.report_names(config))
+    assert sum(r.ablation == "bert_base" and r.task == "mnli" and r.step == "final" for r in runs) == 1
+    per_table = sum(len(plan.finetune_runs(config, [name])) for name in plan.report_names(config))
     assert len(runs) < per_table
-    assert "bert_base" in cfg.pretrain_runs(config, ["table6"]) and "bert_base" in cfg.pretrain_runs(config, ["table8"])
+    assert "bert_base" in plan.pretrain_runs(config, ["table6"]) and "bert_base" in plan.pretrain_runs(config, ["table8"])
 
 
 def test_figure_cells_follow_the_checkpoints():
     config = cfg.validate(BASE)
-    cells = cfg.table_cells(config, "figure5")
-    steps = [int(c["column"]) for c in cells if c["ablation"] == "ltr"]
+    cells = plan.table_cells(config, "figure5")
+    steps = [int(c.column) for c in cells if c.ablation == "ltr"]
     assert steps == sorted(config["pretrain"]["save_steps"] + [config["pretrain"]["steps"]])
-    assert [c["step"] for c in cells if c["ablation"] == "ltr"][-1] == "final"
-    assert {c["step"] for c in cells} == {"final", *(f"step-{s}" for s in config["pretrain"]["save_steps"])}
+    assert [c.step for c in cells if c.ablation == "ltr"][-1] == "final"
+    assert {c.step for c in cells} == {"final", *(f"step-{s}" for s in config["pretrain"]["save_steps"])}
 
 
 def test_column_head_overrides_the_row_head():
     config = cfg.validate(BASE)
-    cells = {(c["row"], c["column"]): c for c in cfg.table_cells(config, "table8")}
-    assert cells[("100/0/0", "NER Feature-based")]["head"] == "features_concat_last_four"
-    assert cells[("100/0/0", "NER Fine-tune")]["head"] == "linear"
+    cells = {(c.row, c.column): c for c in plan.table_cells(config, "table8")}
+    assert cells[("100/0/0", "NER Feature-based")].head == "features_concat_last_four"
+    assert cells[("100/0/0", "NER Fine-tune")].head == "linear"
+
+
+def test_plan_objects_are_frozen_and_cross_the_params_boundary_as_their_fields():
+    import json
+
+    from bert_ablation.storage import canonical_json
+
+    config = cfg.validate(BASE)
+    cell = plan.table_cells(config, "table5")[0]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cell.task = "sst2"
+    # The table rule's params: canonical JSON of the fields, turned back into the same Cell by the job.
+    assert canonical_json([cell]) == canonical_json([dataclasses.asdict(cell)])
+    assert plan.Cell(**json.loads(canonical_json(cell))) == cell
+    point = plan.grid_points(config, "mnli")[0]
+    assert point.key == plan.hp_key(point.lr, point.batch_size, point.epochs)
+    assert plan.finetune_settings(config, "mnli", "linear", point.key)["hp"] == dataclasses.asdict(point)

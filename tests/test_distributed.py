@@ -7,6 +7,7 @@ import torch
 from safetensors.torch import load_file
 
 from bert_ablation import config as cfg
+from bert_ablation import plan
 from bert_ablation.training.distributed import Distributed, torchrun_command
 from tests.test_pretrain import prepared, run  # noqa: F401  (the fixture and the single-process run)
 
@@ -23,7 +24,7 @@ def test_two_ranks_train_the_model_one_process_trains(prepared, tmp_path):  # no
     config = cfg.deep_merge(config, {"model": {"dropout": 0.0}})  # only the loss weighting may differ
     name = "no_nsp"  # MLM only: the NSP head gets no gradient, which DDP must be told
     single = run(config, root, name, tmp_path / "single", state="state-single")
-    spec = cfg.resolve_ablation(config, name)
+    spec = plan.resolve_ablation(config, name)
     out = tmp_path / "ddp"
     kwargs = dict(spec=spec, instances_dir=str(root / spec["packing"]), tokenizer_dir=str(root / "tokenizer"),
                   checkpoints_dir=str(out / "checkpoints"), metrics_path=str(out / "metrics.json"),

@@ -7,6 +7,7 @@ import torch
 
 from bert_ablation.models.masking import IGNORE_INDEX
 from bert_ablation.models.modeling import pretraining_model
+from bert_ablation.schema import schema_defaults
 from bert_ablation.training.engine import Engine, StepLog, split_batch
 
 # dropout 0: the micro-batches of an accumulated step then compute exactly what the whole batch does
@@ -17,6 +18,12 @@ MODEL = {"architecture": "bert", "layers": 2, "hidden": 32, "heads": 2, "interme
 def _model():
     torch.manual_seed(0)
     return pretraining_model(MODEL, 50, 0, causal=False)
+
+
+def _engine(model, **settings):
+    """An engine with the schema's pretraining defaults, ``settings`` on top (10 steps, no warmup)."""
+    return Engine.from_settings(model, {**schema_defaults("pretrain"), **settings}, lr=1e-3, total_steps=10,
+                                warmup_steps=0)
 
 
 def _batch(rows=8, width=12, nsp=True):
@@ -51,8 +58,8 @@ def _gradients_of_one_step(engine, batch):
 def test_accumulated_micro_batches_give_the_one_batch_gradient_and_losses(nsp):
     model = _model()
     batch = _batch(nsp=nsp)
-    whole = Engine(copy.deepcopy(model), lr=1e-3, total_steps=10, precision="fp32", grad_clip=0)
-    parts = Engine(copy.deepcopy(model), lr=1e-3, total_steps=10, precision="fp32", grad_clip=0, accumulation_steps=4)
+    whole = _engine(copy.deepcopy(model), precision="fp32", grad_clip=0)
+    parts = _engine(copy.deepcopy(model), precision="fp32", grad_clip=0, accumulation_steps=4)
     out_whole, grads_whole = _gradients_of_one_step(whole, batch)
     out_parts, grads_parts = _gradients_of_one_step(parts, batch)
     assert [len(p["input_ids"]) for p in split_batch(batch, 4)] == [2, 2, 2, 2]
@@ -65,16 +72,16 @@ def test_accumulated_micro_batches_give_the_one_batch_gradient_and_losses(nsp):
 
 
 def test_fp16_scales_the_loss_and_resumes_with_its_scale():
-    engine = Engine(_model(), lr=1e-3, total_steps=10, precision="fp16", grad_clip=1.0)
+    engine = _engine(_model(), precision="fp16", grad_clip=1.0)
     assert engine.autocast_dtype is torch.float16 and engine.scaler.is_enabled()
     losses = [float(engine.step(_batch()).loss) for _ in range(3)]
     assert all(torch.isfinite(torch.tensor(losses)))
     state = engine.state_dict()
     assert state["scaler"]["scale"] == engine.scaler.get_scale() > 1  # fp16 starts at 2**16
-    again = Engine(_model(), lr=1e-3, total_steps=10, precision="fp16", grad_clip=1.0)
+    again = _engine(_model(), precision="fp16", grad_clip=1.0)
     again.load_state_dict(copy.deepcopy(state))
     assert again.scaler.get_scale() == engine.scaler.get_scale() and again.steps_done == 3
-    fp32 = Engine(_model(), lr=1e-3, total_steps=10, precision="fp32")
+    fp32 = _engine(_model(), precision="fp32")
     assert not fp32.scaler.is_enabled() and fp32.autocast_dtype is None
 
 
@@ -103,3 +110,19 @@ def test_tensorboard_missing_says_how_to_install_it_or_turn_it_off(tmp_path, mon
     with pytest.raises(ImportError, match=r"pretrain.tensorboard: true needs the tensorboard package: pip install -r "
                                           r"requirements.txt, or set pretrain.tensorboard: false"):
         StepLog(tmp_path / "log.csv", ["loss"], tensorboard_dir=tmp_path / "tb")
+
+
+def test_optimizer_settings_come_from_the_schema_of_either_loop_and_nowhere_else():
+    import inspect
+
+    for section in ("pretrain", "finetune"):
+        defaults = schema_defaults(section)
+        engine = Engine.from_settings(torch.nn.Linear(3, 2), defaults, lr=1e-3, total_steps=10, warmup_steps=0)
+        assert engine.optimizer_settings() == {"name": "AdamW", "bias_correction": defaults["adam_bias_correction"],
+                                               "betas": defaults["adam_betas"], "eps": defaults["adam_eps"],
+                                               "weight_decay": defaults["weight_decay"]}
+        assert engine.grad_clip == defaults["grad_clip"]
+    # No second default that could disagree with the schema's.
+    parameters = inspect.signature(Engine).parameters
+    for name in ("warmup_steps", "weight_decay", "betas", "eps", "grad_clip", "precision", "bias_correction"):
+        assert parameters[name].default is inspect.Parameter.empty, name

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from bert_ablation import config as cfg
+from bert_ablation import plan
 from bert_ablation.data.task_sources import build_task
 from bert_ablation.evaluation.curves import plot_finetune_curves
 from bert_ablation.models.modeling import pretraining_model
@@ -31,8 +32,8 @@ def setup(tmp_path_factory, tokenizer):
 
 def run(root, config, lr, epochs, name):
     config = {**config, "finetune": {**config["finetune"], "grid": {"lr": [lr], "batch_size": [8], "epochs": [epochs]}}}
-    key = cfg.grid_points(config, "sst2")[0]["key"]
-    settings = cfg.finetune_settings(config, "sst2", "linear", key)
+    key = plan.grid_points(config, "sst2")[0].key
+    settings = plan.finetune_settings(config, "sst2", "linear", key)
     outputs = [str(root / name / f"seed{k}" / "metrics.json") for k in range(2)]
     finetune(str(root / "ck"), str(root / "task"), "sst2", "linear", settings, outputs, threads=1, device="cpu")
     return outputs, [json.loads(open(p).read()) for p in outputs]
@@ -93,7 +94,7 @@ def test_an_interrupted_job_resumes_to_the_uninterrupted_result(setup):
     root, config = setup
     straight, _ = run(root, config, 3e-4, 3, "straight")
     config = {**config, "finetune": {**config["finetune"], "grid": {"lr": [3e-4], "batch_size": [8], "epochs": [3]}}}
-    settings = cfg.finetune_settings(config, "sst2", "linear", cfg.grid_points(config, "sst2")[0]["key"])
+    settings = plan.finetune_settings(config, "sst2", "linear", plan.grid_points(config, "sst2")[0].key)
     outputs = [str(root / "killed" / f"seed{k}" / "metrics.json") for k in range(2)]
     args = (str(root / "ck"), str(root / "task"), "sst2", "linear", settings, outputs)
     state = root / "state"

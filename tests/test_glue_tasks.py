@@ -7,6 +7,7 @@ import math
 import pytest
 
 from bert_ablation import config as cfg
+from bert_ablation import plan
 from bert_ablation.data.task_files import local_splits
 from bert_ablation.data.task_sources import build_task
 from bert_ablation.data.tasks import TASKS, TaskDataError, validate_records
@@ -170,7 +171,7 @@ def test_stsb_fine_tunes_end_to_end(tmp_path, tokenizer):
     config = cfg.validate({"tasks": {"stsb": {"source": "local", "path": str(tmp_path / "data"), "max_seq_length": 32}},
                            "finetune": {"grid": {"lr": [1e-3], "batch_size": [4], "epochs": [1]}, "precision": "fp32"}})
     build_task("stsb", config["tasks"]["stsb"], {}, str(tmp_path / "task"))
-    settings = cfg.finetune_settings(config, "stsb", "linear", cfg.grid_points(config, "stsb")[0]["key"])
+    settings = plan.finetune_settings(config, "stsb", "linear", plan.grid_points(config, "stsb")[0].key)
     out = tmp_path / "seed0" / "metrics.json"
     finetune(str(checkpoint), str(tmp_path / "task"), "stsb", "linear", settings, [str(out)], threads=1, device="cpu")
     metrics = json.loads(out.read_text())

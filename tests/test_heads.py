@@ -201,9 +201,9 @@ def test_head_modules_are_built_from_the_torch_free_head_kinds():
 def test_validating_and_planning_a_config_imports_no_torch():
     """Every `snakemake` start validates the config and plans the DAG: without torch and
     transformers that costs a fraction of a second, not their ~3 s import."""
-    code = ("import sys, yaml; from bert_ablation import config as cfg; "
-            "c = cfg.validate(yaml.safe_load(open('config.yaml'))); cfg.finetune_runs(c); cfg.pretrain_runs(c); "
-            "[cfg.grid_points(c, t) for t in c['tasks']]; "
+    code = ("import sys, yaml; from bert_ablation import config as cfg, plan; "
+            "c = cfg.validate(yaml.safe_load(open('config.yaml'))); plan.finetune_runs(c); plan.pretrain_runs(c); "
+            "[plan.grid_points(c, t) for t in c['tasks']]; "
             "heavy = sorted(m for m in ('torch', 'transformers', 'datasets') if m in sys.modules); "
             "assert not heavy, heavy")
     result = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1],

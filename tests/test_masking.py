@@ -1,6 +1,7 @@
 import torch
 
 from bert_ablation.models.masking import IGNORE_INDEX, Masker, MaskingProcedure
+from bert_ablation.schema import schema_defaults
 
 SPECIALS = [0, 1, 2, 3, 4]  # pad, unk, cls, sep, mask
 MASK_ID = 4
@@ -50,9 +51,9 @@ def test_all_mask_and_all_same_extremes():
 
 
 def test_masks_are_a_function_of_the_seed():
-    a = masked_sample(MaskingProcedure(), seed=3)
-    b = masked_sample(MaskingProcedure(), seed=3)
-    c = masked_sample(MaskingProcedure(), seed=4)
+    a = masked_sample(MaskingProcedure.from_config(schema_defaults("masking")), seed=3)
+    b = masked_sample(MaskingProcedure.from_config(schema_defaults("masking")), seed=3)
+    c = masked_sample(MaskingProcedure.from_config(schema_defaults("masking")), seed=4)
     assert torch.equal(a[1], b[1]) and torch.equal(a[2], b[2])
     assert not torch.equal(a[2], c[2])
 
@@ -72,7 +73,7 @@ def test_static_masks_select_once_and_apply_each_runs_mix():
     g = torch.Generator().manual_seed(0)
     ids = torch.randint(5, 1000, (300, 64), generator=g)
     ids[:, 0], ids[:, -1] = 2, 3
-    select = Masker(MaskingProcedure(0.15, max_predictions=12), 1000, SPECIALS, MASK_ID)
+    select = Masker(MaskingProcedure(0.15, 0.8, 0.1, 0.1, max_predictions=12), 1000, SPECIALS, MASK_ID)
     positions, fates, random_ids = select.static_draws(ids, torch.Generator().manual_seed(1), 12)
     assert positions.shape == fates.shape == random_ids.shape == (300, 12)
     used = positions >= 0
@@ -89,3 +90,12 @@ def test_static_masks_select_once_and_apply_each_runs_mix():
         assert abs(share_masked - mix[0]) < 0.03
         assert torch.equal(corrupted[~selected], ids[~selected])
     assert len(stored_positions) == 1  # every mix predicts the same stored positions
+
+
+def test_the_schema_default_is_the_papers_procedure_and_the_only_default():
+    import dataclasses
+
+    # Section 3.1: 15% of the tokens, of which 80% [MASK], 10% unchanged, 10% random.
+    assert MaskingProcedure.from_config(schema_defaults("masking")) == MaskingProcedure(0.15, 0.8, 0.1, 0.1)
+    mix = [f.name for f in dataclasses.fields(MaskingProcedure) if f.default is dataclasses.MISSING]
+    assert mix == ["probability", "mask", "same", "random"]

@@ -7,6 +7,7 @@ from transformers import AutoModel, BertForPreTraining, BertLMHeadModel
 from bert_ablation.models.masking import Masker, MaskingProcedure
 from bert_ablation.models.modeling import BertForAblationPretraining, FinetuneModel, bert_config
 from bert_ablation.models.objectives import OBJECTIVES, next_token_labels
+from bert_ablation.schema import schema_defaults
 
 MODEL = {"layers": 2, "hidden": 32, "heads": 2, "intermediate": 64, "dropout": 0.1, "max_position_embeddings": 64}
 
@@ -28,7 +29,7 @@ def test_mlm_nsp_loss_equals_bert_for_pretraining(tokenizer):
     ours = model_for(tokenizer, causal=False)
     reference = BertForPreTraining(ours.config).eval()
     reference.load_state_dict(ours.state_dict())
-    masker = Masker.for_tokenizer(MaskingProcedure(), tokenizer)
+    masker = Masker.for_tokenizer(MaskingProcedure.from_config(schema_defaults("masking")), tokenizer)
     inputs = OBJECTIVES["mlm_nsp"].targets(batch(tokenizer), masker, torch.Generator().manual_seed(0))
     assert (inputs["labels"] != -100).any()
     ref = reference(**inputs)
@@ -123,7 +124,7 @@ def test_roformer_mlm_loss_and_gradients_equal_roformer_for_masked_lm(tokenizer)
     result = reference.load_state_dict(ours.state_dict(), strict=False)
     assert not result.missing_keys  # ours = HF's MLM model + the NSP pooler and classifier
     assert sorted({k.split(".")[0] for k in result.unexpected_keys}) == ["pooler", "seq_relationship"]
-    masker = Masker.for_tokenizer(MaskingProcedure(), tokenizer)
+    masker = Masker.for_tokenizer(MaskingProcedure.from_config(schema_defaults("masking")), tokenizer)
     inputs = OBJECTIVES["mlm"].targets(batch(tokenizer), masker, torch.Generator().manual_seed(0))
     ref = reference(**inputs)
     out = ours(**inputs)
@@ -138,7 +139,7 @@ def test_roformer_mlm_loss_and_gradients_equal_roformer_for_masked_lm(tokenizer)
 
 def test_roformer_nsp_loss_is_the_pooled_cls_classifier(tokenizer):
     ours = roformer_for(tokenizer, causal=False)
-    masker = Masker.for_tokenizer(MaskingProcedure(), tokenizer)
+    masker = Masker.for_tokenizer(MaskingProcedure.from_config(schema_defaults("masking")), tokenizer)
     inputs = OBJECTIVES["mlm_nsp"].targets(batch(tokenizer), masker, torch.Generator().manual_seed(0))
     out = ours(**inputs)
     hidden = ours.roformer(inputs["input_ids"], attention_mask=inputs["attention_mask"],
@@ -232,8 +233,10 @@ def test_engine_records_which_optimizer_it_built():
     from bert_ablation.training.engine import BertAdam, Engine
 
     model = torch.nn.Linear(3, 2)
-    corrected = Engine(model, lr=1e-3, total_steps=10)
-    original = Engine(torch.nn.Linear(3, 2), lr=1e-3, total_steps=10, bias_correction=False)
+    defaults = schema_defaults("finetune")
+    corrected = Engine.from_settings(model, defaults, lr=1e-3, total_steps=10, warmup_steps=0)
+    original = Engine.from_settings(torch.nn.Linear(3, 2), {**defaults, "adam_bias_correction": False}, lr=1e-3,
+                                    total_steps=10, warmup_steps=0)
     assert isinstance(corrected.optimizer, torch.optim.AdamW) and isinstance(original.optimizer, BertAdam)
     assert corrected.optimizer_settings()["bias_correction"] is True
     assert original.optimizer_settings() == {"name": "BertAdam (no bias correction)", "bias_correction": False,

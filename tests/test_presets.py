@@ -2,6 +2,7 @@
 import pytest
 
 from bert_ablation import config as cfg
+from bert_ablation import plan
 from tests.test_workflow import ROOT, planned_jobs, snakemake
 
 
@@ -12,7 +13,7 @@ def test_preset_plans_the_full_dag(tmp_path, preset, finetune_jobs, restarts):
     assert config["finetune"]["restarts"] == restarts
     assert {t["source"] for t in config["tasks"].values()} == {"hub"} and config["corpus"]["source"] == "hf"
     # no task keeps config.yaml's learning rates for tiny models
-    assert all(p["lr"] <= 1e-4 for task in config["tasks"] for p in cfg.grid_points(config, task))
+    assert all(p.lr <= 1e-4 for task in config["tasks"] for p in plan.grid_points(config, task))
     jobs = planned_jobs(snakemake(tmp_path, "-n", configfiles=(path,)))
     assert jobs["pretrain"] == 14 and jobs["finetune"] == finetune_jobs
     assert jobs["table"] == 5 and jobs["claims"] == 1
@@ -24,14 +25,14 @@ def test_preset_plans_the_full_dag(tmp_path, preset, finetune_jobs, restarts):
 
 def test_paper_preset_has_the_papers_hyperparameters():
     config = cfg.load(str(ROOT / "config.yaml"), [str(ROOT / "presets" / "paper.yaml")])
-    base = cfg.resolve_ablation(config, "bert_base")
+    base = plan.resolve_ablation(config, "bert_base")
     assert (base["model"]["layers"], base["model"]["hidden"], base["model"]["heads"]) == (12, 768, 12)
     assert base["pretrain"]["steps"] == 1_000_000 and base["pretrain"]["batch_size"] == 256
     assert base["pretrain"]["lr"] == 1e-4 and base["pretrain"]["warmup_steps"] == 10_000
     assert (base["pretrain"]["short_seq_steps"], base["pretrain"]["short_seq_length"]) == (900_000, 128)
     assert config["instances"]["max_seq_length"] == 512
-    assert len(cfg.grid_points(config, "mnli")) == 18
-    wide_deep = cfg.resolve_ablation(config, "size_wide_deep")["model"]
+    assert len(plan.grid_points(config, "mnli")) == 18
+    wide_deep = plan.resolve_ablation(config, "size_wide_deep")["model"]
     assert (wide_deep["layers"], wide_deep["hidden"], wide_deep["heads"]) == (24, 1024, 16)
 
 
@@ -40,11 +41,11 @@ def test_families_preset_plans_table5_under_both_encoder_families(tmp_path):
     path = ROOT / "presets" / "families.yaml"
     config = cfg.load(str(ROOT / "config.yaml"), [str(path)])
     rows = config["tables"]["table5_families"]["rows"]
-    families = {cfg.resolve_ablation(config, r["ablation"])["model"]["architecture"] for r in rows.values()}
+    families = {plan.resolve_ablation(config, r["ablation"])["model"]["architecture"] for r in rows.values()}
     assert families == {"bert", "roformer"} and len(rows) == 10
-    assert cfg.resolve_ablation(config, "bert_base")["model"]["architecture"] == "roformer"
-    assert cfg.resolve_ablation(config, "bert_base_abs")["model"]["architecture"] == "bert"
+    assert plan.resolve_ablation(config, "bert_base")["model"]["architecture"] == "roformer"
+    assert plan.resolve_ablation(config, "bert_base_abs")["model"]["architecture"] == "bert"
     jobs = planned_jobs(snakemake(tmp_path, "-n", "table5_families", configfiles=(path,)))
     assert jobs["pretrain"] == 8  # 4 ablations x 2 families
     # every cell is its own run: 10 rows x 5 columns, each at every point of the task's grid
-    assert jobs["finetune"] == sum(len(cfg.grid_points(config, t)) for t in ("mnli", "qnli", "mrpc", "sst2", "squad")) * 10
+    assert jobs["finetune"] == sum(len(plan.grid_points(config, t)) for t in ("mnli", "qnli", "mrpc", "sst2", "squad")) * 10

@@ -7,6 +7,7 @@ import torch
 from safetensors.torch import load_file
 
 from bert_ablation import config as cfg
+from bert_ablation import plan
 from bert_ablation.data.corpus import CorpusError, build_corpus, read_text_file
 from bert_ablation.data.instances import build_instances
 from bert_ablation.data.tokenizer import build_tokenizer, count_words
@@ -34,7 +35,7 @@ def prepared(text_corpus, tmp_path_factory):
 
 
 def run(config, root, name, out, stop_after=None, state="state"):
-    spec = cfg.resolve_ablation(config, name)
+    spec = plan.resolve_ablation(config, name)
     return pretrain(spec, str(root / spec["packing"]), str(root / "tokenizer"), str(out / "checkpoints"),
                     str(out / "metrics.json"), str(out / "log.csv"), str(root / state / name), threads=1,
                     device="cpu", stop_after=stop_after)
@@ -112,7 +113,7 @@ def test_short_sequence_phase_trains_on_the_short_instances_first(prepared, tmp_
     short = root / "short" / "nsp_pairs"
     build_instances(str(root / "corpus"), str(root / "tokenizer"), "nsp_pairs",
                     {**config["instances"], "max_seq_length": 16}, str(short))
-    spec = cfg.resolve_ablation(config, "bert_base")
+    spec = plan.resolve_ablation(config, "bert_base")
     spec["pretrain"].update(short_seq_steps=6, short_seq_length=16)
     metrics = pretrain(spec, str(root / "nsp_pairs"), str(root / "tokenizer"), str(tmp_path / "checkpoints"),
                        str(tmp_path / "metrics.json"), str(tmp_path / "log.csv"), str(tmp_path / "state"), threads=1,
@@ -132,7 +133,7 @@ def test_a_corpus_too_small_is_reported_before_training(prepared, tmp_path):
     empty.write_text("\n\n   \n")
     with pytest.raises(CorpusError, match="corpus source 'text' produced no documents; check corpus.text"):
         build_corpus(cfg.validate({"corpus": {"source": "text", "text": {"paths": [str(empty)]}}}), tmp_path / "out")
-    spec = cfg.resolve_ablation(config, "bert_base")
+    spec = plan.resolve_ablation(config, "bert_base")
     spec["pretrain"]["batch_size"] = 100_000
     with pytest.raises(ValueError, match=r"nsp_pairs/train: \d+ instances, fewer than one batch of 100000; use a larger "
                                          r"corpus, a larger instances.dupe_factor or a smaller batch_size"):

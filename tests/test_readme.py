@@ -12,6 +12,7 @@ import yaml
 from test_workflow import planned_jobs
 
 from bert_ablation import config as cfg
+from bert_ablation import plan
 from bert_ablation.evaluation.claims import load_claims
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,7 +44,7 @@ def test_the_readme_report_command_builds_a_report(tmp_path):
     # A finished run, as far as the report reads it: every output marked report() in place.
     # Snakemake warns about missing run metadata and carries on (placeholders, not a real run).
     config = cfg.validate(yaml.safe_load((ROOT / "config.yaml").read_text()))
-    names = cfg.report_names(config)
+    names = plan.report_names(config)
     import matplotlib
 
     matplotlib.use("Agg")

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from bert_ablation import config as cfg
+from bert_ablation import plan, schema
 from bert_ablation.data.corpus import CorpusError, Shard, build_corpus, group_files, hf_documents, load_corpus
 from bert_ablation.data.instances import InstanceStore, build_instances, read_manifest
 from bert_ablation.data.tokenizer import build_tokenizer, count_words, read_word_counts, word_counts
@@ -130,7 +131,7 @@ def test_static_masks_are_stored_for_training_only_and_reused_at_every_visit(two
     lengths = np.load(root / "inst-0/train/lengths.npy")
     assert positions.shape[1] == 5 and ((positions < lengths[:, None]) | (positions == -1)).all()
     batches = InstanceBatches([str(root / "inst-0")], "train", 8, seed=0)
-    masker = Masker(MaskingProcedure(), 200, [0, 1, 2, 3, 4], 4)
+    masker = Masker(MaskingProcedure.from_config(schema.schema_defaults("masking")), 200, [0, 1, 2, 3, 4], 4)
     rows = batches.rows(torch.arange(8))
     first = OBJECTIVES["mlm_nsp"].targets(rows, masker, step_generator(0, 1))
     later = OBJECTIVES["mlm_nsp"].targets(rows, masker, step_generator(0, 99))  # another step, the same rows
@@ -143,7 +144,7 @@ def test_static_masks_are_stored_for_training_only_and_reused_at_every_visit(two
 
 def test_pretraining_reads_every_shard_and_refuses_a_per_ablation_static_selection(two_shards, tmp_path):
     config, root = two_shards
-    spec = cfg.resolve_ablation(config, "bert_base")
+    spec = plan.resolve_ablation(config, "bert_base")
     metrics = pretrain(spec, [str(root / "inst-0"), str(root / "inst-1")], str(root / "tok"), str(tmp_path / "ckpt"),
                        str(tmp_path / "metrics.json"), str(tmp_path / "log.csv"), str(tmp_path / "state"), threads=1,
                        device="cpu", corpus_dir=[str(root / "corpus-0"), str(root / "corpus-1")])

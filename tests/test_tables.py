@@ -6,6 +6,7 @@ import pytest
 
 from bert_ablation.evaluation.paper import paper_table, paper_tables
 from bert_ablation.evaluation.tables import write_table
+from bert_ablation.plan import Cell
 from bert_ablation.storage import read_json, write_json
 
 
@@ -49,7 +50,7 @@ def _table7_run(tmp_path):
                           "model": {"layers": 4, "hidden": 64, "heads": 2}})
     base = {"paper_row": "Fine-tuning: BERT-Base", "row": "Fine-tuning: BERT-Base", "ablation": "bert_base",
             "head": "linear", "step": "final", "source": "finetune", "task": "conll2003", "metric": "f1",
-            "spec_hash": "abc"}
+            "spec_hash": "abc", "origin": "pretrain"}
     return pretrain, base
 
 
@@ -58,8 +59,8 @@ def test_grid_point_is_chosen_on_dev_and_test_is_reported_for_it(tmp_path):
     paths = [_finetune_metrics(tmp_path, "lr1", k, dev=90 + k, test=80 + k) for k in range(3)]
     paths += [_finetune_metrics(tmp_path, "lr2", k, dev=85 + k, test=95 + k) for k in range(3)]
     pretrain, base = _table7_run(tmp_path)
-    cells = [{**base, "column": "Dev F1", "split": None}, {**base, "column": "Test F1", "split": "test"},
-             {**base, "column": "LM (ppl)", "source": "pretrain", "metric": "heldout_perplexity", "split": None}]
+    cells = [Cell(**base, column="Dev F1", split=None), Cell(**base, column="Test F1", split="test"),
+             Cell(**{**base, "source": "pretrain", "metric": "heldout_perplexity"}, column="LM (ppl)", split=None)]
     outputs = {ext: str(tmp_path / f"t.{ext}") for ext in ("csv", "md", "tex", "png", "pdf")}
     outputs["provenance"] = str(tmp_path / "t.provenance.json")
     write_table(cells, "table7", paths, [str(pretrain)], outputs)
@@ -83,12 +84,12 @@ def test_results_of_another_config_are_refused(tmp_path):
     write_json(pretrain, {"ablation": "bert_base", "spec_hash": "abc", "steps": 350, "model": {}})
     cell = {"paper_row": "BERT-Base", "row": "BERT-Base", "ablation": "bert_base", "head": "linear", "step": "final",
             "source": "finetune", "task": "conll2003", "metric": "f1", "column": "Dev F1", "split": None,
-            "spec_hash": "def"}  # what this config's bert_base hashes to
+            "spec_hash": "def", "origin": "pretrain"}  # what this config's bert_base hashes to
     outputs = {ext: str(tmp_path / f"t.{ext}") for ext in ("csv", "md", "tex", "png", "pdf", "provenance")}
     with pytest.raises(ValueError, match=r"(pretrain|lr1_0).json comes from a pretraining run of another config \(spec "
                                          r"hash abc; this config's 'bert_base' is def\). Rebuild it: delete "
                                          r"results/pretrain/bert_base"):
-        write_table([cell], "table7", paths, [str(pretrain)], outputs)
+        write_table([Cell(**cell)], "table7", paths, [str(pretrain)], outputs)
     assert not any(map(lambda p: __import__("os").path.exists(p), outputs.values()))  # nothing half-written
 
 
@@ -98,7 +99,7 @@ def test_a_nan_restart_is_reported_as_failed_and_never_wins_the_grid(tmp_path, c
     paths = [_finetune_metrics(tmp_path, "lr_nan", k, dev=[95.0, math.nan, 95.0][k], test=99.0) for k in range(3)]
     paths += [_finetune_metrics(tmp_path, "lr_ok", k, dev=90.0 + k, test=[80.0, math.nan, 82.0][k]) for k in range(3)]
     pretrain, base = _table7_run(tmp_path)
-    cells = [{**base, "column": "Dev F1", "split": None}, {**base, "column": "Test F1", "split": "test"}]
+    cells = [Cell(**base, column="Dev F1", split=None), Cell(**base, column="Test F1", split="test")]
     outputs = {ext: str(tmp_path / f"t.{ext}") for ext in ("csv", "md", "tex", "png", "pdf")}
     outputs["provenance"] = str(tmp_path / "t.provenance.json")
     with caplog.at_level("WARNING", logger="bert_ablation.evaluation.tables"):
@@ -129,8 +130,8 @@ def test_among_grid_points_with_failures_the_fewest_win_then_the_best_mean(tmp_p
     dev = {"a": [70.0, None, None], "b": [50.0, 51.0, None], "c": [60.0, 61.0, None]}  # null: a missing metric
     paths = [_finetune_metrics(tmp_path, hp, k, dev=v, test=0.0) for hp, values in dev.items()
              for k, v in enumerate(values)]
-    cell = {"ablation": "bert_base", "step": "final", "task": "conll2003", "head": "linear", "metric": "f1",
-            "row": "r", "column": "c"}
+    cell = Cell(ablation="bert_base", step="final", task="conll2003", head="linear", metric="f1", row="r",
+                column="c", paper_row="r", origin="pretrain", spec_hash="abc", source="finetune", split=None)
     chosen, selected, means, failed = _finetune_cell(load_runs(paths), cell, "t")
     assert chosen == "c" and failed == {"a": 2, "b": 1, "c": 1} and means["a"] == 70.0
     assert selected["value"].isna().sum() == 1  # the failed restart is kept, not dropped
@@ -200,11 +201,11 @@ def test_collapsed_restarts_are_counted_logged_and_in_the_provenance(tmp_path, c
                                                                                              "heads": 2}})
     cell = {"paper_row": "BERT-Base", "row": "BERT-Base", "ablation": "bert_base", "head": "linear", "step": "final",
             "source": "finetune", "task": "sst2", "metric": "accuracy", "spec_hash": "abc", "column": "SST-2 (Acc)",
-            "split": None}
+            "split": None, "origin": "pretrain"}
     outputs = {ext: str(tmp_path / f"t.{ext}") for ext in ("csv", "md", "tex", "png", "pdf")}
     outputs["provenance"] = str(tmp_path / "t.provenance.json")
     with caplog.at_level(logging.WARNING, logger="bert_ablation.evaluation.tables"):
-        write_table([cell], "table5", paths, [str(pretrain)], outputs)
+        write_table([Cell(**cell)], "table5", paths, [str(pretrain)], outputs)
     assert pd.read_csv(outputs["csv"])["collapsed"].tolist() == [1]
     assert "restart 1 collapsed to predicting 'negative' for every dev example (accuracy = 50.0)" in caplog.text
     restarts = json.loads(open(outputs["provenance"]).read())["cells"][0]["restarts"]
@@ -226,9 +227,9 @@ def test_a_steps_figure_of_any_name_gets_the_papers_curve_by_its_paper_table(tmp
                               "splits": {"validation_matched": {"accuracy": 70.0 + k}}, "init_seed": k,
                               "data_seed": k, "pretrain_spec_hash": "abc", "finetune_hash": "h", "pretrain_step": step})
             paths.append(str(path))
-    cells = [{"paper_row": "BERT-Base (Masked LM)", "row": "BERT-Base (Masked LM)", "ablation": "bert_base",
-              "head": "linear", "step": step, "source": "finetune", "task": "mnli", "metric": "accuracy",
-              "column": column, "split": None, "spec_hash": "abc"} for step, column in (("step-140", "140"),
+    cells = [Cell(paper_row="BERT-Base (Masked LM)", row="BERT-Base (Masked LM)", ablation="bert_base",
+                  head="linear", step=step, source="finetune", task="mnli", metric="accuracy",
+                  column=column, split=None, spec_hash="abc", origin="pretrain") for step, column in (("step-140", "140"),
                                                                                         ("final", "350"))]
     outputs = {ext: str(tmp_path / f"f.{ext}") for ext in ("csv", "md", "tex", "png", "pdf")}
     outputs["provenance"] = str(tmp_path / "f.provenance.json")

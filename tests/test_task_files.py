@@ -419,6 +419,7 @@ def test_ner_fine_tunes_and_scores_with_its_own_labels(tmp_path, tokenizer):
     from transformers import BertModel
 
     from bert_ablation import config as cfg
+    from bert_ablation import plan
     from bert_ablation.data.task_sources import build_task
     from bert_ablation.data.tasks import with_labels
     from bert_ablation.models.modeling import bert_config
@@ -436,7 +437,7 @@ def test_ner_fine_tunes_and_scores_with_its_own_labels(tmp_path, tokenizer):
                                              "max_seq_length": 32, "document_context": False}},
                            "finetune": {"grid": {"lr": [1e-3], "batch_size": [2], "epochs": [1]}, "precision": "fp32"}})
     build_task("ner", config["tasks"]["ner"], {}, str(tmp_path / "task"))
-    settings = cfg.finetune_settings(config, "ner", "linear", cfg.grid_points(config, "ner")[0]["key"])
+    settings = plan.finetune_settings(config, "ner", "linear", plan.grid_points(config, "ner")[0].key)
     out = tmp_path / "seed0" / "metrics.json"
     finetune(str(checkpoint), str(tmp_path / "task"), "ner", "linear", settings, [str(out)], threads=1, device="cpu")
     metrics = json.loads(out.read_text())

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import os
 
-from . import config as cfg
+from . import plan
 from .storage import write_json
 
 log = logging.getLogger(__name__)
@@ -69,8 +69,8 @@ def estimate(config: dict) -> dict:
     settings = config["estimate"]
     vocab = config["tokenizer"]["vocab_size"]
     runs = []
-    for name in cfg.pretrain_runs(config):
-        spec = cfg.resolve_ablation(config, name)
+    for name in plan.pretrain_runs(config):
+        spec = plan.resolve_ablation(config, name)
         run = run_estimate(spec, vocab, config["instances"]["max_seq_length"])
         run["gpu_hours"] = run["flops"] / (settings["mfu"] * settings["peak_tflops"] * 1e12) / 3600
         # weights + Adam's two moments in the resumable state; weights alone per kept checkpoint
@@ -84,7 +84,7 @@ def estimate(config: dict) -> dict:
     disk = {"corpus_text_gb": None if text_bytes is None else text_bytes / 1e9, "corpus_text_from": text_from}
     if text_bytes is not None:
         tokens = text_bytes / BYTES_PER_TOKEN
-        specs = [cfg.resolve_ablation(config, name) for name in cfg.pretrain_runs(config)]
+        specs = [plan.resolve_ablation(config, name) for name in plan.pretrain_runs(config)]
         builds = {(s["packing"], config["instances"]["max_seq_length"]) for s in specs} | {
             (s["packing"], s["pretrain"]["short_seq_length"]) for s in specs if s["pretrain"]["short_seq_steps"]}
         token_bytes = 2 if vocab <= 1 << 16 else 4
@@ -96,7 +96,7 @@ def estimate(config: dict) -> dict:
                     instance_builds=sorted(f"{p}/len{n}" for p, n in builds))
     disk["checkpoints_gb"] = sum(r["checkpoint_gb"] for r in runs)
     disk["state_gb"] = sum(r["state_gb"] for r in runs)
-    finetune = cfg.finetune_runs(config)
+    finetune = plan.finetune_runs(config)
     return {
         "assumption": f"{settings['mfu']:.0%} MFU of {settings['peak_tflops']:g} TFLOP/s ({settings['device']})",
         "runs": runs,

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import logging
+import math
 import os
 import random
 from dataclasses import dataclass
@@ -263,8 +264,10 @@ def static_masks(input_ids: np.ndarray, tokenizer, settings: dict, seed: int, bl
 
     from ..models.masking import Masker, MaskingProcedure
 
-    procedure = MaskingProcedure(probability=settings["masking"]["probability"],
-                                 max_predictions=settings["masking"]["max_predictions"])
+    # Only the selection is stored; each run applies its own [MASK]/same/random mix (apply_static),
+    # so the mix here is never read: NaN says so.
+    procedure = MaskingProcedure(probability=settings["masking"]["probability"], mask=math.nan, same=math.nan,
+                                 random=math.nan, max_predictions=settings["masking"]["max_predictions"])
     masker = Masker.for_tokenizer(procedure, tokenizer)
     width = procedure.max_predictions or input_ids.shape[1]
     generator = torch.Generator().manual_seed(seed)

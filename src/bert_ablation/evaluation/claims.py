@@ -36,11 +36,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 from scipy import stats
 
 from ..data.mechanisms import MECHANISMS
-from ..storage import atomic_file, derive_seed, read_json
+from ..storage import atomic_file, derive_seed, read_json, read_yaml
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +83,7 @@ def load_claims(path: str | Path | None = None) -> list[dict]:
         text, where = resources.files(__package__).joinpath("claims.yaml").read_text(), "evaluation/claims.yaml"
     else:
         text, where = Path(path).read_text(), str(path)
-    document = yaml.safe_load(text)
+    document = read_yaml(text)
     claims = document.get("claims") if isinstance(document, Mapping) else document
     if not isinstance(claims, list):
         raise ClaimError(f"{where}: expected a list of claims under the key 'claims'.")

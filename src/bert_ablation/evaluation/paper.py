@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 from importlib import resources
 
-import yaml
+from ..storage import read_yaml
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ class PaperTable:
 
 @functools.cache
 def _reference() -> dict:
-    return yaml.safe_load(resources.files(__package__).joinpath("paper_ablations.yaml").read_text())
+    return read_yaml(resources.files(__package__).joinpath("paper_ablations.yaml").read_text())
 
 
 def paper_tables() -> dict[str, PaperTable]:

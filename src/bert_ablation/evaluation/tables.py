@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..plan import Cell
 from ..storage import atomic_file, canonical_json, read_json, write_json
 from . import paper
 
@@ -57,43 +58,43 @@ def _failed(values) -> np.ndarray:
     return ~np.isfinite(np.asarray(values, dtype=float))
 
 
-def _finetune_cell(runs: pd.DataFrame, cell: dict, name: str) -> tuple[str, pd.DataFrame, dict, dict]:
+def _finetune_cell(runs: pd.DataFrame, cell: Cell, name: str) -> tuple[str, pd.DataFrame, dict, dict]:
     """The selected grid point's restarts for one cell. Grid points are compared on the task's
     dev split only, whichever split the cell reports (test data never selects anything).
 
     Fewer failed dev restarts come first, then the higher mean of the others: a NaN never
     helps a grid point by leaving its mean over fewer, luckier restarts.
     """
-    match = runs[(runs.ablation == cell["ablation"]) & (runs.step == cell["step"]) & (runs.task == cell["task"])
-                 & (runs["head"] == cell["head"]) & (runs.metric == cell["metric"])] if len(runs) else runs
+    match = runs[(runs.ablation == cell.ablation) & (runs.step == cell.step) & (runs.task == cell.task)
+                 & (runs["head"] == cell.head) & (runs.metric == cell.metric)] if len(runs) else runs
     if match.empty:
-        raise ValueError(f"{name}: no fine-tuning results for cell {cell['row']} / {cell['column']}.")
+        raise ValueError(f"{name}: no fine-tuning results for cell {cell.row} / {cell.column}.")
     dev = match[match.split == match.dev_split]
     by_hp = dev.groupby("hp")["value"].mean()  # pandas skips NaN: the mean of the finished restarts
     failed = dev.assign(failed=_failed(dev["value"])).groupby("hp")["failed"].sum()
     # min() keeps the first of equals, as idxmax did; a point with every restart failed sorts last.
     chosen = min(by_hp.index, key=lambda hp: (failed[hp], -by_hp[hp] if math.isfinite(by_hp[hp]) else math.inf))
-    split = cell.get("split") or match.dev_split.iloc[0]
+    split = cell.split or match.dev_split.iloc[0]
     selected = match[(match.hp == chosen) & (match.split == split)].sort_values("restart")
     return chosen, selected, {k: _json_value(v) for k, v in by_hp.items()}, {k: int(v) for k, v in failed.items()}
 
 
-def _check_origin(cell: dict, run: dict, runs: pd.DataFrame, name: str) -> None:
+def _check_origin(cell: Cell, run: dict, runs: pd.DataFrame, name: str) -> None:
     """Results made with another config (copied in, or kept by --rerun-triggers mtime) are
     refused rather than mixed into the table."""
     found = {run["spec_hash"]: run["path"]}
-    if cell["source"] == "finetune" and len(runs):
-        mine = runs[(runs.ablation == cell["ablation"]) & (runs.task == cell["task"])]
+    if cell.source == "finetune" and len(runs):
+        mine = runs[(runs.ablation == cell.ablation) & (runs.task == cell.task)]
         found.update(zip(mine.pretrain_spec_hash, mine.path))
-    stale = {h: path for h, path in found.items() if h != cell["spec_hash"]}
+    stale = {h: path for h, path in found.items() if h != cell.spec_hash}
     if stale:
         h, path = next(iter(stale.items()))
         raise ValueError(f"{name}: {path} comes from a pretraining run of another config (spec hash {h}; this "
-                         f"config's '{cell['ablation']}' is {cell['spec_hash']}). Rebuild it: delete "
-                         f"results/pretrain/{cell['ablation']} and rerun (or snakemake --forcerun pretrain).")
+                         f"config's '{cell.ablation}' is {cell.spec_hash}). Rebuild it: delete "
+                         f"results/pretrain/{cell.ablation} and rerun (or snakemake --forcerun pretrain).")
 
 
-def summarise(runs: pd.DataFrame, pretrained: dict[str, dict], cells: list[dict], name: str,
+def summarise(runs: pd.DataFrame, pretrained: dict[str, dict], cells: list[Cell], name: str,
               paper_table: str | None = None, steps_columns: bool = False) -> tuple[pd.DataFrame, list[dict]]:
     """``paper_table``: the paper's table whose numbers stand beside the cells (default ``name``).
     ``steps_columns``: the columns are pretraining steps (a figure), matched to the paper's by the
@@ -101,11 +102,11 @@ def summarise(runs: pd.DataFrame, pretrained: dict[str, dict], cells: list[dict]
     reference = paper.paper_table(paper_table or name)
     rows, provenance = [], []
     for cell in cells:
-        run = pretrained[cell["ablation"]]
+        run = pretrained[cell.ablation]
         _check_origin(cell, run, runs, name)
         collapsed = []
-        if cell["source"] == "pretrain":
-            value = run[cell["metric"]]  # a KeyError names a wrong metric; null/NaN is a failed run
+        if cell.source == "pretrain":
+            value = run[cell.metric]  # a KeyError names a wrong metric; null/NaN is a failed run
             values, hp, split = np.array([math.nan if value is None else float(value)]), None, "heldout"
             origin = {"selected_hp": None, "pretrain_spec_hash": [run["spec_hash"]], "finetune_hash": [],
                       "checkpoint": [], "restarts": [{"restart": None, "value": _json_value(values[0]),
@@ -130,35 +131,35 @@ def summarise(runs: pd.DataFrame, pretrained: dict[str, dict], cells: list[dict]
             collapsed = [r for r in selected.itertuples() if isinstance(r.collapsed_to, str)]
             for r in collapsed:  # a constant classifier: chance, whatever the encoder learnt
                 log.warning("%s: cell %s / %s: restart %d collapsed to predicting '%s' for every dev example "
-                            "(%s = %.1f); %s", name, cell["row"], cell["column"], r.restart, r.collapsed_to,
-                            cell["metric"], r.value, r.path)
+                            "(%s = %.1f); %s", name, cell.row, cell.column, r.restart, r.collapsed_to,
+                            cell.metric, r.value, r.path)
             for point, k in grid_failed.items():
                 if k:
                     log.warning("%s: cell %s / %s: grid point %s has %d failed dev restart(s) (NaN %s); %s.", name,
-                                cell["row"], cell["column"], point, k, cell["metric"],
+                                cell.row, cell.column, point, k, cell.metric,
                                 "selected all the same: no point has fewer" if point == hp
                                 else "ranked behind points with fewer failures")
         failed = _failed(values)
         for path, restart_failed in zip(paths, failed):
             if restart_failed:
                 log.warning("%s: cell %s / %s: failed restart, %s is NaN in %s (counted as failed, left out of "
-                            "mean/sd/best).", name, cell["row"], cell["column"], cell["metric"], path)
+                            "mean/sd/best).", name, cell.row, cell.column, cell.metric, path)
         ok = values[~failed]
-        fraction = int(cell["column"]) / run["steps"] if steps_columns else None
-        paper_value = math.nan if reference is None else reference.value(cell["paper_row"], cell["column"], fraction)
+        fraction = int(cell.column) / run["steps"] if steps_columns else None
+        paper_value = math.nan if reference is None else reference.value(cell.paper_row, cell.column, fraction)
         mean = float(ok.mean()) if len(ok) else math.nan
         model = run["model"]
         rows.append({
-            "table": name, "row": cell["row"], "column": cell["column"], "paper_row": cell["paper_row"],
-            "ablation": cell["ablation"], "layers": model["layers"], "hidden": model["hidden"], "heads": model["heads"],
-            "head": cell["head"], "step": cell["step"], "source": cell["source"], "task": cell["task"],
-            "metric": cell["metric"], "split": split, "hp": hp, "n": len(values), "failed": int(failed.sum()),
+            "table": name, "row": cell.row, "column": cell.column, "paper_row": cell.paper_row,
+            "ablation": cell.ablation, "layers": model["layers"], "hidden": model["hidden"], "heads": model["heads"],
+            "head": cell.head, "step": cell.step, "source": cell.source, "task": cell.task,
+            "metric": cell.metric, "split": split, "hp": hp, "n": len(values), "failed": int(failed.sum()),
             "collapsed": len(collapsed),
             "mean": mean, "sd": float(ok.std(ddof=1)) if len(ok) > 1 else math.nan,
             "best": float(ok.max()) if len(ok) else math.nan, "paper": paper_value, "diff": mean - paper_value,
         })
-        provenance.append({"row": cell["row"], "column": cell["column"], "paper_row": cell["paper_row"],
-                           "ablation": cell["ablation"], "head": cell["head"], "step": cell["step"],
+        provenance.append({"row": cell.row, "column": cell.column, "paper_row": cell.paper_row,
+                           "ablation": cell.ablation, "head": cell.head, "step": cell.step,
                            "split": split, **origin})
     return pd.DataFrame(rows), provenance
 
@@ -397,11 +398,11 @@ def plot_loss_curves(logs: dict[str, str], metrics: dict[str, str], paths: list[
     return fig
 
 
-def write_table(cells: list[dict], name: str, metrics_paths: list[str], pretrain_paths: list[str],
+def write_table(cells: list[Cell], name: str, metrics_paths: list[str], pretrain_paths: list[str],
                 outputs: dict, kind: str = "table", model_columns: bool = False,
                 paper_table: str | None = None) -> pd.DataFrame:
     """Write outputs[csv|md|tex|provenance|png|pdf] for one table or figure (cells as
-    config.table_cells gives them)."""
+    plan.table_cells gives them)."""
     reference = paper.paper_table(paper_table or name)
     caption = reference.caption if reference is not None else name
     summary, provenance = summarise(load_runs(metrics_paths), load_pretrained(pretrain_paths), cells, name,
@@ -415,7 +416,7 @@ def write_table(cells: list[dict], name: str, metrics_paths: list[str], pretrain
     figures = [outputs["png"], outputs["pdf"]]
     if kind == "figure":
         plot_steps(summary, caption, figures, "steps", reference.y if reference is not None and reference.y
-                   else cells[0]["metric"], reference)
+                   else cells[0].metric, reference)
     else:
         plot_table(summary, caption, figures)
     write_json(outputs["provenance"], {"table": name, "caption": caption, "cells": provenance})

@@ -15,7 +15,7 @@ import os
 import shutil
 from pathlib import Path
 
-from ..config import checkpoint_hash
+from ..plan import checkpoint_hash
 from ..storage import atomic_dir, file_digest, write_json
 
 log = logging.getLogger(__name__)

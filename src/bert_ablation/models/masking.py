@@ -24,11 +24,13 @@ IGNORE_INDEX = -100  # the label value every torch/HF loss skips
 
 @dataclass(frozen=True)
 class MaskingProcedure:
-    probability: float = 0.15
-    mask: float = 0.8
-    same: float = 0.1
-    random: float = 0.1
-    max_predictions: int | None = None
+    """Which tokens are selected (``probability``) and what becomes of them: the [MASK]/same/random
+    shares. No defaults here: the config schema holds them (``config.schema_defaults("masking")``)."""
+    probability: float
+    mask: float
+    same: float
+    random: float
+    max_predictions: int | None = None  # no cap
 
     @classmethod
     def from_config(cls, masking: dict) -> "MaskingProcedure":

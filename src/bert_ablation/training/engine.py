@@ -113,10 +113,23 @@ class BertAdam(torch.optim.Optimizer):
 
 
 class Engine:
-    def __init__(self, model: nn.Module, *, lr: float, total_steps: int, warmup_steps: int = 0,
-                 weight_decay: float = 0.01, betas=(0.9, 0.999), eps: float = 1e-6,
-                 grad_clip: float = 1.0, precision: str = "fp32", device: str | torch.device = "cpu",
-                 data_parallel: bool = False, bias_correction: bool = True, accumulation_steps: int = 1):
+    @classmethod
+    def from_settings(cls, model: nn.Module, settings: dict, *, lr: float, total_steps: int, warmup_steps: int,
+                      **runtime) -> "Engine":
+        """An engine from a config section (``pretrain`` or ``finetune``: the same key names), the
+        one place that maps config keys onto the engine's arguments."""
+        return cls(model, lr=lr, total_steps=total_steps, warmup_steps=warmup_steps,
+                   weight_decay=settings["weight_decay"], betas=tuple(settings["adam_betas"]),
+                   eps=settings["adam_eps"], grad_clip=settings["grad_clip"], precision=settings["precision"],
+                   bias_correction=settings["adam_bias_correction"],
+                   accumulation_steps=settings.get("accumulation_steps", 1), **runtime)
+
+    # The optimisation settings have no defaults here: each comes from the config, whose schema
+    # holds the one default of each (pretrain.* and finetune.*), so no call can silently differ.
+    def __init__(self, model: nn.Module, *, lr: float, total_steps: int, warmup_steps: int,
+                 weight_decay: float, betas, eps: float, grad_clip: float, precision: str,
+                 bias_correction: bool, accumulation_steps: int = 1, device: str | torch.device = "cpu",
+                 data_parallel: bool = False):
         self.device = torch.device(device)
         if self.device.type == "cuda":
             # TF32 for whatever stays fp32 (the optimizer, fp32 runs): ~8x the fp32 matmul rate on

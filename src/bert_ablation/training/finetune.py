@@ -109,9 +109,8 @@ def train_restart(encoder, spec, head: str, train_features: dict, settings: dict
     n = len(train_features["input_ids"])
     steps_per_epoch = math.ceil(n / hp["batch_size"])
     total = steps_per_epoch * hp["epochs"]
-    engine = Engine(model, lr=hp["lr"], total_steps=total, warmup_steps=int(settings["warmup_ratio"] * total),
-                    weight_decay=settings["weight_decay"], grad_clip=settings["grad_clip"],
-                    precision=settings["precision"], device=device, bias_correction=settings["adam_bias_correction"])
+    engine = Engine.from_settings(model, settings, lr=hp["lr"], total_steps=total,
+                                  warmup_steps=int(settings["warmup_ratio"] * total), device=device)
     label_keys = TASK_KINDS[spec.kind].label_keys
     data_order = torch.Generator().manual_seed(seeds["data_seed"])
     lengths = [len(ids) for ids in train_features["input_ids"]]

@@ -21,11 +21,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..config import ablation_hash
 from ..data.instances import STATIC_FIELDS, InstanceStore, instances_digest
 from ..models.masking import Masker, MaskingProcedure
 from ..models.modeling import pretraining_model
 from ..models.objectives import OBJECTIVES
+from ..plan import ablation_hash
 from ..storage import atomic_dir, atomic_file, derive_seed, file_digest, stable_hash, tree_digest, write_json
 from .batching import epoch_batch_matrix
 from .distributed import Distributed
@@ -204,11 +204,9 @@ def prepare(spec: dict, instances_dir, tokenizer_dir: str, state_root: str, devi
     objective = OBJECTIVES[spec["objective"]]
     seed_everything(seeds["init_seed"])
     model = pretraining_model(spec["model"], len(tokenizer), tokenizer.pad_token_id, objective.causal)
-    engine = Engine(model, lr=train["lr"], total_steps=train["steps"], warmup_steps=train["warmup_steps"],
-                    weight_decay=train["weight_decay"], betas=train["adam_betas"], eps=train["adam_eps"],
-                    grad_clip=train["grad_clip"], precision=train["precision"], device=dist.device(device),
-                    data_parallel=dist.enabled, bias_correction=train["adam_bias_correction"],
-                    accumulation_steps=train["accumulation_steps"])
+    engine = Engine.from_settings(model, train, lr=train["lr"], total_steps=train["steps"],
+                                  warmup_steps=train["warmup_steps"], device=dist.device(device),
+                                  data_parallel=dist.enabled)
     return PretrainingRun(spec, objective, spec_hash, phases, state_dir, tokenizer, seeds, batches, short, heldout,
                           masker, engine, dist)
 

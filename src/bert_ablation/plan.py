@@ -1,0 +1,202 @@
+"""The plan: what a validated configuration asks to run, as the DAG's rules and tables need it.
+
+Pure functions of a config that ``config.validate`` has checked and filled with defaults: the
+complete spec of each pretraining run and its hash, the fine-tuning grid, the cells of every
+table and figure, and the distinct jobs behind them. Plan objects are typed and frozen
+(``GridPoint``, ``Cell``, ``FinetuneRun``); what a job stores on disk (a run's spec, a fine-tuning
+job's settings) stays a JSON document. Torch-free: every ``snakemake`` start imports this.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from dataclasses import dataclass, field
+
+from .schema import ConfigError, known, schema_defaults
+from .storage import stable_hash
+
+FINAL_STEP = "final"
+PRETRAIN_METRICS = ("heldout_perplexity", "heldout_lm_accuracy", "heldout_nsp_accuracy")
+
+
+@dataclass(frozen=True)
+class GridPoint:
+    """One fine-tuning setting of a task's grid; ``key`` names its results folder."""
+    lr: float
+    batch_size: int
+    epochs: int
+    key: str = field(init=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "key", hp_key(self.lr, self.batch_size, self.epochs))
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One (row, column) of a table, or (series, step) of a figure, and what fills it."""
+    row: str
+    column: str
+    paper_row: str  # the paper's row whose number stands beside this one
+    ablation: str  # a pretraining run (origin "pretrain") or an imported checkpoint (origin "checkpoint")
+    origin: str
+    spec_hash: str
+    head: str
+    step: str  # "final" or "step-<k>"
+    source: str  # "finetune", or "pretrain" for a pretraining metric (perplexity)
+    task: str | None
+    metric: str
+    split: str | None  # None: the task's first evaluation split
+
+
+@dataclass(frozen=True, order=True)
+class FinetuneRun:
+    """One fine-tuning job: every restart of one grid point of one (checkpoint, task, head)."""
+    ablation: str
+    step: str
+    task: str
+    head: str
+    hp: str
+
+
+def resolve_ablation(config: dict, name: str, check: bool = True) -> dict:
+    """The complete, self-contained spec of one pretraining run: defaults + the ablation's overrides.
+
+    The spec is saved beside the checkpoint, and downstream jobs rebuild the model from it,
+    never from today's config.
+    """
+    if check and name not in config["ablations"]:
+        known("ablation", name, config["ablations"], "ablation", "config")
+    from .models.objectives import OBJECTIVES
+
+    ablation = config["ablations"][name]
+    objective = OBJECTIVES[ablation["objective"]]
+    spec = {
+        "name": name,
+        "objective": objective.name,
+        "packing": ablation.get("packing", objective.packings[0]),
+        "model": {**config["model"], **ablation.get("model", {})},
+        "masking": {**config["masking"], **ablation.get("masking", {})},
+        "pretrain": {**config["pretrain"], **ablation.get("pretrain", {})},
+    }
+    spec["pretrain"]["save_steps"] = sorted(set(spec["pretrain"]["save_steps"]))
+    return spec
+
+
+def spec_hash(config: dict, ablation: str) -> str:
+    """The hash of the pretraining run this config asks for (or of the checkpoint entry it
+    imports): results carry the hash of the run they came from, and a mismatch means they were
+    made with another config."""
+    if ablation in config.get("checkpoints", {}):
+        return checkpoint_hash(config["checkpoints"][ablation])
+    return ablation_hash(resolve_ablation(config, ablation))
+
+
+def checkpoint_hash(entry: dict) -> str:
+    """A checkpoint is identified by where it comes from (hub id and revision, or folder); the
+    digests of its files are recorded beside it when it is imported."""
+    return stable_hash({"checkpoint": {k: entry.get(k) for k in ("hub", "revision", "path")}})
+
+
+def ablation_hash(spec: dict) -> str:
+    return stable_hash({k: v for k, v in spec.items() if k != "name"})
+
+
+def hp_key(lr: float, batch_size: int, epochs: int) -> str:
+    """Readable, unique directory name of a grid point, e.g. lr0.0001_bs32_ep3."""
+    return f"lr{lr:g}_bs{batch_size}_ep{epochs}"
+
+
+def grid_points(config: dict, task: str, head: str = "linear") -> list[GridPoint]:
+    """The task's grid: schema default < finetune.grid < tasks.<task>.grid < (for a frozen,
+    feature-based head) finetune.feature_based_grid."""
+    from .models.head_kinds import HEAD_KINDS
+
+    default = schema_defaults("finetune")["grid"]
+    grid = {**default, **config["finetune"]["grid"], **config["tasks"][task].get("grid", {})}
+    if HEAD_KINDS[head].frozen:
+        grid.update(config["finetune"]["feature_based_grid"])
+    return [GridPoint(lr, bs, ep)
+            for lr, bs, ep in itertools.product(sorted(grid["lr"]), sorted(grid["batch_size"]), sorted(grid["epochs"]))]
+
+
+def grid_point(config: dict, task: str, head: str, key: str) -> GridPoint:
+    for point in grid_points(config, task, head):
+        if point.key == key:
+            return point
+    raise ConfigError(f"config: no grid point '{key}' for task '{task}' with head '{head}'.")
+
+
+def report_names(config: dict) -> list[str]:
+    """Every table and figure the config defines, sorted."""
+    return sorted([*config["tables"], *config["figures"]])
+
+
+def checkpoint_steps(config: dict, ablation: str) -> list[int]:
+    """The steps at which an ablation leaves a checkpoint: its save_steps, then its last step."""
+    train = resolve_ablation(config, ablation)["pretrain"]
+    return sorted({*train["save_steps"], train["steps"]})
+
+
+def checkpoint_name(config: dict, ablation: str, step: int) -> str:
+    return FINAL_STEP if step == resolve_ablation(config, ablation)["pretrain"]["steps"] else f"step-{step}"
+
+
+def table_cells(config: dict, name: str) -> list[Cell]:
+    """Every (row, column) of a table or figure with what fills it, in config order.
+
+    A figure's rows are its series and its columns the checkpoint steps (as strings).
+    """
+    if name in config["figures"]:
+        figure = config["figures"][name]
+        return [Cell(row=label, column=str(step), paper_row=label, ablation=ablation, origin="pretrain",
+                     spec_hash=spec_hash(config, ablation), head=figure["head"],
+                     step=checkpoint_name(config, ablation, step), source="finetune", task=figure["task"],
+                     metric=figure["metric"], split=None)
+                for label, ablation in figure["series"].items() for step in checkpoint_steps(config, ablation)]
+    spec = config["tables"][name]
+    cells = []
+    for row_label, row in spec["rows"].items():
+        run = row.get("ablation") or row["checkpoint"]
+        if "ablation" in row:
+            run_hash = spec_hash(config, run)
+        else:
+            known("checkpoint", run, config["checkpoints"], f"tables.{name}.rows.{row_label}.checkpoint", "config")
+            run_hash = checkpoint_hash(config["checkpoints"][run])
+        for col_label, column in spec["columns"].items():
+            cells.append(Cell(
+                row=row_label, column=col_label, paper_row=row.get("paper_row", row_label),
+                ablation=run, origin="pretrain" if "ablation" in row else "checkpoint", spec_hash=run_hash,
+                head=column.get("head") or row.get("head", "linear"), step=row.get("step", FINAL_STEP),
+                source=column.get("source", "finetune"), task=column.get("task"), metric=column["metric"],
+                split=column.get("split")))
+    return cells
+
+
+def finetune_runs(config: dict, names: list[str] | None = None) -> list[FinetuneRun]:
+    """The distinct fine-tuning jobs (one per grid point) that the given tables/figures need, sorted."""
+    return sorted({FinetuneRun(cell.ablation, cell.step, cell.task, cell.head, point.key)
+                   for name in (report_names(config) if names is None else names)
+                   for cell in table_cells(config, name) if cell.source == "finetune"
+                   for point in grid_points(config, cell.task, cell.head)})
+
+
+def pretrain_runs(config: dict, names: list[str] | None = None) -> list[str]:
+    """The ablations whose pretraining the given tables/figures need, sorted."""
+    return sorted({cell.ablation for name in (report_names(config) if names is None else names)
+                   for cell in table_cells(config, name) if cell.origin == "pretrain"})
+
+
+def checkpoint_runs(config: dict, names: list[str] | None = None) -> list[str]:
+    """The checkpoints (config's checkpoints:) the given tables need, sorted."""
+    return sorted({cell.ablation for name in (report_names(config) if names is None else names)
+                   for cell in table_cells(config, name) if cell.origin == "checkpoint"})
+
+
+def finetune_settings(config: dict, task: str, head: str, hp: str) -> dict:
+    """Everything a fine-tuning job depends on besides its checkpoint and data: its params."""
+    settings = {k: v for k, v in config["finetune"].items() if k not in ("grid", "feature_based_grid")}
+    settings["task"] = {k: v for k, v in config["tasks"][task].items()
+                        if k not in ("grid", "n_train", "n_dev", "hub", "source", "path", "files")}
+    settings["hp"] = dataclasses.asdict(grid_point(config, task, head, hp))  # the job's JSON params
+    return settings
