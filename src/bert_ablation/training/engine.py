@@ -122,6 +122,7 @@ class Engine:
                    weight_decay=settings["weight_decay"], betas=tuple(settings["adam_betas"]),
                    eps=settings["adam_eps"], grad_clip=settings["grad_clip"], precision=settings["precision"],
                    bias_correction=settings["adam_bias_correction"],
+                   # fine-tuning has no accumulation key: its batches are small enough as they are
                    accumulation_steps=settings.get("accumulation_steps", 1), **runtime)
 
     # The optimisation settings have no defaults here: each comes from the config, whose schema
