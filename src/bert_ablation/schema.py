@@ -34,8 +34,9 @@ def schema_defaults(section: str) -> dict:
     return {key: copy.deepcopy(sub["default"]) for key, sub in properties.items() if "default" in sub}
 
 
-def known(kind: str, name: str, known, where: str, source: str) -> None:
-    if name not in known:
-        close = difflib.get_close_matches(name, list(known), n=1)
+def known(kind: str, name: str, names, where: str, source: str) -> None:
+    """Refuse ``name`` unless it is one of ``names``, naming the closest one."""
+    if name not in names:
+        close = difflib.get_close_matches(name, list(names), n=1)
         hint = f" Did you mean '{close[0]}'?" if close else ""
-        raise ConfigError(f"{source}: {where}: unknown {kind} '{name}'. Known: {', '.join(sorted(known))}.{hint}")
+        raise ConfigError(f"{source}: {where}: unknown {kind} '{name}'. Known: {', '.join(sorted(names))}.{hint}")
