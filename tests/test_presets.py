@@ -49,3 +49,27 @@ def test_families_preset_plans_table5_under_both_encoder_families(tmp_path):
     assert jobs["pretrain"] == 8  # 4 ablations x 2 families
     # every cell is its own run: 10 rows x 5 columns, each at every point of the task's grid
     assert jobs["finetune"] == sum(len(plan.grid_points(config, t)) for t in ("mnli", "qnli", "mrpc", "sst2", "squad")) * 10
+
+
+def test_long_pretraining_preset_changes_only_the_pretraining_length(tmp_path):
+    """5x the steps for every pretraining run, warmup and Figure 5's checkpoints scaled with them;
+    everything else (the 8-layer row's own rate, No pretraining's 0 steps) is config.yaml's."""
+    path = ROOT / "presets" / "long_pretraining.yaml"
+    default = cfg.load(str(ROOT / "config.yaml"), [])
+    config = cfg.load(str(ROOT / "config.yaml"), [str(path)])
+    before, after = default["pretrain"], config["pretrain"]
+    assert after["steps"] == 5 * before["steps"] and after["warmup_steps"] == 5 * before["warmup_steps"]
+    assert after["save_steps"] == [5 * s for s in before["save_steps"]]
+    for ablation in config["ablations"]:
+        long, short = plan.resolve_ablation(config, ablation), plan.resolve_ablation(default, ablation)
+        assert long["pretrain"]["lr"] == short["pretrain"]["lr"]
+        assert long["pretrain"]["steps"] == (0 if ablation == "no_pretraining" else 3500)
+        assert {k: v for k, v in long.items() if k != "pretrain"} == {k: v for k, v in short.items() if k != "pretrain"}
+    # Figure 5's columns: the scaled checkpoints, then the final model
+    def figure_steps(c):
+        return sorted({int(cell.column) for cell in plan.table_cells(c, "figure5")})
+    assert figure_steps(config) == [5 * s for s in figure_steps(default)] == [700, 1400, 2100, 3500]
+    config["pretrain"] = default["pretrain"]
+    assert config == default
+    jobs = planned_jobs(snakemake(tmp_path, "-n", configfiles=(path,)))
+    assert jobs["pretrain"] == 14 and jobs["finetune"] == 68 and jobs["claims"] == 1
