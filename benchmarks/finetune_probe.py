@@ -23,6 +23,8 @@ def parse_args(argv=None):
                         help="the config files (later ones merged on top) whose finetune: and tasks: settings "
                              "the probe starts from: those of the run")
     parser.add_argument("--ablation", default="bert_base")
+    parser.add_argument("--checkpoint", default="final",
+                        help="which of the run's checkpoints: final, or step-K for a save step of pretrain.save_steps")
     parser.add_argument("--task", default="sst2")
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--epochs", type=int, default=3)
@@ -91,7 +93,11 @@ def probe(args) -> list[dict]:
     settings = plan.finetune_settings(config, args.task, "linear", point)
     settings["hp"] = {"lr": args.lr, "batch_size": args.batch_size, "epochs": args.epochs, "key": "probe"}
     settings["group_by_length"] = args.group_by_length
-    checkpoint = str(Path(args.results) / "pretrain" / args.ablation / "checkpoints" / "final")
+    checkpoint = Path(args.results) / "pretrain" / args.ablation / "checkpoints" / args.checkpoint
+    if not checkpoint.is_dir():
+        saved = sorted(p.name for p in checkpoint.parent.glob("*") if p.is_dir())
+        raise SystemExit(f"--checkpoint {args.checkpoint}: no {checkpoint}; this run saved: {', '.join(saved) or 'none'}")
+    checkpoint = str(checkpoint)
     tokenizer, encoder = load_tokenizer(checkpoint), load_encoder(checkpoint)
     data = datasets.load_from_disk(str(Path(args.results) / "tasks" / args.task))
     spec = with_labels(TASKS[args.task], data["train"])
@@ -113,7 +119,7 @@ def probe(args) -> list[dict]:
         engine, curve = train_restart(encoder, spec, "linear", features["train"], settings, seeds,
                                       tokenizer.pad_token_id, "cpu", f"probe {args.task} restart {restart}",
                                       after_epoch=scorer(dev, dev))
-        row = {"ablation": args.ablation, "task": args.task, "lr": args.lr, "epochs": args.epochs,
+        row = {"ablation": args.ablation, "checkpoint": args.checkpoint, "task": args.task, "lr": args.lr, "epochs": args.epochs,
                "group_by_length": args.group_by_length, "restart": restart, "metric": metric,
                "dev": [round(value, 1) for value in curve], "train": round(scorer("train", "train_eval")(engine), 1)}
         if args.reference:

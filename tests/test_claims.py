@@ -42,7 +42,7 @@ def verdict(claim, cells, **kwargs):
 
 def test_clearly_separated_is_reproduced():
     row = verdict(greater(), cells_of(A=CLEAR_HIGH, B=CLEAR_LOW))
-    assert row.verdict == "reproduced" and row.method == "welch" and row.min_p < 1e-6
+    assert row.verdict == "reproduced" and row.method == "welch" and row.p < 1e-6
     assert "A 80.10±0.22 (n=5) > B 70.04±0.21 (n=5): p=" in row.comparisons
 
 
@@ -53,7 +53,7 @@ def test_reversed_is_contradicted():
 
 def test_overlapping_noise_is_inconclusive():
     row = verdict(greater(), cells_of(A=[70.0, 74.0, 66.0], B=[69.0, 73.0, 66.5]))
-    assert row.verdict == "inconclusive" and 0.05 < row.min_p < 0.95
+    assert row.verdict == "inconclusive" and 0.05 < row.p < 0.95
 
 
 def test_margin_holds_without_but_not_with():
@@ -66,7 +66,7 @@ def test_margin_holds_without_but_not_with():
 def test_perplexity_is_a_point_comparison_lower_is_better():
     cells = cells_of(A=[3.2], B=[4.7])
     row = verdict(greater(lower_is_better=True), cells)
-    assert row.verdict == "reproduced" and row.method == "point" and math.isnan(row.min_p)
+    assert row.verdict == "reproduced" and row.method == "point" and math.isnan(row.p)
     assert "A 3.20 (n=1) < B 4.70 (n=1): point" in row.comparisons
     assert verdict(greater(lower_is_better=True), cells_of(A=[4.7], B=[3.2])).verdict == "contradicted"
 
@@ -155,8 +155,8 @@ def test_bootstrap_agrees_with_welch_and_is_deterministic():
     noisy = cells_of(A=[70.0, 74.0, 66.0, 71.0], B=[69.0, 73.0, 66.5, 70.0])
     first, again, other_seed = (verdict(greater(), noisy, test="bootstrap", bootstrap_samples=2000, seed=s)
                                 for s in (1, 1, 2))
-    assert first.min_p == again.min_p and first.comparisons == again.comparisons
-    assert first.min_p != other_seed.min_p and first.method == "bootstrap"
+    assert first.p == again.p and first.comparisons == again.comparisons
+    assert first.p != other_seed.p and first.method == "bootstrap"
 
 
 # ----------------------------------------------------------------------------- multiplicity, effects
@@ -170,7 +170,7 @@ def test_holm_matches_a_hand_computed_example():
 
 
 def test_holm_turns_a_marginal_verdict_inconclusive_and_the_setting_picks():
-    # Two claims at raw p ~ 0.02-0.03: each reproduced alone, not after Holm over their 4 tests.
+    # Two claims at raw p ~ 0.02-0.03: each reproduced alone, not after Holm over their 4 hypotheses.
     cells = cells_of(A=[71.0, 73.0, 75.0, 74.0], B=[70.0, 71.0, 72.0, 70.5], C=[71.2, 73.0, 75.0, 74.0],
                      D=[70.0, 71.0, 72.0, 70.6])
     claims = [greater("A", "B"), {**greater("C", "D"), "id": "u"}]
@@ -178,16 +178,53 @@ def test_holm_turns_a_marginal_verdict_inconclusive_and_the_setting_picks():
     raw = [stats.ttest_ind(cells[("t", x, "c")], cells[("t", y, "c")], equal_var=False, alternative="greater").pvalue
            for x, y in (("A", "B"), ("C", "D"))]
     assert all(0.01 < p < 0.05 for p in raw) and raw[1] < raw[0]
-    np.testing.assert_allclose(frame.min_p, raw)
+    np.testing.assert_allclose(frame.p, raw)
+    np.testing.assert_allclose(frame.p_reversed, [1 - p for p in raw])  # one comparison: the reverse test itself
     # The family, sorted: raw[1], raw[0], 1 - raw[0], 1 - raw[1] -> 4 raw[1], then max(4 raw[1], 3 raw[0]).
-    np.testing.assert_allclose(frame.min_p_holm, [max(4 * raw[1], 3 * raw[0]), 4 * raw[1]])
+    np.testing.assert_allclose(frame.p_holm, [max(4 * raw[1], 3 * raw[0]), 4 * raw[1]])
     assert list(frame.tests) == [2, 2]
     assert list(frame.verdict_uncorrected) == ["reproduced"] * 2 and list(frame.verdict_holm) == ["inconclusive"] * 2
     assert list(frame.verdict) == ["inconclusive"] * 2  # the default correction is holm
     assert list(judge_claims(claims, cells, correction="none").verdict) == ["reproduced"] * 2
-    assert f"(Holm {4 * raw[1]:.2g})" in frame.comparisons[1]
     with pytest.raises(ValueError, match="correction must be one of"):
         judge_claims(claims, cells, correction="bonferroni")
+
+
+def order(*rows, claim_id="t"):
+    return {"id": claim_id, "claim": "ordered", "source": "s", "kind": "order", "table": "t", "column": "c",
+            "rows": list(rows)}
+
+
+def test_a_claim_is_one_hypothesis_its_comparisons_an_intersection_union_test():
+    # A > B > C > D, each step about 5 points with noise: a conjunction of three comparisons.
+    rng = np.random.default_rng(0)
+    values = {row: 90.0 - 5 * k + rng.normal(0, 1.0, 3) for k, row in enumerate("ABCD")}
+    cells = cells_of(**values)
+    row = verdict(order("A", "B", "C", "D"), cells)
+    steps = [stats.ttest_ind(values[x], values[y], equal_var=False, alternative="greater").pvalue
+             for x, y in ("AB", "BC", "CD")]
+    reverse = [1 - p for p in steps]
+    # "It holds": the largest step p, not each step corrected; "reversed": the smallest reverse p x 3.
+    assert row.p == pytest.approx(max(steps)) and row.p_reversed == pytest.approx(min(1.0, 3 * min(reverse)))
+    assert row.tests == 2 and row.comparisons.count(";") == 2
+    # Holm over the claim's own two hypotheses: the smaller one doubled.
+    assert row.p_holm == pytest.approx(min(1.0, 2 * row.p)) and row.verdict == "reproduced"
+    # A family of claims: each adds two hypotheses, whatever its number of comparisons.
+    frame = judge_claims([order("A", "B", "C", "D"), {**greater("A", "D"), "id": "u"}], cells)
+    assert list(frame.tests) == [2, 2]
+    family = [frame.p[0], frame.p_reversed[0], frame.p[1], frame.p_reversed[1]]
+    np.testing.assert_allclose([*frame.p_holm, *frame.p_reversed_holm], np.asarray(holm(family))[[0, 2, 1, 3]])
+
+
+def test_a_point_comparison_decides_without_a_test():
+    # Perplexity (one value a side) beside a tested comparison: the point must hold as well.
+    cells = cells_of(A=CLEAR_HIGH, B=CLEAR_LOW) | {("t", "P", "c"): np.array([3.0]), ("t", "Q", "c"): np.array([4.0])}
+    both = [{**greater("A", "B"), "id": "a"}, {**greater("P", "Q", lower_is_better=True), "id": "b"}]
+    frame = judge_claims(both, cells)
+    assert list(frame.verdict) == ["reproduced", "reproduced"] and list(frame.tests) == [2, 0]
+    assert math.isnan(frame.p[1]) and math.isnan(frame.p_holm[1])
+    wrong_way = judge_claims([{**greater("Q", "P", lower_is_better=True), "id": "c"}], cells)
+    assert wrong_way.verdict[0] == "contradicted"
 
 
 def test_effect_and_welch_interval_agree_with_scipy():
@@ -227,7 +264,7 @@ def test_close_reports_the_difference_against_its_tolerance():
     expected = stats.ttest_ind(x, y, equal_var=False).confidence_interval(0.9)
     assert row.effect == pytest.approx(np.mean(x) - np.mean(y)) and row.ci_high == pytest.approx(expected.high)
     row = verdict(close(1.0), cells_of(A=CLEAR_HIGH, B=CLEAR_LOW))
-    assert row.verdict == "contradicted" and ", outside p=" in row.comparisons and row.tests == 3
+    assert row.verdict == "contradicted" and ", outside p=" in row.comparisons and row.tests == 2
 
 
 def test_failed_restarts_are_shown_in_the_comparison():

@@ -13,11 +13,17 @@ difference; a side with one value (perplexity) or two constant sides fall back t
 the point values (``method: point``). A claim is reproduced if all its comparisons are,
 contradicted if any is, else inconclusive; ``not evaluated`` (with the reason) if a cell is absent.
 
-Multiplicity: every one-sided test that can give a verdict (per comparison "it holds" and "it
-is significantly the other way", or for ``close`` TOST and each "outside" side), over all
-evaluated claims, is one family. Verdicts are reported uncorrected and with Holm-adjusted
-p-values (family-wise error <= alpha, valid under any dependence: comparisons share cells);
-``correction`` picks which one is ``verdict``. Each comparison also reports its effect, the
+Multiplicity: the hypotheses are the claims, not their comparisons. A claim holds only if every
+comparison does, so "it holds" is an intersection-union test: its p-value is the largest of its
+comparisons' (Berger 1982; no correction is owed inside a conjunction). "It is significantly the
+other way" is a union (any comparison reversed, or outside the band of a ``close``): its p-value
+is the smallest of those tests times their number (Bonferroni inside the claim). These two
+p-values of every evaluated claim form one family, and Holm's step-down adjusts it (family-wise
+error of any false reproduced or contradicted verdict <= alpha, valid under any dependence:
+claims share cells). Verdicts are reported uncorrected and Holm-adjusted; ``correction`` picks
+which one is ``verdict``. Counting every one-sided test of every comparison as a family member
+instead (as this module did before 2026-12-05) multiplies by tests that cannot both be small
+(a comparison's two one-sided Welch p-values sum to one) and by the parts of a conjunction. Each comparison also reports its effect, the
 difference it tests (signed so that positive is the claimed direction), with a two-sided
 (1 - 2 alpha) interval: Welch's t interval, or the bootstrap's percentile interval. Its bounds
 are the one-sided tests at alpha, so the uncorrected Welch verdict is reproduced exactly when
@@ -50,7 +56,7 @@ VERDICTS = (REPRODUCED, CONTRADICTED, INCONCLUSIVE, NOT_EVALUATED)
 TESTS = ("welch", "bootstrap")
 CORRECTIONS = ("none", "holm")
 COLUMNS = ["id", "claim", "source", "kind", "verdict", "verdict_uncorrected", "verdict_holm", "effect", "ci_low",
-           "ci_high", "comparisons", "min_p", "max_p", "min_p_holm", "max_p_holm", "tests", "method", "reason"]
+           "ci_high", "comparisons", "p", "p_holm", "p_reversed", "p_reversed_holm", "tests", "method", "reason"]
 
 # `mechanism` (optional; every packaged claim has one): what produces the finding, a name of
 # mechanisms.MECHANISMS, so that a control world without it can be checked to lose the claim.
@@ -321,31 +327,57 @@ class _Comparison:
     p_against: tuple[float, ...]  # p-values of "significantly the other way" (close: below / above the band)
     against: str  # how the text names p_against: "reverse" or "outside"
     point_verdict: str | None = None  # point comparisons: decided by the point values, no test
-    p_holm: float = math.nan
-    p_against_holm: tuple[float, ...] = ()
 
-    def verdict(self, alpha: float, adjusted: bool) -> str:
-        if self.point_verdict is not None:
-            return self.point_verdict
-        p, against = (self.p_holm, self.p_against_holm) if adjusted else (self.p, self.p_against)
-        if p < alpha:
-            return REPRODUCED
-        return CONTRADICTED if min(against) < alpha else INCONCLUSIVE
-
-    def tests(self) -> list[float]:
-        """Raw p-values this comparison adds to the multiplicity family."""
-        return [] if self.point_verdict is not None else [self.p, *self.p_against]
+    @property
+    def tested(self) -> bool:
+        return self.point_verdict is None
 
     def describe(self, alpha: float) -> str:
         effect = f"diff {self.effect:+.2f}"
-        if self.point_verdict is not None:
+        if not self.tested:
             return f"{self.text}: point, {effect}"
         level = f"{100 * (1 - 2 * alpha):g}%"
-        detail = f"{'TOST ' if self.against == 'outside' else ''}{_fmt_p(self.p)} (Holm {self.p_holm:.2g})"
-        if self.verdict(alpha, adjusted=False) == CONTRADICTED:  # (Holm can only turn it inconclusive)
+        detail = f"{'TOST ' if self.against == 'outside' else ''}{_fmt_p(self.p)}"
+        if min(self.p_against) < alpha:
             k = int(np.argmin(self.p_against))
-            detail += f", {self.against} {_fmt_p(self.p_against[k])} (Holm {self.p_against_holm[k]:.2g})"
+            detail += f", {self.against} {_fmt_p(self.p_against[k])}"
         return f"{self.text}: {detail}, {effect} [{level} CI {self.ci[0]:+.2f}, {self.ci[1]:+.2f}]"
+
+
+@dataclass(frozen=True)
+class _ClaimTest:
+    """A claim's two hypotheses, from its comparisons: "it holds" (intersection-union: the
+    largest p of its tested comparisons) and "it is significantly the other way" (union:
+    Bonferroni over every reverse/outside test). Point comparisons add no test: they must all
+    hold for "reproduced", and one that fails decides "contradicted"."""
+    comparisons: tuple[_Comparison, ...]
+    p: float  # NaN when every comparison is a point one
+    p_reversed: float
+    p_reversed_raw: float  # the smallest reverse/outside p, uncorrected (the uncorrected verdict)
+    p_holm: float = math.nan
+    p_reversed_holm: float = math.nan
+
+    @classmethod
+    def of(cls, comparisons: list[_Comparison]) -> "_ClaimTest":
+        tested = [c for c in comparisons if c.tested]
+        against = [p for c in tested for p in c.p_against]
+        return cls(tuple(comparisons), max((c.p for c in tested), default=math.nan),
+                   min(1.0, len(against) * min(against)) if against else math.nan, min(against, default=math.nan))
+
+    def p_values(self) -> list[float]:
+        """What this claim adds to the multiplicity family (NaN: no test)."""
+        return [self.p, self.p_reversed]
+
+    def verdict(self, alpha: float, adjusted: bool) -> str:
+        points = {c.point_verdict for c in self.comparisons if not c.tested}
+        p, reversed_ = (self.p_holm, self.p_reversed_holm) if adjusted else (self.p, self.p_reversed_raw)
+        if CONTRADICTED in points or reversed_ < alpha:
+            return CONTRADICTED
+        holds = points <= {REPRODUCED} and (math.isnan(p) or p < alpha)
+        return REPRODUCED if holds else INCONCLUSIVE
+
+    def tests(self) -> int:
+        return sum(not math.isnan(p) for p in self.p_values())
 
 
 def holm(p_values: Iterable[float]) -> np.ndarray:
@@ -490,23 +522,10 @@ def _comparisons(claim: Mapping, cells: Cells, columns: dict[str, list[str]], se
     return [_greater(a, b, claim["margin"], claim["lower_is_better"], settings, claim) for a, b in pairs]
 
 
-def _verdict(comparisons: list[_Comparison], alpha: float, adjusted: bool) -> str:
-    verdicts = {c.verdict(alpha, adjusted) for c in comparisons}
-    if CONTRADICTED in verdicts:
-        return CONTRADICTED
-    return REPRODUCED if verdicts == {REPRODUCED} else INCONCLUSIVE
-
-
-def _adjust(judged: list[list[_Comparison]]) -> list[list[_Comparison]]:
-    """Holm over every test of every evaluated claim, written back into each comparison."""
-    adjusted = iter(holm(p for comparisons in judged for c in comparisons for p in c.tests()))
-    out = []
-    for comparisons in judged:
-        out.append([c if c.point_verdict is not None else
-                    replace(c, p_holm=float(next(adjusted)), p_against_holm=tuple(float(next(adjusted))
-                                                                                  for _ in c.p_against))
-                    for c in comparisons])
-    return out
+def _adjust(judged: list[_ClaimTest]) -> list[_ClaimTest]:
+    """Holm over the two hypotheses of every evaluated claim, written back into each claim."""
+    adjusted = iter(holm(p for claim in judged for p in claim.p_values()))
+    return [replace(claim, p_holm=float(next(adjusted)), p_reversed_holm=float(next(adjusted))) for claim in judged]
 
 
 def _weakest(comparisons: list[_Comparison]) -> _Comparison:
@@ -524,8 +543,9 @@ def _weakest(comparisons: list[_Comparison]) -> _Comparison:
 def judge_claims(claims: Iterable[Mapping], cells: Cells, alpha: float = 0.05, test: str = "welch",
                  bootstrap_samples: int = 10000, seed: int = 0, correction: str = "holm") -> pd.DataFrame:
     """One row per claim: verdict (uncorrected and Holm; ``correction`` picks ``verdict``), the
-    effect of its weakest comparison with its interval, the comparisons behind it, min/max raw and
-    Holm-adjusted p-value of "it holds", the number of tests it adds to the family, method, reason."""
+    effect of its weakest comparison with its interval, the comparisons behind it, the claim's
+    p-values of "it holds" (``p``) and "it is significantly the other way" (``p_reversed``), raw
+    and Holm-adjusted, the number of those it adds to the family (0-2), method, reason."""
     if test not in TESTS:
         raise ValueError(f"test must be one of {TESTS}, got {test!r}.")
     if correction not in CORRECTIONS:
@@ -537,14 +557,14 @@ def judge_claims(claims: Iterable[Mapping], cells: Cells, alpha: float = 0.05, t
     settings = _Settings(alpha, test, int(bootstrap_samples), int(seed))
     columns = _columns(cells)
     claims = validate_claims(claims)
-    judged: list[list[_Comparison] | _Unavailable] = []
+    judged: list[_ClaimTest | _Unavailable] = []
     for claim in claims:
         try:
-            judged.append(_comparisons(claim, cells, columns, settings))
+            judged.append(_ClaimTest.of(_comparisons(claim, cells, columns, settings)))
         except _Unavailable as missing:
             judged.append(missing)
     evaluated = _adjust([j for j in judged if not isinstance(j, _Unavailable)])
-    family = sum(len(c.tests()) for comparisons in evaluated for c in comparisons)
+    family = sum(claim.tests() for claim in evaluated)
     if test == "bootstrap" and correction == "holm" and family / (bootstrap_samples + 1) >= alpha:
         # A bootstrap p is at least 1/(B+1), so Holm's smallest adjusted p is at least family/(B+1).
         log.warning("claims: %d bootstrap samples cannot reach alpha %g after Holm over %d tests (the smallest "
@@ -559,18 +579,16 @@ def judge_claims(claims: Iterable[Mapping], cells: Cells, alpha: float = 0.05, t
                             "verdict_holm": NOT_EVALUATED, "comparisons": "", "tests": 0, "method": "",
                             "reason": str(outcome)})
             continue
-        comparisons = next(evaluated)
-        raw, adjusted = _verdict(comparisons, alpha, False), _verdict(comparisons, alpha, True)
-        p = [c.p for c in comparisons if not math.isnan(c.p)]
-        p_holm = [c.p_holm for c in comparisons if not math.isnan(c.p_holm)]
+        tested = next(evaluated)
+        comparisons = list(tested.comparisons)
+        raw, adjusted = tested.verdict(alpha, adjusted=False), tested.verdict(alpha, adjusted=True)
         weakest = _weakest(comparisons)
         records.append({
             **record, "verdict": adjusted if correction == "holm" else raw, "verdict_uncorrected": raw,
             "verdict_holm": adjusted, "effect": weakest.effect, "ci_low": weakest.ci[0], "ci_high": weakest.ci[1],
             "comparisons": "; ".join(c.describe(alpha) for c in comparisons),
-            "min_p": min(p, default=math.nan), "max_p": max(p, default=math.nan),
-            "min_p_holm": min(p_holm, default=math.nan), "max_p_holm": max(p_holm, default=math.nan),
-            "tests": sum(len(c.tests()) for c in comparisons),
+            "p": tested.p, "p_holm": tested.p_holm, "p_reversed": tested.p_reversed,
+            "p_reversed_holm": tested.p_reversed_holm, "tests": tested.tests(),
             "method": ", ".join(dict.fromkeys(c.method for c in comparisons)), "reason": "",
         })
     return pd.DataFrame.from_records(records, columns=COLUMNS)
@@ -617,21 +635,23 @@ def to_markdown(frame: pd.DataFrame, alpha: float, test: str, correction: str = 
         "Each comparison is ours: mean±sd over restarts (n). Cells with one value (perplexity) or no "
         "variance are compared as points; `close` claims use two one-sided tests (TOST) against the "
         "stated tolerance. `verdict` is the "
-        + ("Holm-adjusted" if correction == "holm" else "uncorrected") + " one (`claims.correction`); Holm adjusts "
-        "over every one-sided test of every evaluated claim (`tests` in the CSV), keeping the chance of any "
-        f"false reproduced or contradicted verdict below alpha. Effect: the difference the claim tests, positive "
-        f"in the claimed direction, with its two-sided {level} {interval} (unadjusted; for `order`, `best` and "
-        "`worst` claims, of the comparison closest to failing); it must exceed the margin (lie within ± the "
-        "tolerance for `close`). p: of \"the comparison holds\".", "",
-        f"| id | claim | verdict | uncorrected | Holm | effect [{level} CI] | comparisons | min p | max p "
-        "| min p (Holm) | max p (Holm) | source |",
+        + ("Holm-adjusted" if correction == "holm" else "uncorrected") + " one (`claims.correction`). A claim "
+        "holds only if all its comparisons do: p is the largest of their p-values (intersection-union test); "
+        "p reversed is the smallest reverse or outside p times their number. Holm adjusts over these two "
+        "p-values of every evaluated claim (`tests` in the CSV), keeping the chance of any false reproduced or "
+        f"contradicted verdict below alpha. Effect: the difference the claim tests, positive in the claimed "
+        f"direction, with its two-sided {level} {interval} (unadjusted; for `order`, `best` and `worst` claims, "
+        "of the comparison closest to failing); it must exceed the margin (lie within ± the tolerance for "
+        "`close`).", "",
+        f"| id | claim | verdict | uncorrected | Holm | effect [{level} CI] | comparisons | p | p (Holm) "
+        "| p reversed | p reversed (Holm) | source |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in frame.itertuples():
         detail = r.comparisons or f"not evaluated: {r.reason}"
         lines.append("| " + " | ".join(_md_cell(v) for v in (
-            r.id, r.claim, r.verdict, r.verdict_uncorrected, r.verdict_holm, _md_effect(r), detail, r.min_p, r.max_p,
-            r.min_p_holm, r.max_p_holm, r.source)) + " |")
+            r.id, r.claim, r.verdict, r.verdict_uncorrected, r.verdict_holm, _md_effect(r), detail, r.p, r.p_holm,
+            r.p_reversed, r.p_reversed_holm, r.source)) + " |")
     return "\n".join(lines) + "\n"
 
 
