@@ -162,3 +162,12 @@ def test_finetune_probe_reruns_a_finished_runs_checkpoint_beside_the_hf_referenc
     assert len(row["dev"]) == len(row["reference_dev"]) == 2
     assert all(0 <= value <= 100 for value in (*row["dev"], *row["reference_dev"], row["train"]))
     assert "| bert_base | sst2 | 0.001 | 2 | True | 0 |" in probe.stdout
+    # --checkpoint: a save step of the run (micro: step 10 of 20); a name the run did not save is
+    # refused with the ones it did.
+    at_step = command[:command.index("--epochs")] + ["--epochs", "1", "--checkpoint", "step-10"]
+    probe = subprocess.run(at_step, capture_output=True, text=True, timeout=300)
+    assert probe.returncode == 0, probe.stderr[-3000:]
+    row = json.loads(next(line for line in probe.stdout.splitlines() if line.startswith("{")))
+    assert row["checkpoint"] == "step-10" and len(row["dev"]) == 1
+    missing = subprocess.run(at_step[:-1] + ["step-11"], capture_output=True, text=True, timeout=300)
+    assert missing.returncode != 0 and "this run saved: final, step-10" in missing.stderr
