@@ -31,6 +31,9 @@ def test_default_config_is_valid_and_filled_with_defaults():
 @pytest.mark.parametrize("changes, message", [
     ({"pretrain__warmup_step": 10}, r"unknown key 'warmup_step' \(did you mean 'warmup_steps'\?\) under pretrain"),
     ({"pretrain__steps": "many"}, r"pretrain.steps: 'many' is not of type 'integer'"),
+    # Snakemake's --config finetune='{restarts: 5}' nests text: the message says so and what to do.
+    ({"finetune__restarts": "5"}, r"finetune.restarts: '5' is not of type 'integer'.*--config passes values nested "
+                                  r"under a key as text; put this override in a YAML file and add it with --configfile"),
     ({"model__heads": 3}, r"model.hidden=64 is not divisible by model.heads=3"),
     ({"masking__mask": 0.7}, r"mask\+same\+random = 0.9, must be 1"),
     ({"ablations__odd": {"objective": "mlm_sop"}}, r"ablations.odd.objective: unknown objective 'mlm_sop'"),

@@ -57,7 +57,22 @@ def _explain(error: jsonschema.ValidationError, source: str) -> str:
                 f"Allowed keys: {', '.join(allowed)}.")
     description = error.schema.get("description", "") if isinstance(error.schema, dict) else ""
     hint = f" ({description})" if description else ""
-    return f"{source}: {where}: {error.message}{hint}"
+    return f"{source}: {where}: {error.message}{hint}{_text_from_command_line(error)}"
+
+
+def _text_from_command_line(error: jsonschema.ValidationError) -> str:
+    """Why a number or a boolean arrived as text: Snakemake's ``--config key='{a: 5}'`` reads what
+    it nests under a key with YAML's BaseLoader, so every value there is a string."""
+    if error.validator != "type" or not isinstance(error.instance, str):
+        return ""
+    try:
+        meant = yaml.safe_load(error.instance)
+    except yaml.YAMLError:
+        return ""
+    if isinstance(meant, (bool, int, float)) and jsonschema.Draft202012Validator(error.schema).is_valid(meant):
+        return (f"; the value is the text '{error.instance}': Snakemake's --config passes values nested under a "
+                "key as text; put this override in a YAML file and add it with --configfile")
+    return ""
 
 
 def validate(config: dict, source: str = "config") -> dict:
