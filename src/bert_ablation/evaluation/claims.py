@@ -23,9 +23,10 @@ error of any false reproduced or contradicted verdict <= alpha, valid under any 
 claims share cells). Verdicts are reported uncorrected and Holm-adjusted; ``correction`` picks
 which one is ``verdict``. Counting every one-sided test of every comparison as a family member
 instead (as this module did before 2026-12-05) multiplies by tests that cannot both be small
-(a comparison's two one-sided Welch p-values sum to one) and by the parts of a conjunction. Each comparison also reports its effect, the
-difference it tests (signed so that positive is the claimed direction), with a two-sided
-(1 - 2 alpha) interval: Welch's t interval, or the bootstrap's percentile interval. Its bounds
+(a comparison's two one-sided Welch p-values sum to one) and by the parts of a conjunction.
+Each comparison also reports its effect, the difference it tests (signed so that positive is
+the claimed direction), with a two-sided (1 - 2 alpha) interval: Welch's t interval, or the
+bootstrap's percentile interval. Its bounds
 are the one-sided tests at alpha, so the uncorrected Welch verdict is reproduced exactly when
 the interval clears the margin.
 """
@@ -351,18 +352,22 @@ class _ClaimTest:
     Bonferroni over every reverse/outside test). Point comparisons add no test: they must all
     hold for "reproduced", and one that fails decides "contradicted"."""
     comparisons: tuple[_Comparison, ...]
-    p: float  # NaN when every comparison is a point one
-    p_reversed: float
-    p_reversed_raw: float  # the smallest reverse/outside p, uncorrected (the uncorrected verdict)
     p_holm: float = math.nan
     p_reversed_holm: float = math.nan
 
-    @classmethod
-    def of(cls, comparisons: list[_Comparison]) -> "_ClaimTest":
-        tested = [c for c in comparisons if c.tested]
-        against = [p for c in tested for p in c.p_against]
-        return cls(tuple(comparisons), max((c.p for c in tested), default=math.nan),
-                   min(1.0, len(against) * min(against)) if against else math.nan, min(against, default=math.nan))
+    @property
+    def p(self) -> float:
+        """NaN when every comparison is a point one."""
+        return max((c.p for c in self.comparisons if c.tested), default=math.nan)
+
+    @property
+    def _against(self) -> list[float]:
+        return [p for c in self.comparisons if c.tested for p in c.p_against]
+
+    @property
+    def p_reversed(self) -> float:
+        against = self._against
+        return min(1.0, len(against) * min(against)) if against else math.nan
 
     def p_values(self) -> list[float]:
         """What this claim adds to the multiplicity family (NaN: no test)."""
@@ -370,7 +375,8 @@ class _ClaimTest:
 
     def verdict(self, alpha: float, adjusted: bool) -> str:
         points = {c.point_verdict for c in self.comparisons if not c.tested}
-        p, reversed_ = (self.p_holm, self.p_reversed_holm) if adjusted else (self.p, self.p_reversed_raw)
+        # Uncorrected: the smallest reverse/outside p on its own, no Bonferroni inside the claim.
+        p, reversed_ = (self.p_holm, self.p_reversed_holm) if adjusted else (self.p, min(self._against, default=math.nan))
         if CONTRADICTED in points or reversed_ < alpha:
             return CONTRADICTED
         holds = points <= {REPRODUCED} and (math.isnan(p) or p < alpha)
@@ -560,7 +566,7 @@ def judge_claims(claims: Iterable[Mapping], cells: Cells, alpha: float = 0.05, t
     judged: list[_ClaimTest | _Unavailable] = []
     for claim in claims:
         try:
-            judged.append(_ClaimTest.of(_comparisons(claim, cells, columns, settings)))
+            judged.append(_ClaimTest(tuple(_comparisons(claim, cells, columns, settings))))
         except _Unavailable as missing:
             judged.append(missing)
     evaluated = _adjust([j for j in judged if not isinstance(j, _Unavailable)])
@@ -579,16 +585,16 @@ def judge_claims(claims: Iterable[Mapping], cells: Cells, alpha: float = 0.05, t
                             "verdict_holm": NOT_EVALUATED, "comparisons": "", "tests": 0, "method": "",
                             "reason": str(outcome)})
             continue
-        tested = next(evaluated)
-        comparisons = list(tested.comparisons)
-        raw, adjusted = tested.verdict(alpha, adjusted=False), tested.verdict(alpha, adjusted=True)
+        claim_test = next(evaluated)
+        comparisons = list(claim_test.comparisons)
+        raw, adjusted = claim_test.verdict(alpha, adjusted=False), claim_test.verdict(alpha, adjusted=True)
         weakest = _weakest(comparisons)
         records.append({
             **record, "verdict": adjusted if correction == "holm" else raw, "verdict_uncorrected": raw,
             "verdict_holm": adjusted, "effect": weakest.effect, "ci_low": weakest.ci[0], "ci_high": weakest.ci[1],
             "comparisons": "; ".join(c.describe(alpha) for c in comparisons),
-            "p": tested.p, "p_holm": tested.p_holm, "p_reversed": tested.p_reversed,
-            "p_reversed_holm": tested.p_reversed_holm, "tests": tested.tests(),
+            "p": claim_test.p, "p_holm": claim_test.p_holm, "p_reversed": claim_test.p_reversed,
+            "p_reversed_holm": claim_test.p_reversed_holm, "tests": claim_test.tests(),
             "method": ", ".join(dict.fromkeys(c.method for c in comparisons)), "reason": "",
         })
     return pd.DataFrame.from_records(records, columns=COLUMNS)
