@@ -12,6 +12,9 @@ from bert_ablation.storage import canonical_json
 
 try:
     config = cfg.validate(config, source="config")
+    # a real-data preset that redefines an ablation states all of it (config.check_redefined_ablations)
+    cfg.check_redefined_ablations([os.path.join(workflow.basedir, "config.yaml"),
+                                   *map(str, workflow.overwrite_configfiles or [])], config)
 except cfg.ConfigError as err:
     raise WorkflowError(str(err)) from None
 
