@@ -61,7 +61,11 @@ def as_param(obj):
 
 
 def ablation_spec(wildcards):
-    return as_param(plan.resolve_ablation(config, wildcards.ablation))
+    """The run's identity, its execution-only keys at fixed values (plan.EXECUTION_KEYS): a changed
+    accumulation_steps or log_every is no changed param, so Snakemake neither reruns a finished run
+    nor the fine-tuning behind it. The job reads the actual values from the config itself
+    (workflow_scripts/pretrain.py)."""
+    return as_param(plan.identity_spec(plan.resolve_ablation(config, wildcards.ablation)))
 
 
 def instance_settings(wildcards):
