@@ -15,6 +15,8 @@ try:
     # a real-data preset that redefines an ablation states all of it (config.check_redefined_ablations)
     cfg.check_redefined_ablations([os.path.join(workflow.basedir, "config.yaml"),
                                    *map(str, workflow.overwrite_configfiles or [])], config)
+    # and a top-level rate (say) changed from config.yaml's is no silent no-op on the built-in world
+    cfg.check_shadowed_by_world(config, os.path.join(workflow.basedir, "config.yaml"), "config")
 except cfg.ConfigError as err:
     raise WorkflowError(str(err)) from None
 

@@ -215,3 +215,15 @@ def test_world_recipe_names_known_keys_and_ablations(tmp_path):
     bad.write_text("world_recipe: {pretrain: {learning_rate: 1.0e-3}}\n")
     with pytest.raises(cfg.ConfigError, match="world_recipe.pretrain"):
         cfg.load(str(ROOT / "config.yaml"), [str(bad)])
+
+
+def test_a_top_level_value_the_world_recipe_overrides_is_refused_on_the_world(tmp_path):
+    """pretrain.lr changed on the built-in world would be a silent no-op (world_recipe sets it)."""
+    change = tmp_path / "lr.yaml"
+    change.write_text("pretrain: {lr: 2.0e-3}\n")
+    with pytest.raises(cfg.ConfigError, match=r"pretrain.lr=0.002 has no effect .* world_recipe.pretrain.lr"):
+        cfg.load(str(ROOT / "config.yaml"), [str(change)])
+    change.write_text("world_recipe: {pretrain: {lr: 2.0e-3}}\n")  # the way to change the world's rate
+    config = cfg.load(str(ROOT / "config.yaml"), [str(change)])
+    assert plan.resolve_ablation(config, "bert_base")["pretrain"]["lr"] == 2e-3
+    assert plan.resolve_ablation(config, "size_wide_deep")["pretrain"]["lr"] == 2e-3  # its own entry
