@@ -4,6 +4,7 @@ import dataclasses
 import json
 
 from bert_ablation import config as cfg
+from bert_ablation import estimate as cost
 from bert_ablation import plan
 from bert_ablation.data import corpus
 from bert_ablation.data.task_files import input_files as local_task_files
@@ -143,6 +144,32 @@ def task_source(wildcards):
 
 def pretrain_spec_hash(wildcards):
     return plan.spec_hash(config, wildcards.ablation)
+
+
+# Cluster requests sized by the plan (bert_ablation.estimate: the job's estimated FLOPs at
+# estimate.mfu / finetune_mfu of estimate.peak_tflops, x estimate.request_margin; host memory for
+# its model, data and cached features), times Snakemake's attempt: a retried job asks for 2x, 3x.
+# Partitions and accounts stay in the profile (profiles/slurm).
+_requests = {}
+
+
+def _request(kind, key):
+    if (kind, key) not in _requests:
+        _requests[kind, key] = (cost.pretrain_request(config, key) if kind == "pretrain" else
+                                cost.finetune_request(config, plan.FinetuneRun(*key)))
+    return _requests[kind, key]
+
+
+def pretrain_request(name):
+    return lambda wildcards, attempt: _request("pretrain", wildcards.ablation)[name] * attempt
+
+
+def finetune_request(name):
+    def request(wildcards, attempt):
+        key = (wildcards.ablation, wildcards.step, wildcards.task, wildcards.head, wildcards.hp)
+        return _request("finetune", key)[name] * attempt
+
+    return request
 
 
 def finetune_settings(wildcards):
