@@ -26,6 +26,7 @@ host memory (``pretrain_request``, ``finetune_request``), times Snakemake's ``at
 from __future__ import annotations
 
 import logging
+import math
 import os
 
 from . import plan
@@ -188,12 +189,14 @@ def run_model(config: dict, ablation: str) -> dict:
     return plan.resolve_ablation(config, ablation)["model"]
 
 
-def finetune_job_estimate(config: dict, run: plan.FinetuneRun) -> dict | None:
-    """FLOPs of one fine-tuning job (every restart of one grid point); None when the task's size
-    is unknown before it is read."""
+def finetune_job_estimate(config: dict, run: plan.FinetuneRun,
+                          examples: tuple[int, int] | None = None) -> dict | None:
+    """FLOPs of one fine-tuning job (every restart of one grid point) on ``examples`` (training,
+    evaluated; default: the task's, ``task_examples``); None when the task's size is unknown
+    before it is read."""
     from .models.head_kinds import HEAD_KINDS
 
-    examples = task_examples(config, run.task)
+    examples = examples or task_examples(config, run.task)
     if examples is None:
         return None
     train, evaluated = examples
@@ -247,7 +250,7 @@ def finetune_estimate(config: dict, names: list[str] | None = None) -> dict:
 
 def _minutes(flops: float, mfu: float, settings: dict) -> int:
     seconds = flops / (mfu * settings["peak_tflops"] * 1e12)
-    return max(settings["min_runtime_minutes"], int(-(-seconds * settings["request_margin"] // 60)))
+    return max(settings["min_runtime_minutes"], math.ceil(seconds * settings["request_margin"] / 60))
 
 
 def pretrain_request(config: dict, ablation: str) -> dict:
@@ -270,10 +273,13 @@ def pretrain_request(config: dict, ablation: str) -> dict:
 
 
 def corpus_text_bytes_known(config: dict) -> tuple[float | None, str]:
-    """corpus_text_bytes, without reading local files' sizes when a source has none yet."""
+    """corpus_text_bytes, or unknown where the local files are missing: sizing a request is no
+    place to report that (check_corpus_shards does, when the DAG is built)."""
+    from .data.corpus import CorpusError
+
     try:
         return corpus_text_bytes(config)
-    except Exception:  # noqa: BLE001  (a missing local file is the corpus rule's error to report)
+    except CorpusError:
         return None, "unknown"
 
 
@@ -283,11 +289,10 @@ def finetune_request(config: dict, run: plan.FinetuneRun) -> dict:
     encoded task and, for a feature-based head, its cached features (examples x length x layers
     read x hidden x 4 bytes)."""
     settings = config["estimate"]
-    job = finetune_job_estimate(config, run)
-    if job is None:  # a task of unknown size: as large as the largest one the paper used
-        job = finetune_job_estimate({**config, "tasks": {**config["tasks"], "mnli": config["tasks"][run.task]}},
-                                    plan.FinetuneRun(run.ablation, run.step, "mnli", run.head, run.hp))
+    # a task of unknown size (ner) is asked for as if it were the largest the paper used
+    job = finetune_job_estimate(config, run) or finetune_job_estimate(config, run, max(TASK_SIZES.values()))
     model, examples = job["model"], job["train_examples"] + job["evaluated_examples"]
+    # an imported checkpoint brings its own vocabulary: BERT's uncased 30,522 stands for it
     vocab = 30_522 if run.ablation in config["checkpoints"] else config["tokenizer"]["vocab_size"]
     memory = (BASE_PROCESS_BYTES + STATE_BYTES_PER_PARAMETER * total_parameters(model, vocab)
               + examples * job["length"] * 8 * 3  # input ids, segments, mask as int64
