@@ -204,8 +204,15 @@ def test_a_real_data_preset_cannot_inherit_half_an_ablation(tmp_path):
         "size_wide:       {objective: mlm_nsp, model: {heads: 8}}"))
     with pytest.raises(cfg.ConfigError, match=r"ablations.size_wide .*model.hidden=96, model.intermediate=384"):
         cfg.load(str(ROOT / "config.yaml"), [str(preset)])
-    # on the built-in world a partial override is how a file tweaks a run (tests/micro.yaml)
-    assert cfg.load(str(ROOT / "config.yaml"), [str(ROOT / "tests" / "micro.yaml")])
+    # a file that only adjusts runs keeps its partial overrides (tests/micro.yaml shrinks them), on
+    # the built-in world and under a file that switches the corpus (tests/test_workflow_local.py)
+    micro = str(ROOT / "tests" / "micro.yaml")
+    assert cfg.load(str(ROOT / "config.yaml"), [micro])
+    (tmp_path / "a.txt").write_text("One sentence.\nAnother one.\n\nA second document.\n")
+    text = tmp_path / "text.yaml"
+    text.write_text(f"corpus: {{source: text, text: {{paths: ['{tmp_path / 'a.txt'}']}}}}\n")
+    config = cfg.load(str(ROOT / "config.yaml"), [micro, str(text)])
+    assert plan.resolve_ablation(config, "size_wide")["model"]["heads"] == 3  # micro's choice, as before
 
 
 def test_world_recipe_names_known_keys_and_ablations(tmp_path):

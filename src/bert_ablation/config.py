@@ -139,19 +139,21 @@ def check_shadowed_by_world(config: dict, base_file: str, source: str) -> None:
 
 
 def check_redefined_ablations(files: list[str], config: dict) -> None:
-    """On a corpus other than the built-in world, refuse a file that redefines an ablation of an
-    earlier file without stating every key that one sets. Files merge key by key (here and in
-    Snakemake's --configfile), so a key left out would be inherited silently: a preset's 24-layer
-    row on real text would keep config.yaml's width (or, before world_recipe, its rate) for the
-    world's 8-layer model. There an ablation a later file redefines is that file's whole
-    definition. On the built-in world a partial override is how a file tweaks the world's runs
-    (tests/micro.yaml), and it stays allowed."""
+    """Refuse a file that puts the run on a corpus of its own (corpus.source other than synthetic:
+    a preset on real data) and redefines an ablation of an earlier file without stating every key
+    that one sets. Files merge key by key (here and in Snakemake's --configfile), so a key left out
+    would be inherited silently: a preset's 24-layer row on real text would keep config.yaml's
+    width (or, before world_recipe, its rate) for the world's 8-layer model. For such a file an
+    ablation it redefines is its whole definition. A file that only adjusts runs (tests/micro.yaml
+    shrinks them, whatever the corpus) keeps its partial overrides."""
     if config["corpus"]["source"] == "synthetic":
         return
     earlier: dict[str, tuple[str, dict]] = {}
     for file in files:
-        for name, ablation in (_read(file).get("ablations") or {}).items():
-            if name in earlier and isinstance(ablation, dict):
+        data = _read(file)
+        own_corpus = (data.get("corpus") or {}).get("source", "synthetic") != "synthetic"
+        for name, ablation in (data.get("ablations") or {}).items():
+            if own_corpus and name in earlier and isinstance(ablation, dict):
                 first, before = earlier[name]
                 missing = [f"{key}={value!r}" for key, value in _flat(before).items() if key not in _flat(ablation)]
                 if missing:
