@@ -113,3 +113,27 @@ class Masker:
         corrupted[rows[to_mask], cols[to_mask]] = self.mask_id
         corrupted[rows[to_random], cols[to_random]] = random_ids[used][to_random].to(input_ids.dtype)
         return corrupted, labels
+
+
+def prediction_slots(labels: torch.Tensor, multiple: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
+    """The labelled positions of each row, left-aligned into a fixed number of slots, as
+    google-research/bert feeds ``masked_lm_positions``: (positions (B, K), targets (B, K)),
+    targets IGNORE_INDEX in the unused slots (whose position is 0, a real row position).
+
+    Computed on the host from the batch's labels, this gives the device a gather of known shape
+    instead of boolean-mask indexing, whose output size the host must read back (a device sync)
+    every step. K is the most labels of any row, rounded up to ``multiple`` (fewer distinct
+    shapes for compiled kernels), at least ``multiple``: a batch without labels still has slots."""
+    width = labels.shape[1]
+    labelled = labels != IGNORE_INDEX  # (B, T)
+    most = int(labelled.sum(1).max()) if labels.numel() else 0
+    slots = max(multiple, -(-most // multiple) * multiple)
+    # the labelled columns of each row in order, then T (= unused) for the rest
+    key = torch.where(labelled, torch.arange(width), width).sort(dim=1).values  # (B, T)
+    if slots > width:
+        key = torch.cat([key, key.new_full((len(key), slots - width), width)], dim=1)
+    key = key[:, :slots]
+    used = key < width
+    positions = torch.where(used, key, 0)
+    targets = torch.where(used, labels.gather(1, positions), IGNORE_INDEX)
+    return positions, targets
