@@ -65,3 +65,24 @@ def test_smoke_says_what_it_could_not_check_here(smoke):
     assert "DDP needs more than one" in report["ddp"]["skipped"]
     assert "skipped" in report["rehearsal"]
     assert report["levers"]["eager"]["tokens_per_s"] > 0
+
+
+def test_bench_preset_holds_the_budgets_the_pair_tasks_need():
+    """presets/bench.yaml: >= 20x the default's 700 x 16 sequences for every trained run, 8,000
+    pair-task examples, the synthetic world, every budget key stated in the preset itself."""
+    import yaml
+
+    from bert_ablation import config as cfg
+    from bert_ablation import plan
+
+    root = BENCHMARKS.parent
+    preset = yaml.safe_load((root / "presets" / "bench.yaml").read_text())
+    assert {"steps", "batch_size", "lr", "warmup_steps", "save_steps"} <= set(preset["pretrain"])
+    config = cfg.load(str(root / "config.yaml"), [str(root / "presets" / "bench.yaml")])
+    assert config["corpus"]["source"] == "synthetic"
+    for name in config["ablations"]:
+        train = plan.resolve_ablation(config, name)["pretrain"]
+        if name != "no_pretraining":
+            assert train["steps"] * train["batch_size"] >= 20 * 700 * 16, name
+            assert all(step < train["steps"] for step in train["save_steps"]), name
+    assert all(config["tasks"][task]["n_train"] >= 8000 for task in ("qnli", "mnli", "mrpc"))
