@@ -175,7 +175,11 @@ def test_foreach_bert_adam_equals_the_per_parameter_loop():
 def test_a_step_leaves_its_scalars_on_the_device_for_the_loop_to_read_when_it_logs():
     """No float()/int() inside the step: each would wait for a GPU. The loop reads them per log row."""
     engine = _engine(_model(), precision="fp32")
-    out = engine.step(_batch())
+    batch = _batch()
+    moved = engine.to_device(batch)  # the labelled positions as slots, computed on the host
+    assert len(moved["lm_positions"]) % 8 == 0
+    assert int((moved["lm_targets"] != IGNORE_INDEX).sum()) == int((batch["labels"] != IGNORE_INDEX).sum())
+    out = engine.step(batch)
     for value in (out.loss, out.lm_loss, out.lm_predictions, out.lm_correct, out.nsp_loss, out.nsp_correct,
                   engine.grad_norm):
         assert isinstance(value, torch.Tensor) and value.dim() == 0 and not value.requires_grad

@@ -101,22 +101,20 @@ def test_the_schema_default_is_the_papers_procedure_and_the_only_default():
     assert mix == ["probability", "mask", "same", "random"]
 
 
-def test_prediction_slots_hold_each_rows_labels_in_order_in_a_fixed_width():
+def test_prediction_slots_hold_the_batchs_labels_in_order_in_a_rounded_up_width():
     from bert_ablation.models.masking import IGNORE_INDEX, prediction_slots
 
     labels = torch.full((3, 12), IGNORE_INDEX)
     labels[0, [2, 5, 9]] = torch.tensor([7, 8, 9])
-    labels[1, 0:11] = torch.arange(11) + 20  # 11 labels: K rounds up to 16, past the row width
+    labels[1, 0:6] = torch.arange(6) + 20  # 9 labels in all: 16 slots
     positions, targets = prediction_slots(labels)
-    assert positions.shape == targets.shape == (3, 16)
-    assert positions[0, :3].tolist() == [2, 5, 9] and targets[0, :3].tolist() == [7, 8, 9]
-    assert (targets[0, 3:] == IGNORE_INDEX).all() and (targets[2] == IGNORE_INDEX).all()
-    assert targets[1, :11].tolist() == list(range(20, 31))
-    assert positions.max() < 12  # unused slots point at a real position (0), never past the row
+    assert positions.shape == targets.shape == (16,)
+    assert positions[:9].tolist() == [2, 5, 9, 12, 13, 14, 15, 16, 17]  # row-major into the (B * T) batch
+    assert targets[:9].tolist() == [7, 8, 9, 20, 21, 22, 23, 24, 25]
+    assert (targets[9:] == IGNORE_INDEX).all() and (positions[9:] == 0).all()  # spare slots: a real position
     # the slots hold exactly the labelled (position, label) pairs
-    rows = torch.arange(3)[:, None].expand_as(positions)
+    rebuilt = torch.full((36,), IGNORE_INDEX)
     used = targets != IGNORE_INDEX
-    rebuilt = torch.full_like(labels, IGNORE_INDEX)
-    rebuilt[rows[used], positions[used]] = targets[used]
-    assert torch.equal(rebuilt, labels)
-    assert prediction_slots(torch.full((2, 5), IGNORE_INDEX))[0].shape == (2, 8)  # no labels: still slots
+    rebuilt[positions[used]] = targets[used]
+    assert torch.equal(rebuilt.view(3, 12), labels)
+    assert prediction_slots(torch.full((2, 5), IGNORE_INDEX))[0].shape == (8,)  # no labels: still slots

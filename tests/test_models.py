@@ -244,11 +244,14 @@ def test_engine_records_which_optimizer_it_built():
 
 
 def test_the_host_computed_slots_and_labels_alone_give_the_same_loss_and_gradients(tokenizer):
-    """The loop passes lm_positions/lm_targets built on the host (no device sync); a caller that
+    """The engine passes lm_positions/lm_targets built on the host (no device sync); a caller that
     passes only labels gets them derived: the same loss, gradients and counts."""
+    from bert_ablation.models.masking import prediction_slots
+
     masker = Masker.for_tokenizer(MaskingProcedure.from_config(schema_defaults("masking")), tokenizer)
-    inputs = OBJECTIVES["mlm_nsp"].targets(batch(tokenizer), masker, torch.Generator().manual_seed(0))
-    labels_only = {k: v for k, v in inputs.items() if k not in ("lm_positions", "lm_targets")}
+    labels_only = OBJECTIVES["mlm_nsp"].targets(batch(tokenizer), masker, torch.Generator().manual_seed(0))
+    inputs = dict(labels_only)
+    inputs["lm_positions"], inputs["lm_targets"] = prediction_slots(inputs["labels"])
     results = []
     for given in (inputs, labels_only):
         model = model_for(tokenizer, causal=False)

@@ -116,24 +116,20 @@ class Masker:
 
 
 def prediction_slots(labels: torch.Tensor, multiple: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
-    """The labelled positions of each row, left-aligned into a fixed number of slots, as
-    google-research/bert feeds ``masked_lm_positions``: (positions (B, K), targets (B, K)),
-    targets IGNORE_INDEX in the unused slots (whose position is 0, a real row position).
+    """The labelled positions of a batch as fixed slots, as google-research/bert feeds
+    ``masked_lm_positions``: (positions (K,) into the flattened (B * T) batch, row-major;
+    targets (K,)), K the number of labels rounded up to ``multiple`` (at least ``multiple``),
+    targets IGNORE_INDEX in the spare slots, whose position is 0 (a real position).
 
-    Computed on the host from the batch's labels, this gives the device a gather of known shape
-    instead of boolean-mask indexing, whose output size the host must read back (a device sync)
-    every step. K is the most labels of any row, rounded up to ``multiple`` (fewer distinct
-    shapes for compiled kernels), at least ``multiple``: a batch without labels still has slots."""
-    width = labels.shape[1]
-    labelled = labels != IGNORE_INDEX  # (B, T)
-    most = int(labelled.sum(1).max()) if labels.numel() else 0
-    slots = max(multiple, -(-most // multiple) * multiple)
-    # the labelled columns of each row in order, then T (= unused) for the rest
-    key = torch.where(labelled, torch.arange(width), width).sort(dim=1).values  # (B, T)
-    if slots > width:
-        key = torch.cat([key, key.new_full((len(key), slots - width), width)], dim=1)
-    key = key[:, :slots]
-    used = key < width
-    positions = torch.where(used, key, 0)
-    targets = torch.where(used, labels.gather(1, positions), IGNORE_INDEX)
+    Computed on the host before the batch goes to the device, this gives the device a gather of
+    known size instead of boolean-mask indexing, whose output size the host must read back (a
+    device sync) every step. Rounding up wastes fewer than ``multiple`` projections and keeps
+    the number of distinct shapes (compiled kernels) small."""
+    flat = labels.flatten()
+    where = (flat != IGNORE_INDEX).nonzero().squeeze(1)  # on the host: no device to wait for
+    slots = max(multiple, -(-len(where) // multiple) * multiple)
+    positions = torch.zeros(slots, dtype=torch.long)
+    positions[: len(where)] = where
+    targets = torch.full((slots,), IGNORE_INDEX, dtype=flat.dtype)
+    targets[: len(where)] = flat[where]
     return positions, targets

@@ -83,24 +83,25 @@ class _AblationPretrainingLosses:
     """The losses of every family's pretraining model, computed faster than HF's heads do.
 
     The vocabulary projection, which dominates a small model's FLOPs, runs only at the
-    positions that carry a label (the ~15% masked ones; every real token for LTR), gathered into
-    fixed slots (``masking.prediction_slots``: ``lm_positions``/``lm_targets``, which the
-    objective computes on the host; derived from ``labels`` here when a caller gives only those).
-    Labels are never shifted here: the objective has already aligned them (see
-    objectives.next_token_labels). Loss = mean LM cross-entropy over the labelled positions + mean
-    NSP cross-entropy, as in the paper and in HF.
+    positions that carry a label (the ~15% masked ones; every real token for LTR), gathered from
+    fixed slots (``masking.prediction_slots``: ``lm_positions``/``lm_targets``, which the engine
+    computes on the host before the batch goes to the device; derived from ``labels`` here when a
+    caller gives only those). Labels are never shifted here: the objective has already aligned
+    them (see objectives.next_token_labels). Loss = mean LM cross-entropy over the labelled
+    positions + mean NSP cross-entropy, as in the paper and in HF.
     A family supplies ``encode`` (the base model's output), ``lm_logits`` and ``nsp_logits``.
     """
+
+    takes_prediction_slots = True  # Engine.to_device adds lm_positions/lm_targets from the labels
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None, labels=None,
                 next_sentence_label=None, lm_positions=None, lm_targets=None) -> PretrainingOutput:
         hidden = self.encode(input_ids, attention_mask, token_type_ids)  # (B, T, H)
         if lm_positions is None:
-            lm_positions, lm_targets = prediction_slots(labels.cpu())
-            lm_positions, lm_targets = lm_positions.to(hidden.device), lm_targets.to(hidden.device)
-        picked = hidden.gather(1, lm_positions[..., None].expand(-1, -1, hidden.shape[-1]))  # (B, K, H)
-        logits = self.lm_logits(picked).float().flatten(0, 1)  # (B * K, V)
-        targets = lm_targets.flatten()  # (B * K,), IGNORE_INDEX in unused slots
+            lm_positions, lm_targets = (t.to(hidden.device) for t in prediction_slots(labels.cpu()))
+        picked = hidden.flatten(0, 1).index_select(0, lm_positions)  # (K, H)
+        logits = self.lm_logits(picked).float()  # (K, V)
+        targets = lm_targets  # (K,), IGNORE_INDEX in spare slots
         scored = targets != IGNORE_INDEX
         predictions = scored.sum()
         # sum / count rather than reduction="mean": a batch without labels gives 0, not 0 / 0

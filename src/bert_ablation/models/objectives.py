@@ -26,8 +26,6 @@ class Objective:
     def targets(self, batch: dict, masker: Masker, generator: torch.Generator) -> dict:
         """Add the objective's labels to a batch of clean inputs (and corrupt them if masked): with
         the masks stored in the batch (static masking) or drawn from ``generator`` (dynamic)."""
-        from .masking import prediction_slots
-
         batch = dict(batch)
         nsp_labels = batch.pop("next_sentence_label")
         static = [batch.pop(k) for k in ("masked_positions", "mask_fates", "mask_random_ids") if k in batch]
@@ -37,8 +35,6 @@ class Objective:
             batch["input_ids"], batch["labels"] = masker.apply_static(batch["input_ids"], *static)
         else:
             batch["input_ids"], batch["labels"] = masker(batch["input_ids"], generator)
-        # the labelled positions in fixed slots, computed here on the host (see prediction_slots)
-        batch["lm_positions"], batch["lm_targets"] = prediction_slots(batch["labels"])
         if self.nsp:  # config validation guarantees NSP objectives get nsp_pairs packing
             batch["next_sentence_label"] = nsp_labels
         return batch

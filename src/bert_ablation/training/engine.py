@@ -20,6 +20,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..models.masking import prediction_slots
+
 
 def seed_everything(seed: int) -> None:
     random.seed(seed)
@@ -218,6 +220,12 @@ class Engine:
         return torch.autocast(self.device.type, dtype=self.autocast_dtype)
 
     def to_device(self, batch: dict) -> dict:
+        """The batch on the device; for a pretraining model, with its labelled positions as fixed
+        slots computed here on the host (``masking.prediction_slots``), after any split or shard,
+        so the device never has to report how many there are."""
+        if "labels" in batch and "lm_positions" not in batch and getattr(self.module, "takes_prediction_slots", False):
+            batch = dict(batch)
+            batch["lm_positions"], batch["lm_targets"] = prediction_slots(batch["labels"].cpu())
         return {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
 
     def step(self, batch: dict):
