@@ -12,8 +12,9 @@ What it checks, in one process (the resume and DDP checks start their own):
   syncs       host synchronisations inside one Engine.step (torch.cuda.set_sync_debug_mode), where
               each comes from: none may come from bert_ablation's code (CUDA only).
   resume      N steps uninterrupted against N/2, state saved, a new process resuming to N (dropout
-              on, so the CUDA generators matter): the weights must agree as closely as two
-              uninterrupted runs agree with each other.
+              on, so the CUDA generators matter): the weights must agree within 3x the distance
+              of two uninterrupted runs from each other (some GPU kernels are not bitwise
+              deterministic).
   ddp         every GPU present under torchrun (when more than one): the same tokens as one process.
   rehearsal   the `small` preset's rehearsal run (``rehearse: true``), where the tree has that switch.
 
@@ -266,7 +267,7 @@ def check_resume(args, device, workdir: Path, report: dict) -> None:
     if metrics["resumed_from_step"] != steps // 2:
         report["failures"].append(f"resume: the second run started at step {metrics['resumed_from_step']}, "
                                   f"not {steps // 2}")
-    if gap > 2 * noise + 1e-6:
+    if gap > 3 * noise + 1e-6:  # nondeterministic GPU kernels (index_add, embedding backward) leave some noise
         report["failures"].append(f"resume: resumed weights differ by {gap:.2e} (relative), two uninterrupted "
                                   f"runs by {noise:.2e}")
 
