@@ -108,6 +108,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
                    else os.cpu_count())
     p.add_argument("--peak-size", type=int, default=None, help="n of the n x n peak matmul (default 2048 CPU, 8192 GPU)")
+    p.add_argument("--compile", action="store_true", help="ours: torch.compile the model (pretrain.compile)")
     p.add_argument("--out", default="results/benchmarks")
     p.add_argument("--smoke", action="store_true", help="tiny only, 2 steps, 1 round, vocab 512: a CI check")
     args = p.parse_args(argv)
@@ -287,7 +288,8 @@ class OursSide:
     name = "ours"
 
     def __init__(self, model, total_steps, args, device):
-        settings = {**schema_defaults("pretrain"), "weight_decay": args.weight_decay, "precision": "auto"}
+        settings = {**schema_defaults("pretrain"), "weight_decay": args.weight_decay, "precision": "auto",
+                    "compile": args.compile}
         self.engine = Engine.from_settings(model, settings, lr=args.lr, total_steps=total_steps,
                                            warmup_steps=max(1, total_steps // 10), device=device)
         self.precision = self.engine.precision
@@ -386,7 +388,8 @@ def pretraining_sides(size, args, tokenizer, batches, device, total_steps):
     # Loss check inputs: our first batch, its labels, and the same padded to 128 for the reference.
     first = ours_side.batch(0)
     padded = {key: pad_to(v, {"input_ids": tokenizer.pad_token_id, "labels": IGNORE_INDEX}.get(key, 0))
-              if v.dim() == 2 else v for key, v in first.items()}
+              if v.dim() == 2 else v for key, v in first.items()
+              if not key.startswith("lm_")}  # our host-computed prediction slots: the reference has labels
     if objective.causal:  # ours gets labels already shifted; HF's causal head shifts them itself
         padded["labels"] = padded["input_ids"].masked_fill(padded["attention_mask"] == 0, IGNORE_INDEX)
     return ours_side, ref_side, (ours, first, ref, padded)

@@ -57,3 +57,45 @@ def test_two_ranks_train_the_model_one_process_trains(prepared, tmp_path):  # no
     moved = (one[key] - ddp[key]).norm() / (one[key].norm() + 1e-12)
     assert moved < 0.05, moved  # same data, same steps: the runs agree up to per-rank loss weighting
     assert (out / "checkpoints/step-6").is_dir() and (out / "log.csv").read_text().count("\n") > 3
+
+
+def test_a_rank_builds_only_its_rows_where_no_draw_spans_the_batch(prepared):  # noqa: F811
+    """LTR (and static masking) has no random draw over the global batch: a rank reads and builds
+    only its rows, and gets exactly the rows and labels of the global batch's shard; dynamic
+    masking draws over the global batch, so a rank builds it and keeps its rows."""
+    from types import SimpleNamespace
+
+    from bert_ablation.models.masking import Masker, MaskingProcedure
+    from bert_ablation.models.objectives import OBJECTIVES
+    from bert_ablation.schema import schema_defaults
+    from bert_ablation.training.pretrain import InstanceBatches, step_batch, step_generator
+
+    config, root = prepared
+    from bert_ablation.data.tokenizer import load_tokenizer
+
+    masker = Masker.for_tokenizer(MaskingProcedure.from_config(schema_defaults("masking")),
+                                  load_tokenizer(str(root / "tokenizer")))
+    for objective, packing in (("ltr", "contiguous"), ("mlm", "nsp_pairs")):
+        batches = InstanceBatches(str(root / packing), "train", 8, 3, group_by_length=True)
+        assert not batches.static_masks
+        for step in (0, 5):
+            whole = OBJECTIVES[objective].targets(batches.for_step(step), masker, step_generator(3, step))
+            shards = []
+            for rank in range(3):
+                fake = SimpleNamespace(dist=Distributed(rank, 3, rank), train={"short_seq_steps": 0}, short=None,
+                                       batches=batches, objective=OBJECTIVES[objective], masker=masker,
+                                       seeds={"mask_seed": 3})
+                shard, tokens = step_batch(fake, step)
+                assert tokens == int(whole["attention_mask"].sum())  # every rank counts the global batch
+                expected = Distributed(rank, 3, rank).shard(whole)
+                assert shard.keys() == expected.keys()
+                for key in ("input_ids", "labels", "attention_mask", "token_type_ids"):
+                    assert torch.equal(shard[key], expected[key]), (objective, key)
+                shards.append(shard)
+            assert sum(len(s["input_ids"]) for s in shards) == 8
+
+
+def test_ranks_share_the_jobs_threads():
+    assert Distributed(0, 4, 0).threads(8) == 2
+    assert Distributed(0, 4, 0).threads(2) == 1  # never none
+    assert Distributed().threads(4) == 4 and Distributed().threads(None) is None

@@ -68,7 +68,7 @@ def test_accumulated_micro_batches_give_the_one_batch_gradient_and_losses(nsp):
     torch.testing.assert_close(out_parts.lm_loss, out_whole.lm_loss, rtol=1e-5, atol=1e-6)
     for a, b in zip(grads_whole, grads_parts, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-7)
-    assert parts.grad_norm == pytest.approx(whole.grad_norm, rel=1e-5)
+    assert float(parts.grad_norm) == pytest.approx(float(whole.grad_norm), rel=1e-5)
 
 
 def test_fp16_scales_the_loss_and_resumes_with_its_scale():
@@ -126,3 +126,106 @@ def test_optimizer_settings_come_from_the_schema_of_either_loop_and_nowhere_else
     parameters = inspect.signature(Engine).parameters
     for name in ("warmup_steps", "weight_decay", "betas", "eps", "grad_clip", "precision", "bias_correction"):
         assert parameters[name].default is inspect.Parameter.empty, name
+
+
+@pytest.mark.parametrize("capability, expected", [((7, 0), "fp16"), ((7, 5), "fp16"), ((8, 0), "bf16"),
+                                                  ((9, 0), "bf16")])
+def test_auto_precision_is_bf16_only_from_compute_capability_8(monkeypatch, capability, expected):
+    """V100 (7.0) and T4 (7.5) report bf16 support, but emulate it: fp16 with loss scaling is their
+    fast path. The capability is faked: no GPU is needed to check the decision."""
+    from bert_ablation.training import engine
+
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)  # what a V100 says too
+    assert engine.resolve_precision("auto", torch.device("cuda")) == expected
+    assert engine.resolve_precision("fp32", torch.device("cuda")) == "fp32"  # an explicit choice stands
+
+
+def test_auto_precision_on_a_cpu_is_bf16_where_native_else_fp32(monkeypatch):
+    from bert_ablation.training import engine
+
+    for native, expected in ((False, "fp32"), (True, "bf16")):
+        monkeypatch.setattr(engine, "native_bf16", lambda device, native=native: native)
+        assert engine.resolve_precision("auto", torch.device("cpu")) == expected
+
+
+def test_foreach_bert_adam_equals_the_per_parameter_loop():
+    from bert_ablation.training.engine import BertAdam
+
+    torch.manual_seed(0)
+    shapes = [(4, 3), (3,), (5, 2), (2,)]
+    start = [torch.randn(s) for s in shapes]
+    runs = {}
+    for foreach in (False, True):
+        params = [torch.nn.Parameter(w.clone()) for w in start]
+        groups = [{"params": params[:2], "weight_decay": 0.01}, {"params": params[2:], "weight_decay": 0.0}]
+        opt = BertAdam(groups, lr=1e-2, betas=(0.9, 0.999), eps=1e-6, foreach=foreach)
+        generator = torch.Generator().manual_seed(1)
+        for step in range(4):
+            for k, p in enumerate(params):
+                # the last parameter gets no gradient at step 1: skipped, as the loop skips it
+                p.grad = None if (k == 3 and step == 1) else torch.randn(p.shape, generator=generator)
+            opt.step()
+        runs[foreach] = [p.detach().clone() for p in params]
+    for a, b in zip(runs[False], runs[True], strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
+    assert not torch.equal(runs[True][0], start[0])
+
+
+def test_a_step_leaves_its_scalars_on_the_device_for_the_loop_to_read_when_it_logs():
+    """No float()/int() inside the step: each would wait for a GPU. The loop reads them per log row."""
+    engine = _engine(_model(), precision="fp32")
+    batch = _batch()
+    moved = engine.to_device(batch)  # the labelled positions as slots, computed on the host
+    assert len(moved["lm_positions"]) % 8 == 0
+    assert int((moved["lm_targets"] != IGNORE_INDEX).sum()) == int((batch["labels"] != IGNORE_INDEX).sum())
+    out = engine.step(batch)
+    for value in (out.loss, out.lm_loss, out.lm_predictions, out.lm_correct, out.nsp_loss, out.nsp_correct,
+                  engine.grad_norm):
+        assert isinstance(value, torch.Tensor) and value.dim() == 0 and not value.requires_grad
+
+
+def test_the_state_carries_the_cuda_generators_where_cuda_is_in_use(monkeypatch):
+    """On a GPU, dropout draws from the CUDA generators; their state goes with the run's. Faked
+    here (no GPU): the state dict carries what get_rng_state_all gives and hands it back."""
+    from bert_ablation.training import engine as engine_module
+
+    engine = _engine(_model(), precision="fp32")
+    assert "cuda" not in engine.state_dict()["rng"]  # nothing to save without CUDA in use
+    saved, restored = [torch.tensor([1, 2, 3], dtype=torch.uint8)], []
+    monkeypatch.setattr(engine_module, "cuda_rng_in_use", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_rng_state_all", lambda: saved)
+    monkeypatch.setattr(torch.cuda, "set_rng_state_all", restored.append)
+    state = engine.state_dict()
+    assert state["rng"]["cuda"] is saved
+    _engine(_model(), precision="fp32").load_state_dict(state)
+    assert restored == [saved]
+
+
+def test_compile_is_an_option_off_by_default():
+    assert schema_defaults("pretrain")["compile"] is False
+    engine = _engine(_model(), precision="fp32")
+    assert engine.model is engine.module
+
+
+def test_prefetched_batches_are_the_batches_in_order_and_errors_surface_at_their_step():
+    from bert_ablation.training.batching import Prefetcher
+
+    def make(step):
+        if step == 7:
+            raise ValueError("step 7 is broken")
+        return {"x": torch.full((2, 3), step)}
+
+    got = [(step, batch["x"][0, 0].item()) for step, batch in Prefetcher(make, range(2, 6), depth=2)]
+    assert got == [(2, 2), (3, 3), (4, 4), (5, 5)]
+    seen = []
+    with pytest.raises(ValueError, match="step 7"):
+        for step, _ in Prefetcher(make, range(5, 10)):
+            seen.append(step)
+    assert seen == [5, 6]
+    early = Prefetcher(make, range(100), depth=1)  # a loop that stops early ends the thread
+    for step, _ in early:
+        if step == 3:
+            break
+    early.close()
+    assert not early.thread.is_alive()

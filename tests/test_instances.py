@@ -64,3 +64,28 @@ def test_instances_are_deterministic_and_nsp_needs_two_documents():
     assert [(i.tokens_a, i.tokens_b) for i in a] == [(i.tokens_a, i.tokens_b) for i in b]
     with pytest.raises(CorpusError, match="at least 2 documents"):
         create_instances(numbered_docs(1), "nsp_pairs", 64, 0.0, 1, seed=0)
+
+
+def test_rows_read_in_few_syscalls_equal_the_rows_in_memory(tmp_path, monkeypatch):
+    """InstanceStore's reader: neighbouring rows come in one pread, any order and repeats kept."""
+    import os
+
+    from bert_ablation.data import instances
+
+    array = np.arange(200 * 6, dtype=np.int32).reshape(200, 6)
+    np.save(tmp_path / "a.npy", array)
+    np.save(tmp_path / "b.npy", np.arange(200, dtype=np.int64))
+    calls = []
+    real = os.pread
+    monkeypatch.setattr(instances.os, "pread", lambda *a: calls.append(a) or real(*a))
+    reader = instances._NpyRows(str(tmp_path / "a.npy"))
+    rows = np.array([17, 3, 4, 5, 3, 199, 0])
+    assert np.array_equal(reader.read(rows), array[rows])
+    assert np.array_equal(reader.read(rows, columns=2), array[rows, :2])
+    assert len(calls) == 2  # one span each time: 0..199 is 4.8 kB, inside the gap allowance
+    calls.clear()
+    monkeypatch.setattr(instances._NpyRows, "GAP_BYTES", 24)  # rows at most one apart share a read
+    assert np.array_equal(reader.read(rows), array[rows])
+    assert len(calls) == 4  # {0}, {3, 4, 5}, {17}, {199}
+    flat = instances._NpyRows(str(tmp_path / "b.npy"))
+    assert np.array_equal(flat.read(rows), rows) and flat.read(np.array([], dtype=np.int64)).shape == (0,)

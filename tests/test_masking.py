@@ -99,3 +99,22 @@ def test_the_schema_default_is_the_papers_procedure_and_the_only_default():
     assert MaskingProcedure.from_config(schema_defaults("masking")) == MaskingProcedure(0.15, 0.8, 0.1, 0.1)
     mix = [f.name for f in dataclasses.fields(MaskingProcedure) if f.default is dataclasses.MISSING]
     assert mix == ["probability", "mask", "same", "random"]
+
+
+def test_prediction_slots_hold_the_batchs_labels_in_order_in_a_rounded_up_width():
+    from bert_ablation.models.masking import IGNORE_INDEX, prediction_slots
+
+    labels = torch.full((3, 12), IGNORE_INDEX)
+    labels[0, [2, 5, 9]] = torch.tensor([7, 8, 9])
+    labels[1, 0:6] = torch.arange(6) + 20  # 9 labels in all: 16 slots
+    positions, targets = prediction_slots(labels)
+    assert positions.shape == targets.shape == (16,)
+    assert positions[:9].tolist() == [2, 5, 9, 12, 13, 14, 15, 16, 17]  # row-major into the (B * T) batch
+    assert targets[:9].tolist() == [7, 8, 9, 20, 21, 22, 23, 24, 25]
+    assert (targets[9:] == IGNORE_INDEX).all() and (positions[9:] == 0).all()  # spare slots: a real position
+    # the slots hold exactly the labelled (position, label) pairs
+    rebuilt = torch.full((36,), IGNORE_INDEX)
+    used = targets != IGNORE_INDEX
+    rebuilt[positions[used]] = targets[used]
+    assert torch.equal(rebuilt.view(3, 12), labels)
+    assert prediction_slots(torch.full((2, 5), IGNORE_INDEX))[0].shape == (8,)  # no labels: still slots

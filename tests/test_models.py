@@ -241,3 +241,26 @@ def test_engine_records_which_optimizer_it_built():
     assert corrected.optimizer_settings()["bias_correction"] is True
     assert original.optimizer_settings() == {"name": "BertAdam (no bias correction)", "bias_correction": False,
                                              "betas": [0.9, 0.999], "eps": 1e-6, "weight_decay": 0.01}
+
+
+def test_the_host_computed_slots_and_labels_alone_give_the_same_loss_and_gradients(tokenizer):
+    """The engine passes lm_positions/lm_targets built on the host (no device sync); a caller that
+    passes only labels gets them derived: the same loss, gradients and counts."""
+    from bert_ablation.models.masking import prediction_slots
+
+    masker = Masker.for_tokenizer(MaskingProcedure.from_config(schema_defaults("masking")), tokenizer)
+    labels_only = OBJECTIVES["mlm_nsp"].targets(batch(tokenizer), masker, torch.Generator().manual_seed(0))
+    inputs = dict(labels_only)
+    inputs["lm_positions"], inputs["lm_targets"] = prediction_slots(inputs["labels"])
+    results = []
+    for given in (inputs, labels_only):
+        model = model_for(tokenizer, causal=False)
+        out = model(**given)
+        out.loss.backward()
+        results.append((out, [p.grad.clone() for p in model.parameters() if p.grad is not None]))
+    (a, grads_a), (b, grads_b) = results
+    torch.testing.assert_close(a.loss, b.loss)
+    assert int(a.lm_predictions) == int(b.lm_predictions) == int((inputs["labels"] != -100).sum())
+    assert int(a.lm_correct) == int(b.lm_correct)
+    for x, y in zip(grads_a, grads_b, strict=True):
+        torch.testing.assert_close(x, y)

@@ -100,16 +100,21 @@ def world_layers(config: dict, name: str) -> tuple[dict, dict]:
 # sees them at these fixed values, the ones every hash was made with before they left the
 # identity (the schema's defaults then), so no earlier run's hash moves.
 EXECUTION_KEYS = {"accumulation_steps": 1, "log_every": 20, "state_every": 200, "tensorboard": True}
+# Execution-only keys added after that, which no hash has ever seen: left out of the identity.
+# torch.compile fuses kernels (float order, as accumulation changes it), never the computation.
+LATER_EXECUTION_KEYS = ("compile",)
 
 
 def identity_spec(spec: dict) -> dict:
-    """``spec`` with its execution-only pretrain keys at their fixed values (EXECUTION_KEYS)."""
-    return {**spec, "pretrain": {**spec["pretrain"], **EXECUTION_KEYS}}
+    """``spec`` with its execution-only pretrain keys at their fixed values (EXECUTION_KEYS) and
+    the later ones (LATER_EXECUTION_KEYS) left out."""
+    pretrain = {k: v for k, v in spec["pretrain"].items() if k not in LATER_EXECUTION_KEYS}
+    return {**spec, "pretrain": {**pretrain, **EXECUTION_KEYS}}
 
 
 def execution_settings(spec: dict) -> dict:
     """The execution-only pretrain keys of a resolved spec: what a job takes besides its identity."""
-    return {key: spec["pretrain"][key] for key in EXECUTION_KEYS}
+    return {key: spec["pretrain"][key] for key in (*EXECUTION_KEYS, *LATER_EXECUTION_KEYS)}
 
 
 def spec_hash(config: dict, ablation: str) -> str:

@@ -396,13 +396,35 @@ class _NpyRows:
         self.path, self._fd = path, None
 
     def read(self, rows: np.ndarray, columns: int | None = None) -> np.ndarray:
-        """``rows`` (any order), each its first ``columns`` items (all by default)."""
+        """``rows`` (any order, repeats allowed), each its first ``columns`` items (all by default).
+
+        The distinct rows are read in file order, rows that lie close together (within
+        ``GAP_BYTES`` of each other) in one ``pread`` of the span that holds them: a batch of
+        neighbouring rows (held-out batches, a small store) costs one syscall instead of one per
+        row; scattered rows still cost one each, as they must."""
         if self._fd is None:
             self._fd = os.open(self.path, os.O_RDONLY)
+        rows = np.asarray(rows, dtype=np.int64)
         items = self.row_items if columns is None else columns
         row_bytes, size = self.row_items * self.dtype.itemsize, items * self.dtype.itemsize
-        data = b"".join(os.pread(self._fd, size, self.offset + int(r) * row_bytes) for r in rows)
-        return np.frombuffer(data, dtype=self.dtype).reshape(len(rows), *((items,) if self.shape[1:] else ()))
+        distinct, where = np.unique(rows, return_inverse=True)  # sorted
+        if not len(distinct):
+            return np.empty((0, *((items,) if self.shape[1:] else ())), dtype=self.dtype)
+        out = np.empty((len(distinct), items), dtype=self.dtype)
+        # runs: a new one starts where the gap to the previous row exceeds GAP_BYTES
+        breaks = np.nonzero(np.diff(distinct) * row_bytes > self.GAP_BYTES)[0] + 1
+        for run in np.split(np.arange(len(distinct)), breaks):
+            first, last = int(distinct[run[0]]), int(distinct[run[-1]])
+            if first == last:
+                out[run[0]] = np.frombuffer(os.pread(self._fd, size, self.offset + first * row_bytes), self.dtype)
+                continue
+            span = os.pread(self._fd, (last - first) * row_bytes + size, self.offset + first * row_bytes)
+            block = np.frombuffer(span + b"\0" * (row_bytes - size), self.dtype).reshape(-1, self.row_items)
+            out[run] = block[distinct[run] - first, :items]
+        out = out[where.reshape(-1)]
+        return out if self.shape[1:] else out.reshape(len(rows))
+
+    GAP_BYTES = 64 * 1024  # reading this much unwanted data costs less than a syscall and a seek
 
     def __del__(self):
         if getattr(self, "_fd", None) is not None:

@@ -113,3 +113,23 @@ class Masker:
         corrupted[rows[to_mask], cols[to_mask]] = self.mask_id
         corrupted[rows[to_random], cols[to_random]] = random_ids[used][to_random].to(input_ids.dtype)
         return corrupted, labels
+
+
+def prediction_slots(labels: torch.Tensor, multiple: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
+    """The labelled positions of a batch as fixed slots, as google-research/bert feeds
+    ``masked_lm_positions``: (positions (K,) into the flattened (B * T) batch, row-major;
+    targets (K,)), K the number of labels rounded up to ``multiple`` (at least ``multiple``),
+    targets IGNORE_INDEX in the spare slots, whose position is 0 (a real position).
+
+    Computed on the host before the batch goes to the device, this gives the device a gather of
+    known size instead of boolean-mask indexing, whose output size the host must read back (a
+    device sync) every step. Rounding up wastes fewer than ``multiple`` projections and keeps
+    the number of distinct shapes (compiled kernels) small."""
+    flat = labels.flatten()
+    where = (flat != IGNORE_INDEX).nonzero().squeeze(1)  # on the host: no device to wait for
+    slots = max(multiple, -(-len(where) // multiple) * multiple)
+    positions = torch.zeros(slots, dtype=torch.long)
+    positions[: len(where)] = where
+    targets = torch.full((slots,), IGNORE_INDEX, dtype=flat.dtype)
+    targets[: len(where)] = flat[where]
+    return positions, targets

@@ -29,7 +29,7 @@ from transformers.models.roformer.modeling_roformer import RoFormerOnlyMLMHead, 
 
 from ..data.task_kinds import TASK_KINDS
 from .heads import HEADS
-from .masking import IGNORE_INDEX
+from .masking import IGNORE_INDEX, prediction_slots
 
 
 def _shape(model: dict, vocab_size: int, pad_token_id: int, causal: bool) -> dict:
@@ -69,39 +69,51 @@ def model_config(model: dict, vocab_size: int, pad_token_id: int, causal: bool) 
 
 @dataclass
 class PretrainingOutput:
+    """Losses and counts stay tensors on the model's device: reading one back (``float``, ``int``)
+    waits for the device, so the training loop does it only when it logs."""
     loss: torch.Tensor
     lm_loss: torch.Tensor
-    lm_predictions: int  # positions scored by the LM loss in this batch
-    lm_correct: int
+    lm_predictions: torch.Tensor  # () positions scored by the LM loss in this batch
+    lm_correct: torch.Tensor  # ()
     nsp_loss: torch.Tensor | None = None
-    nsp_correct: int = 0
+    nsp_correct: torch.Tensor | int = 0
 
 
 class _AblationPretrainingLosses:
     """The losses of every family's pretraining model, computed faster than HF's heads do.
 
     The vocabulary projection, which dominates a small model's FLOPs, runs only at the
-    positions that carry a label (the ~15% masked ones; every real token for LTR). Labels are
-    never shifted here: the objective has already aligned them (see objectives.next_token_labels).
-    Loss = mean LM cross-entropy + mean NSP cross-entropy, as in the paper and in HF.
+    positions that carry a label (the ~15% masked ones; every real token for LTR), gathered from
+    fixed slots (``masking.prediction_slots``: ``lm_positions``/``lm_targets``, which the engine
+    computes on the host before the batch goes to the device; derived from ``labels`` here when a
+    caller gives only those). Labels are never shifted here: the objective has already aligned
+    them (see objectives.next_token_labels). Loss = mean LM cross-entropy over the labelled
+    positions + mean NSP cross-entropy, as in the paper and in HF.
     A family supplies ``encode`` (the base model's output), ``lm_logits`` and ``nsp_logits``.
     """
 
+    takes_prediction_slots = True  # Engine.to_device adds lm_positions/lm_targets from the labels
+
     def forward(self, input_ids, attention_mask=None, token_type_ids=None, labels=None,
-                next_sentence_label=None) -> PretrainingOutput:
+                next_sentence_label=None, lm_positions=None, lm_targets=None) -> PretrainingOutput:
         hidden = self.encode(input_ids, attention_mask, token_type_ids)  # (B, T, H)
-        predicted = labels != IGNORE_INDEX  # (B, T)
-        targets = labels[predicted]  # (N,)
-        logits = self.lm_logits(hidden[predicted]).float()  # (N, V)
-        lm_loss = F.cross_entropy(logits, targets) if targets.numel() else logits.sum() * 0.0
+        if lm_positions is None:
+            lm_positions, lm_targets = (t.to(hidden.device) for t in prediction_slots(labels.cpu()))
+        picked = hidden.flatten(0, 1).index_select(0, lm_positions)  # (K, H)
+        logits = self.lm_logits(picked).float()  # (K, V)
+        targets = lm_targets  # (K,), IGNORE_INDEX in spare slots
+        scored = targets != IGNORE_INDEX
+        predictions = scored.sum()
+        # sum / count rather than reduction="mean": a batch without labels gives 0, not 0 / 0
+        lm_loss = F.cross_entropy(logits, targets, ignore_index=IGNORE_INDEX, reduction="sum") / predictions.clamp(min=1)
         out = PretrainingOutput(
-            loss=lm_loss, lm_loss=lm_loss, lm_predictions=int(targets.numel()),
-            lm_correct=int((logits.argmax(-1) == targets).sum()),
+            loss=lm_loss, lm_loss=lm_loss, lm_predictions=predictions,
+            lm_correct=((logits.argmax(-1) == targets) & scored).sum(),
         )
         if next_sentence_label is not None:
             nsp_logits = self.nsp_logits(hidden).float()  # (B, 2)
             out.nsp_loss = F.cross_entropy(nsp_logits, next_sentence_label)
-            out.nsp_correct = int((nsp_logits.argmax(-1) == next_sentence_label).sum())
+            out.nsp_correct = (nsp_logits.argmax(-1) == next_sentence_label).sum()
             out.loss = lm_loss + out.nsp_loss
         return out
 

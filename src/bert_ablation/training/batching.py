@@ -53,3 +53,59 @@ def epoch_batch_matrix(lengths: torch.Tensor, batch_size: int, generator: torch.
     if not group_by_length:
         return batches
     return batches[torch.randperm(len(batches), generator=generator)]
+
+
+class Prefetcher:
+    """``make(step)`` for each of ``steps``, built ``depth`` steps ahead on a background thread
+    while the device computes, and (``pin``) copied into page-locked host memory so that the
+    engine's ``non_blocking`` copy to the GPU overlaps the compute too. Yields (step, batch) in
+    order; an error in ``make`` is raised in the consumer at that step.
+
+    Batches are pure functions of the step (seeded per step), so building them ahead changes
+    nothing but when they are built. On a CPU the thread would only compete with the compute
+    for the same cores, so the loops prefetch on CUDA only."""
+
+    def __init__(self, make, steps, depth: int = 2, pin: bool = False):
+        import queue
+        import threading
+
+        self.make, self.steps, self.pin = make, list(steps), pin
+        self.queue: queue.Queue = queue.Queue(maxsize=depth)
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._fill, name="prefetch", daemon=True)
+        self.thread.start()
+
+    def _fill(self) -> None:
+        for step in self.steps:
+            if self.stopped.is_set():
+                return
+            try:
+                batch = self.make(step)
+                if self.pin:
+                    batch = {k: v.pin_memory() if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+                item = (step, batch, None)
+            except BaseException as error:  # handed to the consumer, which raises it at this step
+                item = (step, None, error)
+            while not self.stopped.is_set():
+                try:
+                    self.queue.put(item, timeout=0.1)
+                    break
+                except Exception:  # queue.Full: the consumer is busy; look again for a stop
+                    continue
+            if item[2] is not None:
+                return
+
+    def __iter__(self):
+        try:
+            for _ in self.steps:
+                step, batch, error = self.queue.get()
+                if error is not None:
+                    raise error
+                yield step, batch
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Stop building (the loop ended early: a stop, an error)."""
+        self.stopped.set()
+        self.thread.join()

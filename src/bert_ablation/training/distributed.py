@@ -1,8 +1,9 @@
 """Data-parallel pretraining (torch DDP) inside one job, launched by ``torchrun``.
 
-Every rank builds the same global batch for a step (batches and masks are functions of the
-step), keeps its share of the rows and lets DDP average the gradients, so the run sees the
-same data whatever the number of processes. Rank 0 alone writes state, logs and checkpoints.
+Every rank trains on its share of the rows of a step's global batch (batches and masks are
+functions of the step) and lets DDP average the gradients, so the run sees the same data
+whatever the number of processes (``pretrain.step_batch`` says when a rank builds only its
+rows). Rank 0 alone writes state, logs and checkpoints.
 """
 
 from __future__ import annotations
@@ -33,6 +34,10 @@ class Distributed:
     @property
     def is_main(self) -> bool:
         return self.rank == 0
+
+    def threads(self, job_threads: int | None) -> int | None:
+        """This rank's share of the job's CPU threads: the ranks of one job share its cores."""
+        return None if not job_threads else max(1, int(job_threads) // self.world_size)
 
     def device(self, requested: str | None) -> str:
         if requested:

@@ -20,6 +20,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..models.masking import prediction_slots
+
 
 def seed_everything(seed: int) -> None:
     random.seed(seed)
@@ -34,15 +36,22 @@ def configure_threads(threads: int | None) -> None:
 
 
 def native_bf16(device: torch.device) -> bool:
-    """Whether bf16 matmuls run natively (faster than fp32) on this device."""
+    """Whether bf16 matmuls run natively (faster than fp32) on this device. On CUDA that is
+    compute capability 8.0 (Ampere) or later: ``torch.cuda.is_bf16_supported()`` is also true on
+    V100s and T4s, where bf16 is emulated and slower than fp16."""
     if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
+        return torch.cuda.get_device_capability(device) >= (8, 0)
     try:
         with open("/proc/cpuinfo") as handle:
             flags = handle.read()
     except OSError:
         return False
     return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def cuda_rng_in_use() -> bool:
+    """Whether this process has CUDA generators whose state a resumed run needs."""
+    return torch.cuda.is_available() and torch.cuda.is_initialized()
 
 
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}
@@ -56,9 +65,13 @@ def split_batch(batch: dict, parts: int) -> list[dict]:
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
-    """'auto' -> bf16 autocast where the hardware computes bf16 natively, else fp32."""
+    """'auto' -> bf16 autocast where the hardware computes bf16 natively; on older GPUs (compute
+    capability < 8.0: V100, T4) fp16 with loss scaling, their fast half precision; fp32 on CPUs
+    without native bf16."""
     if precision == "auto":
-        return "bf16" if native_bf16(device) else "fp32"
+        if native_bf16(device):
+            return "bf16"
+        return "fp16" if device.type == "cuda" else "fp32"
     return precision
 
 
@@ -89,27 +102,53 @@ class BertAdam(torch.optim.Optimizer):
     correction). With the correction it would be torch's AdamW:
     update = m / (sqrt(v) + eps) + weight_decay * param;  param -= lr * update."""
 
-    def __init__(self, params, lr: float, betas=(0.9, 0.999), eps: float = 1e-6, weight_decay: float = 0.0):
-        super().__init__(params, {"lr": lr, "betas": tuple(betas), "eps": eps, "weight_decay": weight_decay})
+    def __init__(self, params, lr: float, betas=(0.9, 0.999), eps: float = 1e-6, weight_decay: float = 0.0,
+                 foreach: bool = True):
+        super().__init__(params, {"lr": lr, "betas": tuple(betas), "eps": eps, "weight_decay": weight_decay,
+                                  "foreach": foreach})
 
     @torch.no_grad()
     def step(self, closure=None):
         for group in self.param_groups:
-            beta1, beta2 = group["betas"]
-            for param in group["params"]:
-                if param.grad is None:
-                    continue
+            params = [p for p in group["params"] if p.grad is not None]
+            for param in params:
                 state = self.state[param]
                 if not state:
                     state["exp_avg"] = torch.zeros_like(param)
                     state["exp_avg_sq"] = torch.zeros_like(param)
-                m, v = state["exp_avg"], state["exp_avg_sq"]
-                m.mul_(beta1).add_(param.grad, alpha=1 - beta1)
-                v.mul_(beta2).addcmul_(param.grad, param.grad, value=1 - beta2)
-                update = m / (v.sqrt() + group["eps"])
-                if group["weight_decay"]:
-                    update.add_(param, alpha=group["weight_decay"])
-                param.add_(update, alpha=-group["lr"])
+            if params:
+                (self._foreach_update if group["foreach"] else self._single_update)(group, params)
+
+    def _single_update(self, group: dict, params: list) -> None:
+        """The reference: one parameter at a time (a few kernels each, launched from Python)."""
+        beta1, beta2 = group["betas"]
+        for param in params:
+            m, v = self.state[param]["exp_avg"], self.state[param]["exp_avg_sq"]
+            m.mul_(beta1).add_(param.grad, alpha=1 - beta1)
+            v.mul_(beta2).addcmul_(param.grad, param.grad, value=1 - beta2)
+            update = m / (v.sqrt() + group["eps"])
+            if group["weight_decay"]:
+                update.add_(param, alpha=group["weight_decay"])
+            param.add_(update, alpha=-group["lr"])
+
+    def _foreach_update(self, group: dict, params: list) -> None:
+        """The same arithmetic on all of a group's tensors at once (torch's multi-tensor kernels:
+        a handful of launches per group instead of per parameter); equal to ``_single_update``
+        within float rounding (tests/test_engine.py)."""
+        beta1, beta2 = group["betas"]
+        grads = [p.grad for p in params]
+        m = [self.state[p]["exp_avg"] for p in params]
+        v = [self.state[p]["exp_avg_sq"] for p in params]
+        torch._foreach_mul_(m, beta1)
+        torch._foreach_add_(m, grads, alpha=1 - beta1)
+        torch._foreach_mul_(v, beta2)
+        torch._foreach_addcmul_(v, grads, grads, value=1 - beta2)
+        update = torch._foreach_sqrt(v)
+        torch._foreach_add_(update, group["eps"])
+        update = torch._foreach_div(m, update)
+        if group["weight_decay"]:
+            torch._foreach_add_(update, params, alpha=group["weight_decay"])
+        torch._foreach_add_(params, update, alpha=-group["lr"])
 
 
 class Engine:
@@ -122,15 +161,17 @@ class Engine:
                    weight_decay=settings["weight_decay"], betas=tuple(settings["adam_betas"]),
                    eps=settings["adam_eps"], grad_clip=settings["grad_clip"], precision=settings["precision"],
                    bias_correction=settings["adam_bias_correction"],
-                   # fine-tuning has no accumulation key: its batches are small enough as they are
-                   accumulation_steps=settings.get("accumulation_steps", 1), **runtime)
+                   # fine-tuning has no accumulation or compile key: its batches are small enough as
+                   # they are, and its runs too short to repay a compile
+                   accumulation_steps=settings.get("accumulation_steps", 1), compile=settings.get("compile", False),
+                   **runtime)
 
     # The optimisation settings have no defaults here: each comes from the config, whose schema
     # holds the one default of each (pretrain.* and finetune.*), so no call can silently differ.
     def __init__(self, model: nn.Module, *, lr: float, total_steps: int, warmup_steps: int,
                  weight_decay: float, betas, eps: float, grad_clip: float, precision: str,
                  bias_correction: bool, accumulation_steps: int = 1, device: str | torch.device = "cpu",
-                 data_parallel: bool = False):
+                 data_parallel: bool = False, find_unused_parameters: bool = True, compile: bool = False):
         self.device = torch.device(device)
         if self.device.type == "cuda":
             # TF32 for whatever stays fp32 (the optimizer, fp32 runs): ~8x the fp32 matmul rate on
@@ -144,17 +185,22 @@ class Engine:
         self.module = model.to(self.device)  # the bare model: evaluation and state
         self.model = self.module  # what training steps call: DDP-wrapped when data-parallel
         if data_parallel:
-            # Heads an objective does not train (NSP for MLM only, the pooler for LTR) get no
-            # gradient; DDP must be told, or it waits for them forever.
+            # Heads an objective does not train (NSP and the pooler for MLM only and LTR) get no
+            # gradient; DDP must be told, or it waits for them forever. Telling it costs a walk
+            # of the autograd graph every step, so the caller says when it is needed.
             self.model = nn.parallel.DistributedDataParallel(
                 self.module, device_ids=[self.device] if self.device.type == "cuda" else None,
-                find_unused_parameters=True)
+                find_unused_parameters=find_unused_parameters)
+        if compile:
+            # torch.compile of the training module (the DDP wrapper included: its hooks stay outside
+            # the compiled graphs); the first steps of each new batch shape pay the compile time.
+            self.model = torch.compile(self.model)
         fused = self.device.type == "cuda"
         if bias_correction:
             self.optimizer = torch.optim.AdamW(parameter_groups(model, weight_decay), lr=lr, betas=tuple(betas),
                                                eps=eps, fused=fused or None)
         else:
-            self.optimizer = BertAdam(parameter_groups(model, weight_decay), lr=lr, betas=betas, eps=eps)
+            self.optimizer = BertAdam(parameter_groups(model, weight_decay), lr=lr, betas=betas, eps=eps, foreach=True)
         self.bias_correction = bias_correction
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, linear_schedule(warmup_steps, total_steps))
         self.grad_clip = grad_clip
@@ -164,7 +210,8 @@ class Engine:
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
         self.accumulation_steps = accumulation_steps
         self.data_parallel = data_parallel
-        self.grad_norm: float | None = None  # of the last step, before clipping
+        # of the last step, before clipping: a () tensor on the device, read back when logged
+        self.grad_norm: torch.Tensor | None = None
         self.steps_done = 0
 
     def autocast(self):
@@ -173,6 +220,12 @@ class Engine:
         return torch.autocast(self.device.type, dtype=self.autocast_dtype)
 
     def to_device(self, batch: dict) -> dict:
+        """The batch on the device; for a pretraining model, with its labelled positions as fixed
+        slots computed here on the host (``masking.prediction_slots``), after any split or shard,
+        so the device never has to report how many there are."""
+        if "labels" in batch and "lm_positions" not in batch and getattr(self.module, "takes_prediction_slots", False):
+            batch = dict(batch)
+            batch["lm_positions"], batch["lm_targets"] = prediction_slots(batch["labels"].cpu())
         return {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
 
     def step(self, batch: dict):
@@ -185,6 +238,7 @@ class Engine:
         self.model.train()
         parts = split_batch(batch, self.accumulation_steps) if self.accumulation_steps > 1 else [batch]
         rows = len(batch["input_ids"])
+        # counted on the host, where the loops build their batches: no device sync
         predictions = int((batch["labels"] != -100).sum()) if len(parts) > 1 and "labels" in batch else 0
         outputs = []
         for k, part in enumerate(parts):
@@ -198,7 +252,7 @@ class Engine:
         self.scaler.unscale_(self.optimizer)
         # The norm is measured (and logged) even without clipping: an infinite max_norm clips nothing.
         norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip if self.grad_clip > 0 else math.inf)
-        self.grad_norm = float(norm)
+        self.grad_norm = norm.detach()
         self.scaler.step(self.optimizer)  # skipped by fp16 loss scaling when a gradient overflowed
         self.scaler.update()
         self.scheduler.step()
@@ -220,7 +274,11 @@ class Engine:
         """One output for the step: the last micro-batch's, with its losses those of the whole batch."""
         last = outputs[-1][0]
         if len(outputs) == 1:
+            # detached: a loss kept for logging must not keep the step's autograd graph alive
             last.loss = last.loss.detach()
+            for name in ("lm_loss", "nsp_loss"):
+                if getattr(last, name, None) is not None:
+                    setattr(last, name, getattr(last, name).detach())
             return last
         if hasattr(last, "lm_predictions"):
             last.lm_loss = sum(o.lm_loss.detach() * (o.lm_predictions / max(1, predictions)) for o, _ in outputs)
@@ -258,7 +316,8 @@ class Engine:
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(),
             "steps_done": self.steps_done,
-            "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()},
+            "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
+                    **({"cuda": torch.cuda.get_rng_state_all()} if cuda_rng_in_use() else {})},
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -271,6 +330,10 @@ class Engine:
         torch.set_rng_state(state["rng"]["torch"])
         np.random.set_state(state["rng"]["numpy"])
         random.setstate(state["rng"]["python"])
+        # Dropout on a GPU draws from the CUDA generators: without their state a resumed run
+        # would not be the uninterrupted one. (A state saved on a CPU has none to restore.)
+        if "cuda" in state["rng"] and cuda_rng_in_use():
+            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
 
 
 class StepLog:

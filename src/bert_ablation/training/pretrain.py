@@ -17,7 +17,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 from tqdm import tqdm
 
@@ -27,7 +26,7 @@ from ..models.modeling import pretraining_model
 from ..models.objectives import OBJECTIVES
 from ..plan import ablation_hash
 from ..storage import atomic_dir, atomic_file, derive_seed, file_digest, stable_hash, tree_digest, write_json
-from .batching import epoch_batch_matrix
+from .batching import Prefetcher, epoch_batch_matrix
 from .distributed import Distributed
 from .engine import Engine, StepLog, configure_threads, seed_everything
 
@@ -51,8 +50,14 @@ class InstanceBatches:
     def __len__(self) -> int:
         return len(self.store)
 
-    def rows(self, index: torch.Tensor) -> dict:
-        width = int(self.lengths[index].max())
+    @property
+    def static_masks(self) -> bool:
+        """Whether the instances carry their masks (instances.static_masking)."""
+        return all(field in self.store.fields for field in STATIC_FIELDS)
+
+    def rows(self, index: torch.Tensor, width: int | None = None) -> dict:
+        """Rows ``index``, trimmed to ``width`` columns (their longest row by default)."""
+        width = int(self.lengths[index].max()) if width is None else width
         rows = self.store.gather(index.numpy(), width, ("segment_b", "next_sentence_label", *STATIC_FIELDS))
         lengths = self.lengths[index].long()  # in memory already: not read again
         positions = torch.arange(width)
@@ -65,7 +70,8 @@ class InstanceBatches:
             **{field: torch.from_numpy(rows[field]) for field in STATIC_FIELDS if field in rows},
         }
 
-    def for_step(self, step: int) -> dict:
+    def index_for_step(self, step: int) -> torch.Tensor:
+        """The instances of ``step`` (global indices, in batch order)."""
         if not self.steps_per_epoch:
             raise ValueError(f"{self.path}: {len(self)} instances, fewer than one batch of {self.batch_size}; "
                              "use a larger corpus, a larger instances.dupe_factor or a smaller batch_size.")
@@ -73,7 +79,10 @@ class InstanceBatches:
         if self._epoch is None or self._epoch[0] != epoch:
             generator = torch.Generator().manual_seed(derive_seed(self.seed, "epoch", epoch))
             self._epoch = (epoch, epoch_batch_matrix(self.lengths, self.batch_size, generator, self.group_by_length))
-        return self.rows(self._epoch[1][k])
+        return self._epoch[1][k]
+
+    def for_step(self, step: int) -> dict:
+        return self.rows(self.index_for_step(step))
 
     def in_order(self, max_batches: int):
         for k in range(min(max_batches, math.ceil(len(self) / self.batch_size))):
@@ -107,10 +116,10 @@ def heldout_metrics(engine: Engine, objective, masker: Masker, batches: Instance
     for k, batch in enumerate(batches.in_order(max_batches)):
         batch = objective.targets(batch, masker, step_generator(0, f"heldout-{k}"))
         out = engine.evaluate(batch)
-        total_loss += float(out.lm_loss) * out.lm_predictions
-        predictions += out.lm_predictions
-        correct += out.lm_correct
-        nsp_correct += out.nsp_correct
+        total_loss += float(out.lm_loss) * int(out.lm_predictions)  # evaluation reads back per batch
+        predictions += int(out.lm_predictions)
+        correct += int(out.lm_correct)
+        nsp_correct += int(out.nsp_correct)
         rows += len(batch["input_ids"])
     metrics = {
         "heldout_perplexity": math.exp(total_loss / predictions),
@@ -206,44 +215,86 @@ def prepare(spec: dict, instances_dir, tokenizer_dir: str, state_root: str, devi
     model = pretraining_model(spec["model"], len(tokenizer), tokenizer.pad_token_id, objective.causal)
     engine = Engine.from_settings(model, train, lr=train["lr"], total_steps=train["steps"],
                                   warmup_steps=train["warmup_steps"], device=dist.device(device),
-                                  data_parallel=dist.enabled)
+                                  data_parallel=dist.enabled,
+                                  # only NSP trains the pooler and its classifier (see Engine)
+                                  find_unused_parameters=not objective.nsp)
     return PretrainingRun(spec, objective, spec_hash, phases, state_dir, tokenizer, seeds, batches, short, heldout,
                           masker, engine, dist)
+
+
+def step_batch(run: PretrainingRun, step: int) -> tuple[dict, int]:
+    """What this process trains on at ``step`` and the step's tokens (all processes together).
+
+    The masks of dynamic masking are drawn over the whole global batch (so the run sees the
+    same data whatever the number of processes); every rank then builds that batch and keeps its
+    rows. Without random draws (LTR, static masking) a rank reads and builds only its own rows:
+    the same rows, the same labels, 1/world of the work."""
+    dist, train = run.dist, run.train
+    phase, k = (run.short, step) if step < train["short_seq_steps"] else (run.batches, step - train["short_seq_steps"])
+    index = phase.index_for_step(k)
+    tokens = int(phase.lengths[index].sum())  # = the global batch's attention_mask.sum(), from memory
+    if dist.enabled and (run.objective.causal or phase.static_masks):
+        width = int(phase.lengths[index].max())  # the global batch's width, as a global build would trim
+        rows = phase.rows(index[dist.rank:: dist.world_size], width)
+        return run.objective.targets(rows, run.masker, step_generator(run.seeds["mask_seed"], step)), tokens
+    batch = run.objective.targets(phase.rows(index), run.masker, step_generator(run.seeds["mask_seed"], step))
+    return dist.shard(batch), tokens
 
 
 def train_steps(run: PretrainingRun, start: int, tokens: int, step_log: StepLog | None,
                 stop_after: int | None) -> tuple[int, float | None, bool]:
     """Steps start..pretrain.steps (or until ``stop_after``, as a kill would); returns the tokens
-    seen, the last logged loss and whether the run is complete. Only rank 0 logs and saves."""
+    seen, the last logged loss and whether the run is complete. Only rank 0 logs and saves.
+
+    Nothing here waits for the device between logs: losses and the gradient norm are summed as
+    device tensors and read back every ``log_every`` steps; on CUDA the next batches are built
+    (and pinned) on a background thread while the device computes."""
     train, engine, dist = run.train, run.engine, run.dist
     end = train["steps"] if stop_after is None else min(train["steps"], stop_after)
-    recent, final_loss, logged = [], None, (time.perf_counter(), tokens)  # time and tokens at the last log row
-    progress = tqdm(range(start, end), initial=start, total=train["steps"], mininterval=10,
+    progress = tqdm(initial=start, total=train["steps"], mininterval=10,
                     desc=f"pretrain {run.spec['name']}", disable=not dist.is_main)
-    for step in progress:
-        batch = run.objective.targets(run.rows(step), run.masker, step_generator(run.seeds["mask_seed"], step))
-        out = engine.step(dist.shard(batch))
-        tokens += int(batch["attention_mask"].sum())
-        recent.append(float(out.loss))
+    on_cuda = engine.device.type == "cuda"
+    batches = (Prefetcher(lambda step: step_batch(run, step), range(start, end), pin=True) if on_cuda else
+               ((step, step_batch(run, step)) for step in range(start, end)))
+    try:
+        tokens, final_loss = _loop(run, batches, progress, tokens, step_log)
+    finally:  # an error or a stop ends the prefetching thread too
+        if isinstance(batches, Prefetcher):
+            batches.close()
+        progress.close()
+    return tokens, final_loss, end == train["steps"]
+
+
+def _loop(run: PretrainingRun, batches, progress, tokens: int, step_log: StepLog | None) -> tuple[int, float | None]:
+    train, engine, dist = run.train, run.engine, run.dist
+    loss_sum, summed, final_loss = None, 0, None  # the losses since the last log row, on the device
+    logged = (time.perf_counter(), tokens)  # time and tokens at the last log row
+    for step, (batch, step_tokens) in batches:
+        out = engine.step(batch)
+        progress.update()
+        tokens += step_tokens
+        loss_sum = out.loss.detach() if loss_sum is None else loss_sum + out.loss.detach()
+        summed += 1
         done = step + 1
         if not dist.is_main:
             continue
         if done % train["log_every"] == 0 or done == train["steps"]:
+            final_loss = float(loss_sum) / summed  # the one device sync of the logging interval
             now = time.perf_counter()
-            rate = (tokens - logged[1]) / max(now - logged[0], 1e-9)  # this process's share x the processes
-            logged, final_loss = (now, tokens), float(np.mean(recent))
+            rate = (tokens - logged[1]) / max(now - logged[0], 1e-9)  # all processes' tokens
+            logged = (now, tokens)
             step_log.write(done, loss=round(final_loss, 5), lm_loss=round(out.lm_loss.item(), 5),
                            nsp_loss=None if out.nsp_loss is None else round(out.nsp_loss.item(), 5),
                            lr=engine.lr, tokens=tokens, tokens_per_second=round(rate, 1),
-                           grad_norm=round(engine.grad_norm, 5))
+                           grad_norm=round(float(engine.grad_norm), 5))
             progress.set_postfix(loss=f"{final_loss:.3f}")
-            recent = []
+            loss_sum, summed = None, 0
         if done in train["save_steps"]:
             save_checkpoint(engine.module, run.tokenizer, {**run.spec, "spec_hash": run.spec_hash, "step": done},
                             run.state_dir / f"step-{done}")
         if done % train["state_every"] == 0 or done == train["steps"]:
             _save_state(run.state_dir / "state.pt", engine, tokens)
-    return tokens, final_loss, end == train["steps"]
+    return tokens, final_loss
 
 
 def publish(run: PretrainingRun, checkpoints_dir: str, metrics_path: str, log_path: str, tokenizer_dir: str,
@@ -300,8 +351,8 @@ def pretrain(spec: dict, instances_dir: list[str] | str, tokenizer_dir: str, che
     Under ``torchrun`` every rank trains on its share of each step's batch (DDP) and only rank 0
     writes; the others return None. The logged loss is rank 0's share of the batch.
     """
-    configure_threads(threads)
     dist = Distributed.from_env()
+    configure_threads(dist.threads(threads))
     dist.init(dist.device(device))
     step_log = None
     try:
