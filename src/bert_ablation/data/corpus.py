@@ -252,12 +252,15 @@ def hf_documents(config: dict, shard: Shard = WHOLE, dropped: Counter | None = N
     """Hub datasets (or local folders laid out like one), one document per row (or per run of
     ``rows_per_document`` rows). A shard reads a contiguous range of documents of each dataset,
     in batches from the memory-mapped Arrow cache."""
-    import datasets
+
+    from .mirrors import dataset_args, load_hub_dataset
 
     hf = config["corpus"]["hf"]
-    for spec in hf["datasets"]:
-        args = {k: spec[k] for k in ("path", "name", "split") if k in spec}
-        dataset = datasets.load_dataset(**args)
+    for i, spec in enumerate(hf["datasets"]):
+        where = f"corpus.hf.datasets[{i}]"
+        args = dataset_args({k: spec[k] for k in ("path", "name", "split", "revision", "data_files") if k in spec},
+                            config.get("hub_mirror"), where)
+        dataset = load_hub_dataset(args, where)
         field = spec["text_field"]
         if field not in dataset.column_names:
             raise CorpusError(f"corpus.hf.datasets: {spec['path']} has no column '{field}' "
