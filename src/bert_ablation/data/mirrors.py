@@ -71,13 +71,24 @@ def dataset_args(args: dict, mirror: str | None, where: str) -> dict:
 _SCRIPT_REFUSAL = re.compile(r"Dataset scripts are no longer supported, but found (\S+)")
 
 
-def load_hub_dataset(args: dict, where: str, **extra):
-    """``datasets.load_dataset(**args, **extra)``, its refusal of a loading-script dataset
-    (datasets >= 4 runs none) turned into what to set instead, under the config key ``where``."""
+def load_hub_dataset(args: dict, where: str, builder: bool = False, **extra):
+    """``datasets.load_dataset(**args, **extra)`` (``load_dataset_builder`` with ``builder``), its
+    refusal of a loading-script dataset (datasets >= 4 runs none) and a hub it cannot reach turned
+    into what to set instead, under the config key ``where``."""
     import datasets
 
     try:
+        if builder:
+            return datasets.load_dataset_builder(**{k: v for k, v in args.items() if k != "split"}, **extra)
         return datasets.load_dataset(**args, **extra)
+    except ConnectionError as err:  # offline mode, or a compute node without internet
+        if not is_hub_id(args["path"]):
+            raise
+        raise MirrorError(
+            f"{where}: cannot reach the hub for {args['path']} ({str(err).splitlines()[0] if str(err) else err!r}), "
+            "and it is not in this node's HF cache. On nodes without internet set hub_mirror to a folder filled on a "
+            f"node with network access (huggingface-cli download --repo-type dataset {args['path']} --local-dir "
+            f"<hub_mirror>/{args['path']}; docs/hub.md).") from None
     except RuntimeError as err:
         found = _SCRIPT_REFUSAL.search(str(err))
         if not found:
