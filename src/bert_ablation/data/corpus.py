@@ -17,6 +17,7 @@ document of the generated world; held-out documents are drawn within each shard.
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import logging
 import math
@@ -257,21 +258,37 @@ def _parquet_rows(file: str) -> int:
         return pq.ParquetFile(handle).metadata.num_rows
 
 
-def hub_shard_rows(files: list[str], n_rows: int | None, per: int, shard: Shard, where: str
-                   ) -> tuple[list[str], int, int]:
-    """The data files a shard reads, the rows to skip in the first of them and the rows it takes.
+class HubShardRead(NamedTuple):
+    """What one shard reads of a hub dataset split: ``files``; parquet: ``skip`` rows of the first
+    file, then ``take`` rows; other formats: every ``every``-th document from ``first``, at most
+    ``documents`` of them. -1: no limit."""
+    files: list[str]
+    skip: int = 0
+    take: int = -1
+    every: int = 1
+    first: int = 0
+    documents: int = -1
+
+
+def hub_shard_rows(files: list[str], n_rows: int | None, per: int, shard: Shard, where: str) -> HubShardRead:
+    """The part of a hub dataset split (its data ``files``, in order) that ``shard`` reads.
 
     Parquet files: a contiguous range of whole documents (runs of ``per`` rows) of the split's
-    rows in file order, located by the files' row counts, so only the files holding the range are
-    read. Other formats (no row count without reading them): whole files, in contiguous groups,
-    ``n_rows`` capping each shard's rows.  ``-1`` rows to take: all."""
+    rows in file order, located by the files' row counts (their footers), so only the files
+    holding the range are read. Other formats (a row count would mean reading them, e.g. the
+    two text files of BookCorpus): contiguous groups of whole files, or with more shards than
+    files, the shards that share a file take every m-th document of it (each streams that one
+    file); ``n_rows`` then caps each shard, not the dataset."""
     if not all(f.endswith(".parquet") for f in files):
-        if shard.count > len(files):
-            raise CorpusError(f"{where}: {len(files)} data file(s) for corpus.shards={shard.count}; a shard of a "
-                              "dataset that is not parquet is made of whole files: set corpus.shards <= "
-                              f"{len(files)}.")
-        share = shard_range(len(files), shard)
-        return files[share.start:share.stop], 0, -1 if n_rows is None else n_rows  # the cap: per shard here
+        cap = -1 if n_rows is None else math.ceil(n_rows / per)
+        if shard.count <= len(files):
+            share = shard_range(len(files), shard)
+            return HubShardRead(files[share.start:share.stop], documents=cap)
+        file = shard.index * len(files) // shard.count
+        sharers = [k for k in range(shard.count) if k * len(files) // shard.count == file]
+        log.info("%s: %d data files for %d shards: shard %d reads every %d-th document of %s", where, len(files),
+                 shard.count, shard.index, len(sharers), files[file])
+        return HubShardRead([files[file]], every=len(sharers), first=sharers.index(shard.index), documents=cap)
     counts = [_parquet_rows(f) for f in files]
     total = sum(counts) if n_rows is None else min(n_rows, sum(counts))
     documents = shard_range(math.ceil(total / per), shard)  # whole runs of rows stay in one shard
@@ -282,7 +299,7 @@ def hub_shard_rows(files: list[str], n_rows: int | None, per: int, shard: Shard,
             skip = skip if chosen else first - offset
             chosen.append(file)
         offset += count
-    return chosen, skip, last - first
+    return HubShardRead(chosen, skip, last - first)
 
 
 def hf_documents(config: dict, shard: Shard = WHOLE, dropped: Counter | None = None) -> Iterator[Document]:
@@ -304,17 +321,21 @@ def hf_documents(config: dict, shard: Shard = WHOLE, dropped: Counter | None = N
                               f"{', '.join(builder.config.data_files or {}) or 'none'}); set split.")
         per, field = spec["rows_per_document"], spec["text_field"]
         cap = None if hf["max_documents"] is None else hf["max_documents"] * per
-        files, skip, take = hub_shard_rows(list(split_files), cap, per, shard, where)
-        if not files or take == 0:
+        read = hub_shard_rows(list(split_files), cap, per, shard, where)
+        if not read.files or read.take == 0:
             continue
-        stream = load_hub_dataset({**args, "data_files": {args["split"]: files}}, where, streaming=True)
+        stream = load_hub_dataset({**args, "data_files": {args["split"]: read.files}}, where, streaming=True)
         if stream.column_names is not None and field not in stream.column_names:
             raise CorpusError(f"{where}: {spec['path']} has no column '{field}' "
                               f"(columns: {', '.join(stream.column_names)}); set text_field.")
-        rows = stream.select_columns([field]).skip(skip)
-        rows = rows.take(take) if take >= 0 else rows
+        rows = stream.select_columns([field]).skip(read.skip)
         texts = (row[field] or "" for row in rows)  # missing text: empty
-        yield from paragraph_documents(_join_rows(texts, per), spec["clean"], f"corpus.hf: {spec['path']}", dropped)
+        if read.take >= 0:
+            texts = itertools.islice(texts, read.take)
+        runs = itertools.islice(_join_rows(texts, per), read.first, None, read.every)
+        if read.documents >= 0:
+            runs = itertools.islice(runs, read.documents)
+        yield from paragraph_documents(runs, spec["clean"], f"corpus.hf: {spec['path']}", dropped)
 
 
 # source -> documents(config, shard, dropped): a generator, so no source holds its corpus in memory

@@ -243,6 +243,21 @@ def corpus_rows(spec: dict, n: int, seed: int) -> list[dict]:
     return rows
 
 
+# Repos the hub holds as plain text files, not parquet: their files, one row per line. BookCorpus's
+# copy holds the two files the retired bookcorpus/bookcorpus script downloaded (its repo page).
+TEXT_REPOS = {"rojagtap/bookcorpus": ("books_large_p1.txt", "books_large_p2.txt")}
+
+
+def write_text_repo(folder: Path, files: tuple[str, ...], rows: list[dict], field: str) -> None:
+    """A text dataset repo: the rows' ``field`` one per line, dealt in order over ``files``
+    (load_dataset reads them with its text builder: one column, ``text``)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for k, name in enumerate(files):
+        share = rows[k * len(rows) // len(files):(k + 1) * len(rows) // len(files)]
+        (folder / name).write_text("".join(row[field] + "\n" for row in share), encoding="utf-8")
+    (folder / "README.md").write_text("# Synthetic stand-in written by bert_ablation.data.mirrors\n")
+
+
 def write_dataset_repo(folder: Path, configs: dict[str, dict]) -> None:
     """A parquet dataset repo as the hub holds one: ``configs`` maps a config name to
     (features, {split: rows}); README.md lists each config's data_files and features."""
@@ -379,7 +394,11 @@ def write_mirror(config: dict, out: str, examples: int = 200, documents: int = 3
             raise MirrorError(f"{key}: data_files name files of the real repo; the generator writes its own "
                               "layout, so remove data_files for a rehearsal with a synthetic mirror.")
     for repo, configs in repos.items():
-        write_dataset_repo(mirror_folder(out, repo), configs)
+        if repo in TEXT_REPOS:
+            (_, splits), = configs.values()
+            write_text_repo(mirror_folder(out, repo), TEXT_REPOS[repo], splits["train"], "text")
+        else:
+            write_dataset_repo(mirror_folder(out, repo), configs)
         written[repo] = {c: {s: len(r) for s, r in splits.items()} for c, (_, splits) in configs.items()}
     for key, hub_id in hub_models(config):
         try:
