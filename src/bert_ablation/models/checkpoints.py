@@ -42,6 +42,8 @@ def import_checkpoint(name: str, source: dict, out_dir: str, metrics_path: str) 
             folder = model_folder(source["hub"], source["hub_mirror"], f"{where}.hub")
         except MirrorError as err:
             raise CheckpointImportError(str(err)) from None
+        if source.get("revision"):
+            log.info("%s.revision %s ignored: read from the mirror's copy %s", where, source["revision"], folder)
     else:
         folder = _hub_snapshot(where, source)
     config, tokenizer = _check(where, folder)
