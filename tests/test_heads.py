@@ -250,3 +250,34 @@ def test_validating_and_planning_a_config_imports_no_torch():
     result = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_a_feature_based_job_leaves_no_cache_behind(tmp_path, tokenizer, encoder):
+    """The caches live under the job's state folder: a stale one (an interrupted run) is cleared
+    first, and the finished job leaves none."""
+    import json
+
+    from bert_ablation import config as cfg
+    from bert_ablation import plan
+    from bert_ablation.data.task_sources import build_task
+    from bert_ablation.models.checkpoints import import_checkpoint
+    from bert_ablation.training.finetune import finetune
+
+    encoder.save_pretrained(tmp_path / "model")
+    tokenizer.save_pretrained(tmp_path / "model")
+    entry = {"hub": None, "revision": None, "path": str(tmp_path / "model")}
+    import_checkpoint("m", entry, str(tmp_path / "ck"), str(tmp_path / "ck.json"))
+    config = cfg.validate({"tasks": {"conll2003": {"n_train": 16, "n_dev": 8, "max_seq_length": 64}},
+                           "finetune": {"precision": "fp32", "restarts": 1,
+                                        "grid": {"lr": [1e-3], "batch_size": [8], "epochs": [1]}}})
+    build_task("conll2003", config["tasks"]["conll2003"], config["world"], str(tmp_path / "task"))
+    state = tmp_path / "state"
+    (state / "tmp" / "features-stale").mkdir(parents=True)
+    (state / "tmp" / "features-stale" / "hidden_states.f16").write_bytes(b"\0" * 64)
+    key = plan.grid_points(config, "conll2003")[0].key
+    out = tmp_path / "ft" / "metrics.json"
+    finetune(str(tmp_path / "ck" / "final"), str(tmp_path / "task"), "conll2003", "features_sum_all",
+             plan.finetune_settings(config, "conll2003", "features_sum_all", key), [str(out)], threads=1,
+             device="cpu", state_root=str(state))
+    assert 0 <= json.loads(out.read_text())["dev"]["f1"] <= 100
+    assert not list(state.rglob("*.f16"))

@@ -173,10 +173,15 @@ def finetune(checkpoint_dir: str, task_dir: str, task: str, head: str, settings:
     train_features = featurize(spec, records["train"], tokenizer, settings["task"], train=True)
     eval_features = {split: featurize(spec, records[split], tokenizer, settings["task"], train=False)
                     for split in spec.eval_splits}
+    # The feature caches live on disk under the job's own state folder: one job per folder, so
+    # what is there comes from an interrupted run of this job and is cleared before and after.
+    cache_dir = Path(state_root) / "tmp" if state_root else None
     if HEADS[head].frozen and settings["cache_features"]:
+        if cache_dir is not None:
+            shutil.rmtree(cache_dir, ignore_errors=True)
         for features in (train_features, *eval_features.values()):
             cache_hidden_states(encoder, head, features, tokenizer.pad_token_id, settings["eval_batch_size"], device,
-                                str(Path(state_root) / "tmp") if state_root else None)
+                                None if cache_dir is None else str(cache_dir))
 
     dev_split = spec.eval_splits[0]
     # The checkpoint and the task data by content: the task's source, path and sizes are what
@@ -244,4 +249,6 @@ def finetune(checkpoint_dir: str, task_dir: str, task: str, head: str, settings:
     if state_dir is not None:
         # The state only bridges an interruption: a finished job's next run (new code, say) starts afresh.
         shutil.rmtree(state_dir, ignore_errors=True)
+    if cache_dir is not None:
+        shutil.rmtree(cache_dir, ignore_errors=True)
     return results
