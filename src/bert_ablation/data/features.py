@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import bisect
 import logging
+import os
 
 import numpy as np
 import torch
@@ -228,6 +229,63 @@ def tagging_features(records, tokenizer, max_seq_length: int, document_context: 
     return features
 
 
+class FeatureCache:
+    """A frozen encoder's layers for every example, in fp16 on a disk memmap, read per batch.
+
+    Fine-tuning a feature-based head reads the same encoder outputs every epoch and restart, so
+    they are computed once. Held in host memory as fp32 (layers x tokens x hidden x 4 bytes) they
+    are tens of GB for BERT-Base on CoNLL-2003; here host memory holds one batch, the rest stays
+    on disk in ``folder`` (the job's state/tmp), deleted with the cache. A tagger reads only each
+    word's first sub-token (``word_positions``), so for tagging only those positions are kept:
+    row i holds (layers, words_i, H); otherwise every token: (layers, T_i, H)."""
+
+    def __init__(self, layers: int, hidden: int, lengths: list[int], word_level: bool, folder: str | None = None):
+        import tempfile
+
+        if folder is not None:
+            os.makedirs(folder, exist_ok=True)
+        self._dir = tempfile.TemporaryDirectory(prefix="features-", dir=folder)  # removed when the cache goes
+        self.word_level, self.layers, self.hidden = word_level, layers, hidden
+        self.offsets = np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)])
+        # (positions, layers, H): one example's positions are contiguous, a row is one read
+        self.values = np.memmap(os.path.join(self._dir.name, "hidden_states.f16"), dtype=np.float16, mode="w+",
+                                shape=(max(1, int(self.offsets[-1])), layers, hidden))
+
+    @classmethod
+    def for_features(cls, features: dict, layers: int, hidden: int, folder: str | None = None) -> FeatureCache:
+        if "word_positions" in features:
+            lengths = [sum(p is not None for p in row) for row in features["word_positions"]]
+            return cls(layers, hidden, lengths, True, folder)
+        return cls(layers, hidden, [len(row) for row in features["input_ids"]], False, folder)
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def put(self, i: int, states: torch.Tensor, positions: list[int]) -> None:
+        """``states``: (layers, T, H) of example i's tokens; keeps ``positions`` of them."""
+        self.values[self.offsets[i]:self.offsets[i + 1]] = states[:, positions].transpose(0, 1).to(
+            torch.float16).numpy()
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        """(layers, n_i, H) float32 of example i."""
+        return torch.from_numpy(np.asarray(self.values[self.offsets[i]:self.offsets[i + 1]], dtype=np.float32)
+                                ).transpose(0, 1)
+
+    def batch(self, features: dict, index, width: int) -> torch.Tensor:
+        """(layers, B, width, H) float32, zero where nothing is kept (padding; for tagging, all but
+        the words' first sub-tokens, the only positions the tagger reads)."""
+        out = torch.zeros((self.layers, len(index), width, self.hidden))
+        for r, i in enumerate(index):
+            positions = (_kept_positions(features, i) if self.word_level
+                         else list(range(len(features["input_ids"][i]))))
+            out[:, r, positions] = self[i]
+        return out
+
+
+def _kept_positions(features: dict, i: int) -> list[int]:
+    return [p for p in features["word_positions"][i] if p is not None]
+
+
 def pad_batch(features: dict, index, pad_id: int, label_keys: tuple[str, ...]) -> dict:
     """Rows ``index`` of ``features`` padded to their own longest row (dynamic padding)."""
     rows = [features["input_ids"][i] for i in index]
@@ -241,12 +299,8 @@ def pad_batch(features: dict, index, pad_id: int, label_keys: tuple[str, ...]) -
         token_type_ids[r, :n] = torch.tensor(features["token_type_ids"][i])
         attention_mask[r, :n] = 1
     batch = {"input_ids": input_ids, "token_type_ids": token_type_ids, "attention_mask": attention_mask}
-    if "hidden_states" in features:  # cached frozen-encoder layers: (layers, B, T, H), zero-padded
-        states = [features["hidden_states"][i] for i in index]
-        cached = states[0].new_zeros((states[0].size(0), len(rows), width, states[0].size(-1)))
-        for r, state in enumerate(states):
-            cached[:, r, : state.size(1)] = state
-        batch["hidden_states"] = cached
+    if "hidden_states" in features:  # cached frozen-encoder layers (FeatureCache): (layers, B, T, H)
+        batch["hidden_states"] = features["hidden_states"].batch(features, index, width)
     if "word_positions" in features:  # tagging: where each labelled word starts, (B, W), -1 = no word
         words = [[p for p in features["word_positions"][i] if p is not None] for i in index]
         word_index = torch.full((len(rows), max(1, max(map(len, words)))), -1, dtype=torch.long)
@@ -288,3 +342,23 @@ def best_spans(records, features: dict, start_logits: list[np.ndarray], end_logi
                 if example not in best or score > best[example][0]:
                     best[example] = (score, context[offsets[s][0]: offsets[e][1]])
     return {records["id"][i]: best[i][1] for i in range(len(records["id"])) if i in best}
+
+
+@torch.no_grad()
+def build_feature_cache(encoder, layers: tuple[int, ...], features: dict, pad_id: int, batch_size: int, device: str,
+                        folder: str | None = None) -> FeatureCache:
+    """Run the frozen encoder once over every example and keep ``layers`` (indices of its
+    ``hidden_states``) at the positions the head reads, in a FeatureCache under ``folder``."""
+    cache = FeatureCache.for_features(features, len(layers), encoder.config.hidden_size, folder)
+    encoder = encoder.to(device).eval()
+    for start in range(0, len(cache), batch_size):
+        index = list(range(start, min(start + batch_size, len(cache))))
+        batch = {k: v.to(device) for k, v in pad_batch(features, index, pad_id, ()).items() if k != "word_index"}
+        states = encoder(**batch, output_hidden_states=True, use_cache=False).hidden_states
+        chosen = torch.stack([states[k] for k in layers]).float().cpu()  # (layers, B, T, H)
+        for r, i in enumerate(index):
+            positions = (_kept_positions(features, i) if cache.word_level
+                         else list(range(len(features["input_ids"][i]))))
+            cache.put(i, chosen[:, r], positions)
+    cache.values.flush()
+    return cache

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..data.features import pad_batch
+from ..data.features import build_feature_cache, pad_batch
 from ..data.task_kinds import TASK_KINDS
 from ..data.tasks import TASKS, with_labels
 from ..models.heads import HEADS
@@ -70,22 +70,14 @@ def evaluate(engine: Engine, spec, records: dict, features: dict, batch_size: in
     return score(spec, records, features, predict(engine, spec, features, batch_size, pad_id), task_settings)
 
 
-@torch.no_grad()
-def cache_hidden_states(encoder, head: str, features: dict, pad_id: int, batch_size: int, device: str) -> None:
-    """Run the frozen encoder once over every example and keep the layers ``head`` reads
-    (features["hidden_states"][i]: (layers, T_i, H)), so that every epoch and restart of a
-    feature-based head trains its BiLSTM on stored features, as ELMo-style taggers do."""
-    layers = HEADS[head].cached_layers(encoder.config)
-    encoder = encoder.to(device).eval()
-    cached = [None] * len(features["input_ids"])
-    for start in range(0, len(cached), batch_size):
-        index = list(range(start, min(start + batch_size, len(cached))))
-        batch = {k: v.to(device) for k, v in pad_batch(features, index, pad_id, ()).items() if k != "word_index"}
-        states = encoder(**batch, output_hidden_states=True, use_cache=False).hidden_states
-        chosen = torch.stack([states[k] for k in layers]).float().cpu()  # (layers, B, T, H)
-        for r, i in enumerate(index):
-            cached[i] = chosen[:, r, : len(features["input_ids"][i])].clone()
-    features["hidden_states"] = cached
+def cache_hidden_states(encoder, head: str, features: dict, pad_id: int, batch_size: int, device: str,
+                        folder: str | None = None) -> None:
+    """Run the frozen encoder once over every example and keep the layers ``head`` reads, at the
+    positions it reads, in fp16 on disk under ``folder`` (features["hidden_states"]: a
+    data.features.FeatureCache), so that every epoch and restart of a feature-based head trains
+    its BiLSTM on stored features, as ELMo-style taggers do, in bounded host memory."""
+    features["hidden_states"] = build_feature_cache(encoder, HEADS[head].cached_layers(encoder.config), features,
+                                                    pad_id, batch_size, device, folder)
 
 
 class Interrupted(Exception):
@@ -181,9 +173,15 @@ def finetune(checkpoint_dir: str, task_dir: str, task: str, head: str, settings:
     train_features = featurize(spec, records["train"], tokenizer, settings["task"], train=True)
     eval_features = {split: featurize(spec, records[split], tokenizer, settings["task"], train=False)
                     for split in spec.eval_splits}
+    # The feature caches live on disk under the job's own state folder: one job per folder, so
+    # what is there comes from an interrupted run of this job and is cleared before and after.
+    cache_dir = Path(state_root) / "tmp" if state_root else None
     if HEADS[head].frozen and settings["cache_features"]:
+        if cache_dir is not None:
+            shutil.rmtree(cache_dir, ignore_errors=True)
         for features in (train_features, *eval_features.values()):
-            cache_hidden_states(encoder, head, features, tokenizer.pad_token_id, settings["eval_batch_size"], device)
+            cache_hidden_states(encoder, head, features, tokenizer.pad_token_id, settings["eval_batch_size"], device,
+                                None if cache_dir is None else str(cache_dir))
 
     dev_split = spec.eval_splits[0]
     # The checkpoint and the task data by content: the task's source, path and sizes are what
@@ -251,4 +249,6 @@ def finetune(checkpoint_dir: str, task_dir: str, task: str, head: str, settings:
     if state_dir is not None:
         # The state only bridges an interruption: a finished job's next run (new code, say) starts afresh.
         shutil.rmtree(state_dir, ignore_errors=True)
+    if cache_dir is not None:
+        shutil.rmtree(cache_dir, ignore_errors=True)
     return results
