@@ -123,6 +123,10 @@ def _pct(value) -> str:
     return f"{100 * value:.1f}%" if _finite(value) else "n/a"
 
 
+def _num(value, digits: int) -> str:
+    return f"{value:.{digits}f}" if isinstance(value, (int, float)) else "n/a"
+
+
 def not_learnt(health: Mapping | None) -> str | None:
     """Why a run's results measure nothing (a sentence), or None for a learnt, exempt or unchecked run."""
     if not health or health.get("status") not in NOT_LEARNT:
@@ -142,8 +146,8 @@ def warning_block(name: str, health: Mapping, mode: str) -> str:
                    "Tables mark this run 'not learnt' and claims leave it out (pretrain.health: warn; "
                    "'fail' stops the job instead).")
     lines = [rule, f"WARNING: pretraining run '{name}' did not learn ({health['status'].upper()}).",
-             f"  held-out perplexity {health['heldout_perplexity']} vs unigram baseline "
-             f"{health['unigram_perplexity']}; last-layer cosine {health['last_layer_cosine']}"]
+             f"  held-out perplexity {_num(health['heldout_perplexity'], 1)} vs unigram baseline "
+             f"{_num(health['unigram_perplexity'], 1)}; last-layer cosine {_num(health['last_layer_cosine'], 2)}"]
     for problem in health["problems"]:
         lines += [f"  - {problem['status']}: {problem['detail']}", f"    likely fix: {problem['fix']}"]
     lines += [f"  {consequence}", rule]
