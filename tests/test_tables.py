@@ -164,6 +164,9 @@ def test_loss_curves_have_one_panel_per_objective_and_each_run_once(tmp_path):
     specs += [("no_nsp", "mlm", 700, 120.0, 6.0), ("ltr", "ltr", 700, 14.2, 5.5),
               ("no_pretraining", "mlm_nsp", 0, 512.0, 7.0)]
     runs = {a: _pretrain_run(tmp_path, a, o, steps, ppl, start) for a, o, steps, ppl, start in specs}
+    plateau = read_json(runs["mask_0_0_100"][1])
+    write_json(runs["mask_0_0_100"][1], {**plateau, "health": {"status": "plateau", "problems": [
+        {"status": "plateau", "detail": "0.97 x the unigram's"}]}})
     png = tmp_path / "pretraining_loss.png"
     fig = plot_loss_curves({a: r[0] for a, r in runs.items()}, {a: r[1] for a, r in runs.items()},
                            [str(png), str(tmp_path / "pretraining_loss.pdf")])
@@ -174,6 +177,7 @@ def test_loss_curves_have_one_panel_per_objective_and_each_run_once(tmp_path):
     drawn = [label.split(":")[0] for label in labels]
     assert sorted(drawn) == sorted(a for a in runs if a != "no_pretraining")  # each run once, 0-step run not at all
     assert "bert_base: ppl 100.0" in labels and "ltr: ppl 14.2" in labels
+    assert "mask_0_0_100: ppl 103.0 (not learnt: plateau)" in labels
     for ax in axes:
         colours = [line.get_color() for line in ax.lines]
         assert len(set(map(str, colours))) == len(colours)  # no colour repeats within a panel

@@ -431,6 +431,8 @@ def plot_loss_curves(logs: dict[str, str], metrics: dict[str, str], paths: list[
         m = read_json(metrics[ablation])
         ppl = m.get("heldout_perplexity")
         label = f"{ablation}: ppl {ppl:.1f}" if ppl is not None and math.isfinite(ppl) else f"{ablation}: ppl failed"
+        if health.not_learnt(m.get("health")):
+            label += f" (not learnt: {m['health']['status']})"
         frame = pd.read_csv(logs[ablation])
         if frame.empty:  # a run of 0 steps (no pretraining) has no curve
             undrawn.append(label)
