@@ -25,8 +25,8 @@ from collections.abc import Iterable, Mapping
 
 # Held-out perplexity above this share of the unigram's is the plateau. Half the unigram's
 # perplexity is a loss ln 2 = 0.69 nats per scored piece below "predict the frequent pieces".
-# Measured (README "The recipe", docs/health.md): learnt default-world runs sit at 2-7% of the
-# unigram's (perplexity 2-11 against ~160), plateau runs at 80-100% (100/0/0: 163; BERT's
+# Measured (docs/health.md): learnt default-world masked LMs sit at 2-9% of the unigram's
+# (perplexity 3-16 against 167.5), plateau runs at 59-97% (100/0/0 and 0/0/100: 97%; BERT's
 # encoder at lr 1e-3: 98-132; issue 25's corpus: 1026 against 1065). 0.5 lies far from both.
 PLATEAU_RATIO = 0.5
 # Mean pairwise cosine of the last layer's token states within a held-out instance above this
