@@ -160,7 +160,7 @@ def _train_until_not_collapsed(encoder, spec, head: str, train_features: dict, s
     divided by ``lr_divisor``: a constant classifier is a failed run, not a score (issue 25), and
     the usual cause is a rate too high for the encoder. Returns the last attempt's engine and dev
     curve, and every attempt's {lr, collapsed_to, dev}."""
-    retry = settings.get("collapse_retry") or {"max_retries": 0, "lr_divisor": 3}
+    retry = settings["collapse_retry"]
     lr, attempts = settings["hp"]["lr"], []
     for attempt in range(retry["max_retries"] + 1):
         attempt_settings = settings if attempt == 0 else {**settings, "hp": {**settings["hp"], "lr": lr}}
