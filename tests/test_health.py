@@ -159,13 +159,13 @@ def sst2(tmp_path_factory, tokenizer):
     return root, config
 
 
-def finetune_once(root, config, name, **retry):
+def finetune_once(root, config, name, checkpoint="ck", **retry):
     from bert_ablation.training.finetune import finetune
 
     config = cfg.deep_merge(config, {"finetune": {"collapse_retry": retry}})
     settings = plan.finetune_settings(config, "sst2", "linear", plan.grid_points(config, "sst2")[0].key)
     out = str(root / name / "metrics.json")
-    (metrics,) = finetune(str(root / "ck"), str(root / "task"), "sst2", "linear", settings, [out], threads=1,
+    (metrics,) = finetune(str(root / checkpoint), str(root / "task"), "sst2", "linear", settings, [out], threads=1,
                           device="cpu")
     return out, metrics
 
@@ -210,3 +210,19 @@ def test_retries_stop_after_max_retries(sst2, monkeypatch):
     assert retry["outcome"] == "still collapsed" and metrics["collapsed_to"] == "negative"
     _, once = finetune_once(root, config, "never", max_retries=0)
     assert once["collapse_retry"]["outcome"] == "collapsed, not retried" and len(once["collapse_retry"]["attempts"]) == 1
+
+
+def test_an_encoder_that_did_not_learn_is_not_retried(sst2, monkeypatch):
+    """Its final checkpoint's ablation.json carries the pretraining health: a lower rate cannot
+    fix the encoder, so a collapse there costs no retry."""
+    import shutil
+
+    root, config = sst2
+    shutil.copytree(root / "ck", root / "ck_plateau")
+    spec = json.loads((root / "ck_plateau" / "ablation.json").read_text())
+    (root / "ck_plateau" / "ablation.json").write_text(json.dumps({**spec, "health": "plateau"}))
+    monkeypatch.setattr(type(TASK_KINDS["classification"]), "constant_prediction", lambda self, s, o: "negative")
+    _, metrics = finetune_once(root, config, "plateau", checkpoint="ck_plateau", max_retries=2, lr_divisor=3)
+    retry = metrics["collapse_retry"]
+    assert retry["retries"] == 0 and len(retry["attempts"]) == 1
+    assert retry["outcome"] == "collapsed, not retried: its pretraining run is 'plateau' (not learnt)"

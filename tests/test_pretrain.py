@@ -60,6 +60,7 @@ def test_interrupted_run_resumes_to_the_same_model(prepared, tmp_path):
     assert steps == [2, 4, 6, 8, 10, 12]
     spec = json.loads((tmp_path / "straight/checkpoints/final/ablation.json").read_text())
     assert spec["step"] == 12 and spec["spec_hash"] == straight["spec_hash"]
+    assert spec["health"] == straight["health"]["status"]  # fine-tuning reads it (no retries of a run not learnt)
 
 
 def test_tokenizer_loads_as_a_bert_tokenizer(prepared):

@@ -27,6 +27,7 @@ from ..models.modeling import FinetuneModel
 from ..storage import atomic_file, derive_seed, read_json, stable_hash, tree_digest, write_json
 from .batching import epoch_batches
 from .engine import Engine, configure_threads, seed_everything
+from .health import NOT_LEARNT
 
 log = logging.getLogger(__name__)
 
@@ -146,23 +147,27 @@ def _attempt_state(stem: Path, attempt: int) -> Path:
     return stem.with_name(f"{stem.name}.pt" if attempt == 0 else f"{stem.name}-retry{attempt}.pt")
 
 
-def _retry_outcome(attempts: list[dict]) -> str:
+def _retry_outcome(attempts: list[dict], no_retry: str | None) -> str:
     if len(attempts) == 1:
-        return "collapsed, not retried" if attempts[0]["collapsed_to"] else "not collapsed"
+        if not attempts[0]["collapsed_to"]:
+            return "not collapsed"
+        return f"collapsed, not retried: {no_retry}" if no_retry else "collapsed, not retried"
     return "still collapsed" if attempts[-1]["collapsed_to"] else "recovered"
 
 
 def _train_until_not_collapsed(encoder, spec, head: str, train_features: dict, settings: dict, seeds: dict,
                                pad_id: int, device: str, desc: str, dev_scorer, state_stem: Path | None,
-                               budget: list[int] | None) -> tuple[Engine, list, list[dict]]:
+                               budget: list[int] | None, no_retry: str | None = None) -> tuple[Engine, list, list[dict]]:
     """Train one restart; while it collapses (predicts one class for every dev example) and
     ``finetune.collapse_retry.max_retries`` allows, train it again from the same seeds at the rate
     divided by ``lr_divisor``: a constant classifier is a failed run, not a score (issue 25), and
     the usual cause is a rate too high for the encoder. Returns the last attempt's engine and dev
-    curve, and every attempt's {lr, collapsed_to, dev}."""
+    curve, and every attempt's {lr, collapsed_to, dev}. ``no_retry``: why this restart gets no retry
+    (its encoder did not learn in pretraining), or None."""
     retry = settings["collapse_retry"]
     lr, attempts = settings["hp"]["lr"], []
-    for attempt in range(retry["max_retries"] + 1):
+    max_retries = 0 if no_retry else retry["max_retries"]
+    for attempt in range(max_retries + 1):
         attempt_settings = settings if attempt == 0 else {**settings, "hp": {**settings["hp"], "lr": lr}}
         dev_outputs = []  # the last epoch's dev predictions
         engine, curve = train_restart(encoder, spec, head, train_features, attempt_settings, seeds, pad_id, device,
@@ -174,10 +179,11 @@ def _train_until_not_collapsed(encoder, spec, head: str, train_features: dict, s
         attempts.append({"lr": lr, "collapsed_to": collapsed, "dev": curve[-1]})
         if collapsed is None:
             break
-        again = attempt < retry["max_retries"]
+        again = attempt < max_retries
         log.warning("%s collapsed: it predicts '%s' for every %s example at lr %g (dev %s); a constant classifier "
                     "scores this; %s", desc, collapsed, spec.eval_splits[0], lr, curve[-1],
                     f"retrying at lr {lr / retry['lr_divisor']:g} (finetune.collapse_retry)" if again
+                    else f"not retried: {no_retry}" if no_retry
                     else "no retry left (finetune.collapse_retry.max_retries): the restart stays collapsed")
         lr = lr / retry["lr_divisor"]
     return engine, curve, attempts
@@ -239,6 +245,10 @@ def finetune(checkpoint_dir: str, task_dir: str, task: str, head: str, settings:
             return score(spec, records[split], eval_features[split], outputs, settings["task"])
         return run
 
+    # A final checkpoint records its pretraining health (pretrain.py): an encoder that did not learn
+    # is not retried at a lower rate, which cannot fix it (and the table marks its row already).
+    health = pretrain_spec.get("health")
+    no_retry = f"its pretraining run is '{health}' (not learnt)" if health in NOT_LEARNT else None
     state_dir = None
     if state_root is not None:
         state_dir = Path(state_root) / stable_hash([settings, inputs, task, head])
@@ -259,7 +269,7 @@ def finetune(checkpoint_dir: str, task_dir: str, task: str, head: str, settings:
             engine, curve, attempts = _train_until_not_collapsed(
                 encoder, spec, head, train_features, settings, seeds, tokenizer.pad_token_id, device,
                 f"{task} {head} restart {restart}", lambda keep: scorer(dev_split, keep=keep),
-                state_dir / f"restart{restart}" if state_dir else None, budget)
+                state_dir / f"restart{restart}" if state_dir else None, budget, no_retry)
         except Interrupted:
             return None
         # The last epoch's dev score is the run's; the other splits are scored once, at the end.
@@ -277,7 +287,7 @@ def finetune(checkpoint_dir: str, task_dir: str, task: str, head: str, settings:
             # Every attempt of this restart; the reported scores are the last one's.
             "collapse_retry": {"original_lr": settings["hp"]["lr"], "lr": attempts[-1]["lr"],
                                "retries": len(attempts) - 1, "attempts": attempts,
-                               "outcome": _retry_outcome(attempts)},
+                               "outcome": _retry_outcome(attempts, no_retry)},
             "optimizer": engine.optimizer_settings(),
             "inputs": inputs,
             "seconds": round(time.perf_counter() - began, 2), "device": device, "precision": engine.precision,

@@ -360,8 +360,10 @@ def publish(run: PretrainingRun, checkpoints_dir: str, metrics_path: str, log_pa
     # Before anything is published: under pretrain.health: fail a run that did not learn leaves no outputs.
     metrics["health"] = check_health(run, metrics)
     with atomic_dir(checkpoints_dir) as tmp:
-        save_checkpoint(model, run.tokenizer, {**run.spec, "spec_hash": run.spec_hash, "step": train["steps"]},
-                        tmp / "final")
+        # The health status travels with the final checkpoint: fine-tuning does not retry collapsed
+        # restarts of an encoder that did not learn (a lower rate cannot fix the encoder).
+        save_checkpoint(model, run.tokenizer, {**run.spec, "spec_hash": run.spec_hash, "step": train["steps"],
+                                               "health": metrics["health"]["status"]}, tmp / "final")
         for saved in train["save_steps"]:
             shutil.copytree(run.state_dir / f"step-{saved}", tmp / f"step-{saved}")
     with atomic_file(log_path) as handle:
