@@ -13,6 +13,7 @@ from bert_ablation.evaluation.claims import (
     cells_from_paper,
     cells_from_provenance,
     check_claims,
+    exclusions_from_provenance,
     holm,
     judge_claims,
     load_claims,
@@ -143,6 +144,40 @@ def test_missing_cell_is_not_evaluated_with_reason():
     out_of_range = {"id": "t", "claim": "x", "source": "s", "kind": "greater", "table": "figure5",
                     "better": {"row": "MLM", "column": "@5"}, "worse": {"row": "MLM", "column": "@first"}}
     assert "out of range" in verdict(out_of_range, figure_cells()).reason
+
+
+def test_a_cell_of_a_run_that_did_not_learn_excludes_its_claims_with_the_reason():
+    """A clear 'reproduced' on raw numbers becomes not evaluated: the worse row never learnt, so
+    the comparison measures nothing; the claim adds no test to Holm's family."""
+    cells = cells_of(A=CLEAR_HIGH, B=CLEAR_LOW, C=CLEAR_LOW)
+    assert verdict(greater(), cells).verdict == "reproduced"
+    excluded = {("t", "B", "c"): "pretraining run 'mask_100_0_0' did not learn (plateau: perplexity 163 vs 162)"}
+    frame = judge_claims([greater(), {**greater(worse="C"), "id": "u"}, {**greater(better="B", worse="C"), "id": "w"}],
+                         cells, excluded=excluded)
+    assert frame.verdict.tolist() == ["not evaluated", "reproduced", "not evaluated"]
+    assert frame.reason[0] == ("excluded, not testable: t / B / c: pretraining run 'mask_100_0_0' did not learn "
+                               "(plateau: perplexity 163 vs 162)")
+    assert frame.tests.tolist() == [0, 2, 0] and frame.comparisons[0] == ""
+    # best/worst over every row of the column: a not-learnt row among them excludes the claim too
+    worst = {"id": "x", "claim": "C worst", "source": "s", "kind": "worst", "table": "t", "column": "c", "row": "C"}
+    assert verdict(worst, cells, excluded=excluded).reason.startswith("excluded, not testable: t / B / c")
+
+
+def test_provenance_carries_the_exclusion_into_check_claims(tmp_path):
+    provenance = tmp_path / "t.provenance.json"
+    provenance.write_text(json.dumps({"table": "t", "cells": [
+        {"row": "A", "column": "c", "ablation": "bert_base", "not_learnt": None,
+         "restarts": [{"value": v} for v in CLEAR_HIGH]},
+        {"row": "B", "column": "c", "ablation": "mask_100_0_0", "not_learnt": "plateau: held-out perplexity 163",
+         "restarts": [{"value": v} for v in CLEAR_LOW]}]}))
+    assert exclusions_from_provenance(provenance) == {
+        ("t", "B", "c"): "pretraining run 'mask_100_0_0' did not learn (plateau: held-out perplexity 163)"}
+    claims = tmp_path / "claims.yaml"
+    claims.write_text("claims:\n  - {id: t, claim: A > B, source: s, kind: greater, table: t, column: c, "
+                      "better: A, worse: B}\n")
+    frame = check_claims([provenance], tmp_path / "c.csv", tmp_path / "c.md", claims_path=claims)
+    assert frame.verdict[0] == "not evaluated" and "mask_100_0_0' did not learn" in frame.reason[0]
+    assert "not evaluated: excluded, not testable" in (tmp_path / "c.md").read_text()
 
 
 # ----------------------------------------------------------------------------- bootstrap

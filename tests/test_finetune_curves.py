@@ -25,7 +25,9 @@ def setup(tmp_path_factory, tokenizer):
     tokenizer.save_pretrained(root / "ck")
     write_json(root / "ck" / "ablation.json", {"name": "tiny_roformer", "step": 0, "spec_hash": "0"})
     config = cfg.validate({"tasks": {"sst2": {"n_train": 48, "n_dev": 24}},
-                           "finetune": {"precision": "fp32", "restarts": 2}})
+                           # No collapse retries here: these tests count epochs and pin collapses as they
+                           # happen (test_health pins the retries).
+                           "finetune": {"precision": "fp32", "restarts": 2, "collapse_retry": {"max_retries": 0}}})
     build_task("sst2", config["tasks"]["sst2"], config["world"], str(root / "task"))
     return root, config
 

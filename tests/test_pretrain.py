@@ -60,6 +60,7 @@ def test_interrupted_run_resumes_to_the_same_model(prepared, tmp_path):
     assert steps == [2, 4, 6, 8, 10, 12]
     spec = json.loads((tmp_path / "straight/checkpoints/final/ablation.json").read_text())
     assert spec["step"] == 12 and spec["spec_hash"] == straight["spec_hash"]
+    assert spec["health"] == straight["health"]["status"]  # fine-tuning reads it (no retries of a run not learnt)
 
 
 def test_tokenizer_loads_as_a_bert_tokenizer(prepared):
@@ -100,6 +101,7 @@ def test_zero_steps_saves_the_random_initialisation(prepared, tmp_path):
     assert metrics["steps"] == 0 and metrics["tokens_seen"] == 0 and metrics["final_train_loss"] is None
     # an untrained masked LM is about as perplexed as a uniform guess over the vocabulary
     assert 0.5 * 128 < metrics["heldout_perplexity"] < 2 * 128
+    assert metrics["health"]["status"] == "exempt"  # far above its unigram baseline, by design
     run(config, root, "none", tmp_path / "again", state="state-again")
     a = load_file(tmp_path / "none/checkpoints/final/model.safetensors")
     b = load_file(tmp_path / "again/checkpoints/final/model.safetensors")
@@ -181,3 +183,21 @@ def test_metrics_record_the_recipe_optimizer_and_input_digests(prepared, tmp_pat
     assert set(metrics["inputs"]) == {"tokenizer", "train_instances", "heldout_instances"}
     assert metrics["optimizer"]["bias_correction"] is True and metrics["optimizer"]["name"] == "AdamW"
     assert metrics["recipe"]["architecture"] == "bert" and metrics["recipe"]["lr"] == config["pretrain"]["lr"]
+    # The unigram baseline scores the held-out positions the LTR loss scores (every next token)
+    # by training frequency; its guess, the most frequent training target, is right this often:
+    from collections import Counter
+
+    from bert_ablation.training.pretrain import InstanceBatches
+
+    def next_tokens(batch):
+        return [t for ids, n in zip(batch["input_ids"].tolist(), batch["attention_mask"].sum(1).tolist())
+                for t in ids[1:n]]
+
+    train = InstanceBatches(str(root / "contiguous"), "train", 8, 0)
+    frequent = Counter(t for k in range(train.steps_per_epoch) for t in next_tokens(train.for_step(k))).most_common(1)
+    heldout = [t for batch in InstanceBatches(str(root / "contiguous"), "heldout", 8, 0).in_order(2)
+               for t in next_tokens(batch)]
+    assert metrics["heldout_predictions"] == len(heldout)
+    assert metrics["unigram_accuracy"] == pytest.approx(heldout.count(frequent[0][0]) / len(heldout))
+    assert 1 < metrics["unigram_perplexity"] < 128 and 0 <= metrics["last_layer_cosine"] <= 1
+    assert metrics["health"]["unigram_perplexity"] == metrics["unigram_perplexity"]

@@ -164,6 +164,9 @@ def test_loss_curves_have_one_panel_per_objective_and_each_run_once(tmp_path):
     specs += [("no_nsp", "mlm", 700, 120.0, 6.0), ("ltr", "ltr", 700, 14.2, 5.5),
               ("no_pretraining", "mlm_nsp", 0, 512.0, 7.0)]
     runs = {a: _pretrain_run(tmp_path, a, o, steps, ppl, start) for a, o, steps, ppl, start in specs}
+    plateau = read_json(runs["mask_0_0_100"][1])
+    write_json(runs["mask_0_0_100"][1], {**plateau, "health": {"status": "plateau", "problems": [
+        {"status": "plateau", "detail": "0.97 x the unigram's"}]}})
     png = tmp_path / "pretraining_loss.png"
     fig = plot_loss_curves({a: r[0] for a, r in runs.items()}, {a: r[1] for a, r in runs.items()},
                            [str(png), str(tmp_path / "pretraining_loss.pdf")])
@@ -174,6 +177,7 @@ def test_loss_curves_have_one_panel_per_objective_and_each_run_once(tmp_path):
     drawn = [label.split(":")[0] for label in labels]
     assert sorted(drawn) == sorted(a for a in runs if a != "no_pretraining")  # each run once, 0-step run not at all
     assert "bert_base: ppl 100.0" in labels and "ltr: ppl 14.2" in labels
+    assert "mask_0_0_100: ppl 103.0 (not learnt: plateau)" in labels
     for ax in axes:
         colours = [line.get_color() for line in ax.lines]
         assert len(set(map(str, colours))) == len(colours)  # no colour repeats within a panel
@@ -237,3 +241,73 @@ def test_a_steps_figure_of_any_name_gets_the_papers_curve_by_its_paper_table(tmp
     table = pd.read_csv(outputs["csv"]).set_index("column")
     assert table.loc[140, "paper"] == 83.2 and table.loc[350, "paper"] == 84.4  # 400k and 1M of the paper's 1M
     assert table.loc[140, "mean"] == pytest.approx(70.5)
+
+
+def _health_table(tmp_path, monkeypatch, pretrain_health, collapsed):
+    """A two-row SST-2 table: BERT-Base (learnt) and 100/0/0 (whose run's health is given); the
+    100/0/0 restarts collapse as ``collapsed`` says. Returns the outputs and the drawn figure."""
+    from bert_ablation.evaluation import tables
+
+    paths, cells = [], []
+    for ablation, row in (("bert_base", "BERT-Base"), ("mask_100_0_0", "100/0/0")):
+        for k in range(3):
+            path = tmp_path / f"{ablation}_{k}.json"
+            down = ablation == "mask_100_0_0"
+            write_json(path, {
+                "ablation": ablation, "checkpoint": f"results/pretrain/{ablation}/checkpoints/final", "task": "sst2",
+                "head": "linear", "hyperparameters": {"key": "lr1"}, "restart": k, "dev_split": "validation",
+                "splits": {"validation": {"accuracy": 50.0 if down and collapsed[k] else 80.0 + k}}, "init_seed": k,
+                "data_seed": k, "pretrain_spec_hash": ablation, "finetune_hash": "h",
+                "collapsed_to": "negative" if down and collapsed[k] else None,
+                "collapse_retry": {"retries": 1 if down and collapsed[k] else 0}})
+            paths.append(str(path))
+        write_json(tmp_path / f"{ablation}.pretrain.json", {
+            "ablation": ablation, "spec_hash": ablation, "steps": 700, "model": {"layers": 4, "hidden": 64, "heads": 2},
+            "health": pretrain_health if ablation == "mask_100_0_0" else {"status": "learnt", "problems": []}})
+        cells.append(Cell(paper_row=row, row=row, ablation=ablation, head="linear", step="final", source="finetune",
+                          task="sst2", metric="accuracy", spec_hash=ablation, column="SST-2 (Acc)", split=None,
+                          origin="pretrain"))
+    outputs = {ext: str(tmp_path / f"t.{ext}") for ext in ("csv", "md", "tex", "png", "pdf")}
+    outputs["provenance"] = str(tmp_path / "t.provenance.json")
+    drawn = []
+    monkeypatch.setattr(tables, "save_figure", lambda fig, paths: drawn.append(fig))
+    write_table(cells, "table8", paths, [str(tmp_path / f"{a}.pretrain.json") for a in ("bert_base", "mask_100_0_0")],
+                outputs)
+    return outputs, drawn[0]
+
+
+PLATEAU = {"status": "plateau", "problems": [{"status": "plateau", "detail": "held-out masked-LM perplexity 162.7 is "
+                                              "1.00 x the unigram baseline's 162.5", "fix": "..."}]}
+
+
+def test_a_row_whose_pretraining_did_not_learn_is_marked_in_every_output(tmp_path, monkeypatch):
+    outputs, fig = _health_table(tmp_path, monkeypatch, PLATEAU, collapsed=[False, False, False])
+    csv = pd.read_csv(outputs["csv"], keep_default_na=False).set_index("row")
+    assert csv.loc["100/0/0", "pretrain_health"] == "plateau" and csv.loc["BERT-Base", "pretrain_health"] == "learnt"
+    assert csv.loc["100/0/0", "not_learnt"].startswith("plateau: held-out masked-LM perplexity 162.7")
+    assert csv.loc["BERT-Base", "not_learnt"] == ""
+    md = open(outputs["md"]).read()
+    assert "| 100/0/0 (not learnt: plateau) |" in md and "| BERT-Base |" in md
+    assert "\"not learnt\": the row's pretraining run did not learn" in md
+    tex = open(outputs["tex"]).read()
+    assert "100/0/0 (not learnt: plateau) &" in tex and "Not learnt:" in tex
+    ax = fig.axes[0]
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "100/0/0 (not learnt: plateau)" in labels and "BERT-Base" in labels
+    assert sorted(p.get_hatch() or "" for p in ax.patches) == ["", "//"]
+    cell = read_json(outputs["provenance"])["cells"][1]
+    assert cell["pretrain_health"] == "plateau" and cell["not_learnt"].startswith("plateau:")
+
+
+def test_a_cell_whose_restarts_all_collapsed_is_flagged_in_the_table(tmp_path, monkeypatch):
+    outputs, fig = _health_table(tmp_path, monkeypatch, {"status": "learnt", "problems": []},
+                                 collapsed=[True, True, True])
+    csv = pd.read_csv(outputs["csv"]).set_index("row")
+    assert bool(csv.loc["100/0/0", "all_collapsed"]) and not bool(csv.loc["BERT-Base", "all_collapsed"])
+    assert csv.loc["100/0/0", "retried"] == 3 and csv.loc["100/0/0", "collapsed"] == 3
+    assert "50.0 ± 0.0 (50.0), all 3 collapsed" in open(outputs["md"]).read()
+    assert "(all collapsed)" in open(outputs["tex"]).read()
+    assert [p.get_hatch() for p in fig.axes[0].patches].count("xx") == 1
+    # two of three collapsed: counted, not flagged
+    outputs, _ = _health_table(tmp_path / "some", monkeypatch, {"status": "learnt"}, collapsed=[True, True, False])
+    assert not pd.read_csv(outputs["csv"]).set_index("row").loc["100/0/0", "all_collapsed"]

@@ -8,6 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from bert_ablation.storage import read_json
+
 ROOT = Path(__file__).resolve().parents[1]
 MICRO = ROOT / "tests" / "micro.yaml"
 
@@ -136,7 +138,17 @@ def test_every_table_figure_and_the_claims_are_written(run):
     figure5 = pd.read_csv(run / "results/tables/figure5.csv")
     assert list(figure5["column"].drop_duplicates()) == [10, 20]
     claims = pd.read_csv(run / "results/claims.csv")
-    assert len(claims) >= 20 and set(claims["verdict"]) <= {"reproduced", "contradicted", "inconclusive"}
+    assert len(claims) >= 20 and set(claims["verdict"]) <= {"reproduced", "contradicted", "inconclusive",
+                                                             "not evaluated"}
+    # 20 micro steps learn nothing: a claim is judged unless it compares a run the health check
+    # marked not learnt (training/health.py), and then it says so
+    health = {a: read_json(run / f"results/pretrain/{a}/metrics.json")["health"]["status"]
+              for a in ("bert_base", "no_nsp", "ltr", "no_pretraining")}
+    assert health["no_pretraining"] == "exempt" and set(health.values()) <= {"learnt", "plateau", "collapsed", "exempt"}
+    excluded = claims[claims["verdict"] == "not evaluated"]
+    assert excluded["reason"].str.startswith("excluded, not testable:").all()
+    table5 = pd.read_csv(run / "results/tables/table5.csv", keep_default_na=False)
+    assert {"pretrain_health", "not_learnt", "all_collapsed", "retried"} <= set(table5.columns)
     assert "of 28 claims" in (run / "results/claims.md").read_text()
     assert (run / "results/figures/pretraining_loss.png").stat().st_size > 10_000
 

@@ -2,11 +2,13 @@
 import json
 import os
 import subprocess
+import sys
 import tempfile
 
 from bert_ablation import config as cfg
 from bert_ablation import plan
 from bert_ablation.training.distributed import torchrun_command
+from bert_ablation.training.health import PretrainingHealthError
 from bert_ablation.training.pretrain import pretrain
 from bert_ablation.workflow import job_logging, params_json
 
@@ -36,5 +38,8 @@ if gpus > 1:
     finally:  # a failed torchrun must not leave the arguments file behind
         os.unlink(handle.name)
 else:
-    with job_logging(snakemake.log[0]):
-        pretrain(**kwargs)
+    try:
+        with job_logging(snakemake.log[0]):
+            pretrain(**kwargs)
+    except PretrainingHealthError as failed:  # pretrain.health: fail; the block on Snakemake's console too
+        sys.exit(f"{failed}\n(the job's log: {snakemake.log[0]})")

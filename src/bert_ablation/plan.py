@@ -102,7 +102,8 @@ def world_layers(config: dict, name: str) -> tuple[dict, dict]:
 EXECUTION_KEYS = {"accumulation_steps": 1, "log_every": 20, "state_every": 200, "tensorboard": True}
 # Execution-only keys added after that, which no hash has ever seen: left out of the identity.
 # torch.compile fuses kernels (float order, as accumulation changes it), never the computation.
-LATER_EXECUTION_KEYS = ("compile",)
+# pretrain.health decides what the job does with a run that did not learn (warn or fail), not the run.
+LATER_EXECUTION_KEYS = ("compile", "health")
 
 
 def identity_spec(spec: dict) -> dict:

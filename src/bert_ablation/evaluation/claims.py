@@ -11,7 +11,10 @@ greater/order/best/worst, or ``|a - b| <= tolerance`` for close. A comparison is
 Tests: one-sided Welch t-test (default) or a seeded percentile bootstrap of the mean
 difference; a side with one value (perplexity) or two constant sides fall back to comparing
 the point values (``method: point``). A claim is reproduced if all its comparisons are,
-contradicted if any is, else inconclusive; ``not evaluated`` (with the reason) if a cell is absent.
+contradicted if any is, else inconclusive; ``not evaluated`` (with the reason) if a cell is absent,
+or excluded: a cell whose pretraining run did not learn (its provenance's ``not_learnt``, from
+the run's health check) measures nothing, and a verdict built on it would judge noise, so its
+claims are "not evaluated" with "excluded, not testable: ..." and the run's reason.
 
 Multiplicity: the hypotheses are the claims, not their comparisons. A claim holds only if every
 comparison does, so "it holds" is an intersection-union test: its p-value is the largest of its
@@ -80,6 +83,10 @@ class ClaimError(ValueError):
 
 class _Unavailable(LookupError):
     """A referenced cell is not in the results: the claim is not evaluated."""
+
+
+class _Excluded(_Unavailable):
+    """A referenced cell comes from a pretraining run that did not learn: the claim is not testable."""
 
 
 # ----------------------------------------------------------------------------- loading
@@ -238,6 +245,22 @@ def cells_from_provenance(paths: str | Path | Iterable[str | Path]) -> Cells:
     return cells
 
 
+def exclusions_from_provenance(paths: str | Path | Iterable[str | Path]) -> dict[tuple[str, str, str], str]:
+    """(table, row, column) -> why the cell measures nothing: its pretraining run did not learn
+    (the provenance's ``not_learnt``, written by tables.py from the run's ``health``)."""
+    if isinstance(paths, (str, Path)):
+        paths = [paths]
+    excluded = {}
+    for path in paths:
+        document = read_json(path)
+        table = document.get("table") or Path(path).name.split(".")[0]
+        for cell in document["cells"]:
+            if cell.get("not_learnt"):
+                excluded[(table, str(cell["row"]), str(cell["column"]))] = (
+                    f"pretraining run '{cell.get('ablation', cell['row'])}' did not learn ({cell['not_learnt']})")
+    return excluded
+
+
 def cells_from_paper(restarts: int = 5, spread: float = 0.05) -> Cells:
     """The paper's numbers as cells: ``restarts`` values evenly spread ±``spread`` around each number.
 
@@ -286,7 +309,7 @@ class _Cell:
         return f"{' '.join(where)} {v.mean():.2f}{spread} (n={len(v)}{failed})"
 
 
-def _resolve(ref: Mapping, cells: Cells, columns: dict[str, list[str]]) -> _Cell:
+def _resolve(ref: Mapping, cells: Cells, columns: dict[str, list[str]], excluded: Mapping = {}) -> _Cell:
     table, row, column = ref["table"], ref["row"], ref["column"]
     if column.startswith("@"):
         available = columns.get(table, [])
@@ -299,6 +322,8 @@ def _resolve(ref: Mapping, cells: Cells, columns: dict[str, list[str]]) -> _Cell
     values = cells.get((table, row, column))
     if values is None:
         raise _Unavailable(f"missing cell {table} / {row} / {column}")
+    if (table, row, column) in excluded:
+        raise _Excluded(f"{table} / {row} / {column}: {excluded[(table, row, column)]}")
     values = np.asarray(values, dtype=float)
     finite = np.isfinite(values)
     if not finite.any():
@@ -491,37 +516,44 @@ def _close(x: _Cell, y: _Cell, tolerance: float, settings: _Settings, claim: Map
 
 # ----------------------------------------------------------------------------- judging
 
-def _resolve_all(refs: list[Mapping], cells: Cells, columns: dict[str, list[str]]) -> list[_Cell]:
-    """Resolve every ref, reporting all absent cells at once (one rerun fixes them all)."""
-    resolved, missing = [], []
+def _resolve_all(refs: list[Mapping], cells: Cells, columns: dict[str, list[str]],
+                 excluded: Mapping = {}) -> list[_Cell]:
+    """Resolve every ref, reporting all absent cells at once (one rerun fixes them all); a cell of a
+    run that did not learn makes the claim not testable, whatever else is missing."""
+    resolved, missing, not_learnt = [], [], []
     for ref in refs:
         try:
-            resolved.append(_resolve(ref, cells, columns))
+            resolved.append(_resolve(ref, cells, columns, excluded))
+        except _Excluded as reason:
+            not_learnt.append(str(reason))
         except _Unavailable as absent:
             missing.append(str(absent))
+    if not_learnt:
+        raise _Excluded("excluded, not testable: " + "; ".join(dict.fromkeys(not_learnt + missing)))
     if missing:
         raise _Unavailable("; ".join(dict.fromkeys(missing)))
     return resolved
 
 
-def _comparisons(claim: Mapping, cells: Cells, columns: dict[str, list[str]], settings: _Settings) -> list[_Comparison]:
+def _comparisons(claim: Mapping, cells: Cells, columns: dict[str, list[str]], settings: _Settings,
+                 excluded: Mapping = {}) -> list[_Comparison]:
     kind = claim["kind"]
     if kind == "close":
-        x, y = _resolve_all(claim["cells"], cells, columns)
+        x, y = _resolve_all(claim["cells"], cells, columns, excluded)
         return [_close(x, y, claim["tolerance"], settings, claim)]
     if kind == "greater":
-        pairs = [tuple(_resolve_all([claim["better"], claim["worse"]], cells, columns))]
+        pairs = [tuple(_resolve_all([claim["better"], claim["worse"]], cells, columns, excluded))]
     elif kind == "order":
-        ranked = _resolve_all(claim["cells"], cells, columns)
+        ranked = _resolve_all(claim["cells"], cells, columns, excluded)
         pairs = list(zip(ranked, ranked[1:]))
     else:  # best / worst: the row against each other row of its column
         ref = claim["row"]
-        (subject,) = _resolve_all([ref], cells, columns)
+        (subject,) = _resolve_all([ref], cells, columns, excluded)
         among = claim["among"]
         if among is None:  # default: every row the results have in this column
             among = [r for t, r, c in cells if t == subject.table and c == subject.column]
         others = _resolve_all([{**ref, "column": subject.column, "row": r}
-                               for r in dict.fromkeys(among) if r != subject.row], cells, columns)
+                               for r in dict.fromkeys(among) if r != subject.row], cells, columns, excluded)
         if not others:
             raise _Unavailable(f"no other row in {subject.table} / {subject.column} to compare with")
         pairs = [(subject, other) if kind == "best" else (other, subject) for other in others]
@@ -547,8 +579,11 @@ def _weakest(comparisons: list[_Comparison]) -> _Comparison:
 
 
 def judge_claims(claims: Iterable[Mapping], cells: Cells, alpha: float = 0.05, test: str = "welch",
-                 bootstrap_samples: int = 10000, seed: int = 0, correction: str = "holm") -> pd.DataFrame:
-    """One row per claim: verdict (uncorrected and Holm; ``correction`` picks ``verdict``), the
+                 bootstrap_samples: int = 10000, seed: int = 0, correction: str = "holm",
+                 excluded: Mapping[tuple[str, str, str], str] | None = None) -> pd.DataFrame:
+    """``excluded``: (table, row, column) -> why that cell measures nothing (``exclusions_from_provenance``);
+    a claim that uses one is not evaluated, with the reason, and adds no test to Holm's family.
+    One row per claim: verdict (uncorrected and Holm; ``correction`` picks ``verdict``), the
     effect of its weakest comparison with its interval, the comparisons behind it, the claim's
     p-values of "it holds" (``p``) and "it is significantly the other way" (``p_reversed``), raw
     and Holm-adjusted, the number of those it adds to the family (0-2), method, reason."""
@@ -566,7 +601,7 @@ def judge_claims(claims: Iterable[Mapping], cells: Cells, alpha: float = 0.05, t
     judged: list[_ClaimTest | _Unavailable] = []
     for claim in claims:
         try:
-            judged.append(_ClaimTest(tuple(_comparisons(claim, cells, columns, settings))))
+            judged.append(_ClaimTest(tuple(_comparisons(claim, cells, columns, settings, excluded or {}))))
         except _Unavailable as missing:
             judged.append(missing)
     evaluated = _adjust([j for j in judged if not isinstance(j, _Unavailable)])
@@ -675,7 +710,9 @@ def check_claims(provenance_paths: Iterable[str | Path], csv_path: str | Path, m
                  claims_path: str | Path | None = None, alpha: float = 0.05, test: str = "welch",
                  bootstrap_samples: int = 10000, seed: int = 0, correction: str = "holm") -> pd.DataFrame:
     """Load claims and cells, judge, write CSV and Markdown; returns the verdict frame."""
+    provenance_paths = list(provenance_paths) if not isinstance(provenance_paths, (str, Path)) else [provenance_paths]
     frame = judge_claims(load_claims(claims_path), cells_from_provenance(provenance_paths), alpha=alpha,
-                         test=test, bootstrap_samples=bootstrap_samples, seed=seed, correction=correction)
+                         test=test, bootstrap_samples=bootstrap_samples, seed=seed, correction=correction,
+                         excluded=exclusions_from_provenance(provenance_paths))
     write_claims(frame, csv_path, md_path, alpha=alpha, test=test, correction=correction)
     return frame

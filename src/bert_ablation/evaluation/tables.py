@@ -8,6 +8,11 @@ LaTeX, a figure and a provenance file recording which runs fill each cell.
 A restart whose metric is NaN (or missing) has *failed*: it is counted, not dropped. The cell
 reports ``n`` restarts of which ``failed`` failed, the statistics are over the others, the
 Markdown and LaTeX cells say "k/n failed", and the log names each failed metrics.json.
+
+Two kinds of cell measure nothing and say so in the table itself (a CSV column, a Markdown and
+LaTeX mark, a hatched bar): a row whose pretraining run did not learn (its metrics.json
+``health``: plateau, diverged or collapsed; ``pretrain_health``, "not learnt"), and a fine-tuned
+cell whose every restart collapsed to one class even after its retries (``all_collapsed``).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import pandas as pd
 
 from ..plan import Cell
 from ..storage import atomic_file, canonical_json, read_json, write_json
+from ..training import health
 from . import paper
 
 log = logging.getLogger(__name__)
@@ -44,6 +50,7 @@ def load_runs(paths: list[str]) -> pd.DataFrame:
                     "checkpoint": m["checkpoint"], "path": path,
                     "inputs": canonical_json(m.get("inputs", {})),
                     "collapsed_to": m.get("collapsed_to"),
+                    "collapse_retry": canonical_json(m.get("collapse_retry") or {}),
                 })
     return pd.DataFrame.from_records(records)
 
@@ -104,7 +111,7 @@ def summarise(runs: pd.DataFrame, pretrained: dict[str, dict], cells: list[Cell]
     for cell in cells:
         run = pretrained[cell.ablation]
         _check_origin(cell, run, runs, name)
-        collapsed = []
+        collapsed, retried = [], 0
         if cell.source == "pretrain":
             value = run[cell.metric]  # a KeyError names a wrong metric; null/NaN is a failed run
             values, hp, split = np.array([math.nan if value is None else float(value)]), None, "heldout"
@@ -125,10 +132,12 @@ def summarise(runs: pd.DataFrame, pretrained: dict[str, dict], cells: list[Cell]
                 "restarts": [{"restart": int(r.restart), "init_seed": int(r.init_seed), "data_seed": int(r.data_seed),
                               "value": _json_value(r.value), "failed": not math.isfinite(r.value),
                               "collapsed_to": r.collapsed_to if isinstance(r.collapsed_to, str) else None,
-                              "metrics": r.path}
+                              "collapse_retry": json.loads(r.collapse_retry) or None, "metrics": r.path}
                              for r in selected.itertuples()],
             }
             collapsed = [r for r in selected.itertuples() if isinstance(r.collapsed_to, str)]
+            # restarts trained again at a lower rate after a collapse (finetune.collapse_retry)
+            retried = sum(json.loads(r.collapse_retry).get("retries", 0) > 0 for r in selected.itertuples())
             for r in collapsed:  # a constant classifier: chance, whatever the encoder learnt
                 log.warning("%s: cell %s / %s: restart %d collapsed to predicting '%s' for every dev example "
                             "(%s = %.1f); %s", name, cell.row, cell.column, r.restart, r.collapsed_to,
@@ -139,6 +148,14 @@ def summarise(runs: pd.DataFrame, pretrained: dict[str, dict], cells: list[Cell]
                                 cell.row, cell.column, point, k, cell.metric,
                                 "selected all the same: no point has fewer" if point == hp
                                 else "ranked behind points with fewer failures")
+        not_learnt = health.not_learnt(run.get("health"))
+        if not_learnt:
+            log.warning("%s: cell %s / %s: pretraining run '%s' did not learn (%s); the cell is marked 'not learnt' "
+                        "and claims leave it out.", name, cell.row, cell.column, cell.ablation, not_learnt)
+        all_collapsed = bool(collapsed) and len(collapsed) == len(values)
+        if all_collapsed:
+            log.warning("%s: cell %s / %s: all %d restarts collapsed to one class, retries included: a constant "
+                        "classifier's score, marked 'all collapsed'.", name, cell.row, cell.column, len(values))
         failed = _failed(values)
         for path, restart_failed in zip(paths, failed):
             if restart_failed:
@@ -154,13 +171,16 @@ def summarise(runs: pd.DataFrame, pretrained: dict[str, dict], cells: list[Cell]
             "ablation": cell.ablation, "layers": model["layers"], "hidden": model["hidden"], "heads": model["heads"],
             "head": cell.head, "step": cell.step, "source": cell.source, "task": cell.task,
             "metric": cell.metric, "split": split, "hp": hp, "n": len(values), "failed": int(failed.sum()),
-            "collapsed": len(collapsed),
+            "collapsed": len(collapsed), "all_collapsed": all_collapsed,
+            "retried": retried,
+            "pretrain_health": health.status_of(run.get("health")), "not_learnt": not_learnt or "",
             "mean": mean, "sd": float(ok.std(ddof=1)) if len(ok) > 1 else math.nan,
             "best": float(ok.max()) if len(ok) else math.nan, "paper": paper_value, "diff": mean - paper_value,
         })
         provenance.append({"row": cell.row, "column": cell.column, "paper_row": cell.paper_row,
                            "ablation": cell.ablation, "head": cell.head, "step": cell.step,
-                           "split": split, **origin})
+                           "split": split, "pretrain_health": health.status_of(run.get("health")),
+                           "not_learnt": not_learnt, "all_collapsed": all_collapsed, **origin})
     return pd.DataFrame(rows), provenance
 
 
@@ -181,10 +201,40 @@ def _failures(c) -> str:
     return f", {c['failed']}/{c['n']} failed" if c["failed"] else ""
 
 
+def _collapses(c) -> str:
+    return f", all {c['n']} collapsed" if c.get("all_collapsed") else ""
+
+
 def _ours(c) -> str:
     if c["source"] == "pretrain":
         return _fmt(c["mean"], 2) + _failures(c)
-    return f"{_fmt(c['mean'])} ± {_fmt(c['sd'])} ({_fmt(c['best'])}){_failures(c)}"
+    return f"{_fmt(c['mean'])} ± {_fmt(c['sd'])} ({_fmt(c['best'])}){_failures(c)}{_collapses(c)}"
+
+
+def _row_status(summary: pd.DataFrame, row: str) -> str | None:
+    """The pretraining health status of a row whose run did not learn, else None."""
+    statuses = set(summary.loc[summary["row"] == row, "pretrain_health"]) & set(health.NOT_LEARNT)
+    return ", ".join(sorted(statuses)) or None
+
+
+def _row_label(summary: pd.DataFrame, row: str) -> str:
+    status = _row_status(summary, row)
+    return f"{row} (not learnt: {status})" if status else row
+
+
+def _marks_note(summary: pd.DataFrame) -> list[str]:
+    """The Markdown paragraphs explaining the 'not learnt' and 'all collapsed' marks in this table."""
+    lines = []
+    not_learnt = summary[summary["not_learnt"] != ""].drop_duplicates("row")
+    if len(not_learnt):
+        lines += ["", "\"not learnt\": the row's pretraining run did not learn (health check in its metrics.json; "
+                  "claims leave it out): " + "; ".join(f"{r.row}: {r.not_learnt}" for r in not_learnt.itertuples())
+                  + "."]
+    if summary["all_collapsed"].any():
+        lines += ["", "\"all n collapsed\": every restart of the cell predicts one class for every dev example, "
+                  "even after its retries at a lower rate (finetune.collapse_retry): a constant classifier's score, "
+                  "not a result."]
+    return lines
 
 
 def _shape(c) -> str:
@@ -204,7 +254,7 @@ def to_markdown(summary: pd.DataFrame, caption: str, model_columns: bool = False
         for column in columns:
             c = cell.loc[(row, column)]
             parts.append(f"{_ours(c)} [{_fmt(c['paper'], 2 if c['source'] == 'pretrain' else 1)}]")
-        lines.append(f"| {row} | " + " | ".join(parts) + " |")
+        lines.append(f"| {_row_label(summary, row)} | " + " | ".join(parts) + " |")
     finetuned = summary[summary.source == "finetune"]
     n = sorted(set(finetuned["n"]))
     lines += ["", f"Restarts per fine-tuned cell: {', '.join(map(str, n))}. Grid points are selected on dev; "
@@ -213,6 +263,7 @@ def to_markdown(summary: pd.DataFrame, caption: str, model_columns: bool = False
         lines += ["", f"\"k/n failed\": k of the cell's n restarts failed (NaN metric; {int(summary['failed'].sum())} "
                   "in this table, each named in the job's log and the provenance JSON); mean, sd and best are "
                   "over the others. Grid points with fewer failed dev restarts are preferred."]
+    lines += _marks_note(summary)
     return "\n".join(lines) + "\n"
 
 
@@ -236,9 +287,17 @@ def to_latex(summary: pd.DataFrame, caption: str, label: str) -> str:
             ours = _fmt(c["mean"], 2) if c["source"] == "pretrain" else rf"{_fmt(c['mean'])}$\pm${_fmt(c['sd'])}"
             if c["failed"]:
                 ours += rf" ({c['failed']}/{c['n']} failed)"
+            if c.get("all_collapsed"):
+                ours += " (all collapsed)"
             values += [ours, _fmt(c["paper"], 2 if c["source"] == "pretrain" else 1)]
-        out.append(_tex_escape(row) + " & " + " & ".join(values) + r" \\")
-    out += [r"\bottomrule", r"\end{tabular}", rf"\caption{{{_tex_escape(caption)} Ours: mean $\pm$ sd over restarts.}}",
+        out.append(_tex_escape(_row_label(summary, row)) + " & " + " & ".join(values) + r" \\")
+    notes = ""
+    if (summary["not_learnt"] != "").any():
+        notes += " Not learnt: the row's pretraining run did not learn (plateau, diverged or collapsed); claims leave it out."
+    if summary["all_collapsed"].any():
+        notes += " All collapsed: every restart predicts one class, retries included."
+    out += [r"\bottomrule", r"\end{tabular}",
+            rf"\caption{{{_tex_escape(caption)} Ours: mean $\pm$ sd over restarts.{_tex_escape(notes)}}}",
             rf"\label{{tab:{label}}}", r"\end{table}"]
     return "\n".join(out) + "\n"
 
@@ -266,8 +325,15 @@ def _bars(ax, summary: pd.DataFrame, ylabel: str, ylim=None) -> None:
     x = np.arange(len(columns))
     for k, row in enumerate(rows):
         offset = x + (k - (len(rows) - 1) / 2) * width
-        ax.bar(offset, [cell.loc[(row, c), "mean"] for c in columns], width,
-               yerr=[np.nan_to_num(cell.loc[(row, c), "sd"]) for c in columns], capsize=2, label=row)
+        not_learnt = _row_status(summary, row) is not None
+        bars = ax.bar(offset, [cell.loc[(row, c), "mean"] for c in columns], width,
+                      yerr=[np.nan_to_num(cell.loc[(row, c), "sd"]) for c in columns], capsize=2,
+                      label=_row_label(summary, row), hatch="//" if not_learnt else None)
+        for bar, column in zip(bars, columns):  # a constant classifier's bar: crossed
+            if cell.loc[(row, column)].get("all_collapsed"):
+                bar.set_hatch("xx")
+                ax.annotate("all collapsed", (bar.get_x() + bar.get_width() / 2, bar.get_height()), fontsize=6,
+                            rotation=90, ha="center", va="bottom")
         ax.scatter(offset, [cell.loc[(row, c), "paper"] for c in columns], marker="_", s=200, color="black",
                    zorder=3, label="paper" if k == 0 else None)
     ax.set_xticks(x, columns)
@@ -308,7 +374,8 @@ def plot_steps(summary: pd.DataFrame, caption: str, paths: list[str], xlabel: st
     for row in dict.fromkeys(summary["row"]):
         part = summary[summary.row == row]
         steps = part["column"].astype(int).to_numpy()
-        ours.errorbar(steps, part["mean"], yerr=np.nan_to_num(part["sd"].to_numpy()), marker="o", capsize=3, label=row)
+        ours.errorbar(steps, part["mean"], yerr=np.nan_to_num(part["sd"].to_numpy()), marker="o", capsize=3,
+                      label=_row_label(summary, row), linestyle="--" if _row_status(summary, row) else "-")
     ours.set_xlabel("pretraining steps (ours)")
     ours.set_ylabel(ylabel)
     ours.set_title("ours: mean ± sd over restarts", fontsize=9)
@@ -364,6 +431,8 @@ def plot_loss_curves(logs: dict[str, str], metrics: dict[str, str], paths: list[
         m = read_json(metrics[ablation])
         ppl = m.get("heldout_perplexity")
         label = f"{ablation}: ppl {ppl:.1f}" if ppl is not None and math.isfinite(ppl) else f"{ablation}: ppl failed"
+        if health.not_learnt(m.get("health")):
+            label += f" (not learnt: {m['health']['status']})"
         frame = pd.read_csv(logs[ablation])
         if frame.empty:  # a run of 0 steps (no pretraining) has no curve
             undrawn.append(label)

@@ -27,6 +27,7 @@ from ..models.modeling import FinetuneModel
 from ..storage import atomic_file, derive_seed, read_json, stable_hash, tree_digest, write_json
 from .batching import epoch_batches
 from .engine import Engine, configure_threads, seed_everything
+from .health import NOT_LEARNT
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +135,52 @@ def train_restart(encoder, spec, head: str, train_features: dict, settings: dict
     return engine, curve
 
 
+def _attempt_state(stem: Path, attempt: int) -> Path:
+    return stem.with_name(f"{stem.name}.pt" if attempt == 0 else f"{stem.name}-retry{attempt}.pt")
+
+
+def _retry_outcome(attempts: list[dict], no_retry: str | None) -> str:
+    if len(attempts) == 1:
+        if not attempts[0]["collapsed_to"]:
+            return "not collapsed"
+        return f"collapsed, not retried: {no_retry}" if no_retry else "collapsed, not retried"
+    return "still collapsed" if attempts[-1]["collapsed_to"] else "recovered"
+
+
+def _train_until_not_collapsed(encoder, spec, head: str, train_features: dict, settings: dict, seeds: dict,
+                               pad_id: int, device: str, desc: str, dev_scorer, state_stem: Path | None,
+                               budget: list[int] | None, no_retry: str | None = None) -> tuple[Engine, list, list[dict]]:
+    """Train one restart; while it collapses (predicts one class for every dev example) and
+    ``finetune.collapse_retry.max_retries`` allows, train it again from the same seeds at the rate
+    divided by ``lr_divisor``: a constant classifier is a failed run, not a score (issue 25), and
+    the usual cause is a rate too high for the encoder. Returns the last attempt's engine and dev
+    curve, and every attempt's {lr, collapsed_to, dev}. ``no_retry``: why this restart gets no retry
+    (its encoder did not learn in pretraining), or None."""
+    retry = settings["collapse_retry"]
+    lr, attempts = settings["hp"]["lr"], []
+    max_retries = 0 if no_retry else retry["max_retries"]
+    for attempt in range(max_retries + 1):
+        attempt_settings = settings if attempt == 0 else {**settings, "hp": {**settings["hp"], "lr": lr}}
+        dev_outputs = []  # the last epoch's dev predictions
+        engine, curve = train_restart(encoder, spec, head, train_features, attempt_settings, seeds, pad_id, device,
+                                      desc=desc if attempt == 0 else f"{desc} retry {attempt} (lr {lr:g})",
+                                      after_epoch=dev_scorer(dev_outputs),
+                                      state_file=_attempt_state(state_stem, attempt) if state_stem else None,
+                                      budget=budget)
+        collapsed = TASK_KINDS[spec.kind].constant_prediction(spec, dev_outputs)
+        attempts.append({"lr": lr, "collapsed_to": collapsed, "dev": curve[-1]})
+        if collapsed is None:
+            break
+        again = attempt < max_retries
+        log.warning("%s collapsed: it predicts '%s' for every %s example at lr %g (dev %s); a constant classifier "
+                    "scores this; %s", desc, collapsed, spec.eval_splits[0], lr, curve[-1],
+                    f"retrying at lr {lr / retry['lr_divisor']:g} (finetune.collapse_retry)" if again
+                    else f"not retried: {no_retry}" if no_retry
+                    else "no retry left (finetune.collapse_retry.max_retries): the restart stays collapsed")
+        lr = lr / retry["lr_divisor"]
+    return engine, curve, attempts
+
+
 def finetune(checkpoint_dir: str, task_dir: str, task: str, head: str, settings: dict, outputs: list[str],
              threads: int | None = None, device: str | None = None, expected_spec_hash: str | None = None,
              state_root: str | None = None, stop_after_epochs: int | None = None) -> list[dict] | None:
@@ -196,6 +243,10 @@ def finetune(checkpoint_dir: str, task_dir: str, task: str, head: str, settings:
             return score(spec, records[split], eval_features[split], outputs, settings["task"])
         return run
 
+    # A final checkpoint records its pretraining health (pretrain.py): an encoder that did not learn
+    # is not retried at a lower rate, which cannot fix it (and the table marks its row already).
+    health = pretrain_spec.get("health")
+    no_retry = f"its pretraining run is '{health}' (not learnt)" if health in NOT_LEARNT else None
     state_dir = None
     if state_root is not None:
         state_dir = Path(state_root) / stable_hash([settings, inputs, task, head])
@@ -212,21 +263,16 @@ def finetune(checkpoint_dir: str, task_dir: str, task: str, head: str, settings:
             results.append(metrics)
             continue
         began = time.perf_counter()
-        dev_outputs = []  # the last epoch's dev predictions
         try:
-            engine, curve = train_restart(encoder, spec, head, train_features, settings, seeds, tokenizer.pad_token_id,
-                                          device, desc=f"{task} {head} restart {restart}",
-                                          after_epoch=scorer(dev_split, keep=dev_outputs),
-                                          state_file=state_dir / f"restart{restart}.pt" if state_dir else None,
-                                          budget=budget)
+            engine, curve, attempts = _train_until_not_collapsed(
+                encoder, spec, head, train_features, settings, seeds, tokenizer.pad_token_id, device,
+                f"{task} {head} restart {restart}", lambda keep: scorer(dev_split, keep=keep),
+                state_dir / f"restart{restart}" if state_dir else None, budget, no_retry)
         except Interrupted:
             return None
         # The last epoch's dev score is the run's; the other splits are scored once, at the end.
         scores = {dev_split: curve[-1], **{split: scorer(split)(engine) for split in spec.eval_splits[1:]}}
-        collapsed = TASK_KINDS[spec.kind].constant_prediction(spec, dev_outputs)
-        if collapsed is not None:
-            log.warning("%s %s restart %d collapsed: it predicts '%s' for every %s example (dev %s); a constant "
-                        "classifier scores this", task, head, restart, collapsed, dev_split, scores[dev_split])
+        collapsed = attempts[-1]["collapsed_to"]
         metrics = {
             "task": task, "head": head, "restart": restart, **seeds,
             "checkpoint": checkpoint_dir, "ablation": pretrain_spec["name"], "pretrain_step": pretrain_spec["step"],
@@ -236,13 +282,18 @@ def finetune(checkpoint_dir: str, task_dir: str, task: str, head: str, settings:
             "dev_split": dev_split, "dev": scores[dev_split], "splits": scores,
             "dev_curve": [{"epoch": epoch, **values} for epoch, values in enumerate(curve, start=1)],
             "collapsed_to": collapsed,
+            # Every attempt of this restart; the reported scores are the last one's.
+            "collapse_retry": {"original_lr": settings["hp"]["lr"], "lr": attempts[-1]["lr"],
+                               "retries": len(attempts) - 1, "attempts": attempts,
+                               "outcome": _retry_outcome(attempts, no_retry)},
             "optimizer": engine.optimizer_settings(),
             "inputs": inputs,
             "seconds": round(time.perf_counter() - began, 2), "device": device, "precision": engine.precision,
         }
         if finished is not None:
             write_json(finished, metrics)
-            (state_dir / f"restart{restart}.pt").unlink(missing_ok=True)
+            for attempt in range(len(attempts)):
+                _attempt_state(state_dir / f"restart{restart}", attempt).unlink(missing_ok=True)
         write_json(path, metrics)
         log.info("%s restart %d: %s", task, restart, scores)
         results.append(metrics)

@@ -9,6 +9,7 @@ outputs, which Snakemake deletes before re-running a job.
 
 from __future__ import annotations
 
+import csv
 import logging
 import math
 import os
@@ -21,11 +22,12 @@ import torch
 from tqdm import tqdm
 
 from ..data.instances import STATIC_FIELDS, InstanceStore, instances_digest
-from ..models.masking import Masker, MaskingProcedure
-from ..models.modeling import pretraining_model
+from ..models.masking import IGNORE_INDEX, Masker, MaskingProcedure
+from ..models.modeling import ARCHITECTURES, pretraining_model
 from ..models.objectives import OBJECTIVES
 from ..plan import ablation_hash
 from ..storage import atomic_dir, atomic_file, derive_seed, file_digest, stable_hash, tree_digest, write_json
+from . import health
 from .batching import Prefetcher, epoch_batch_matrix
 from .distributed import Distributed
 from .engine import Engine, StepLog, configure_threads, seed_everything
@@ -106,13 +108,42 @@ def step_generator(seed: int, step: int) -> torch.Generator:
     return torch.Generator().manual_seed(derive_seed(seed, "mask", step))
 
 
+# Training batches whose targets estimate the unigram baseline's piece frequencies: ~20k masked
+# targets at the default world's 16 x 128 (a 512-piece vocabulary), read without a model.
+UNIGRAM_BATCHES = 64
+# Held-out batches whose last-layer states measure a collapse (one forward pass each).
+COSINE_BATCHES = 2
+
+
+def _exp(loss: float) -> float:
+    return math.exp(loss) if loss < 700 else math.inf  # math.exp overflows past ~709; NaN stays NaN
+
+
+def unigram_log_probs(objective, masker: Masker, batches: InstanceBatches, vocab_size: int,
+                      max_batches: int = UNIGRAM_BATCHES) -> torch.Tensor:
+    """log p(piece) of the pieces the objective scores, by their frequency as targets of training
+    batches (the first epoch's, masked as at step k of a fixed seed); add-one smoothing keeps a
+    piece never seen as a target finite. (V,)"""
+    counts = torch.ones(vocab_size, dtype=torch.float64)
+    for k in range(min(max_batches, batches.steps_per_epoch)):
+        labels = objective.targets(batches.for_step(k), masker, step_generator(0, f"unigram-{k}"))["labels"]
+        targets = labels[labels != IGNORE_INDEX]
+        counts += torch.bincount(targets, minlength=vocab_size)[:vocab_size].double()
+    return (counts / counts.sum()).log()
+
+
 @torch.no_grad()
-def heldout_metrics(engine: Engine, objective, masker: Masker, batches: InstanceBatches, max_batches: int) -> dict:
+def heldout_metrics(engine: Engine, objective, masker: Masker, batches: InstanceBatches, max_batches: int,
+                    unigram: torch.Tensor | None = None) -> dict:
     """Perplexity of held-out instances: masked-LM for MLM models, next-token for LTR ones.
 
     Masks come from a fixed seed so that every model is scored on the same corrupted inputs.
+    With ``unigram`` (log p per piece, ``unigram_log_probs``), the same positions are also scored
+    by the unigram baseline: each target predicted by its training frequency, the most frequent
+    piece as its guess. That is the plateau a model that learnt nothing sits on.
     """
     total_loss, predictions, correct, nsp_correct, rows = 0.0, 0, 0, 0, 0
+    unigram_loss, unigram_correct = 0.0, 0
     for k, batch in enumerate(batches.in_order(max_batches)):
         batch = objective.targets(batch, masker, step_generator(0, f"heldout-{k}"))
         out = engine.evaluate(batch)
@@ -121,15 +152,68 @@ def heldout_metrics(engine: Engine, objective, masker: Masker, batches: Instance
         correct += int(out.lm_correct)
         nsp_correct += int(out.nsp_correct)
         rows += len(batch["input_ids"])
+        if unigram is not None:
+            targets = batch["labels"][batch["labels"] != IGNORE_INDEX]
+            unigram_loss -= float(unigram[targets].sum())
+            unigram_correct += int((targets == int(unigram.argmax())).sum())
     metrics = {
-        "heldout_perplexity": math.exp(total_loss / predictions),
+        "heldout_perplexity": _exp(total_loss / predictions),
         "heldout_perplexity_kind": "next-token" if objective.causal else "masked-LM",
         "heldout_lm_accuracy": correct / predictions,
         "heldout_predictions": predictions,
     }
+    if unigram is not None:
+        metrics["unigram_perplexity"] = _exp(unigram_loss / predictions)
+        metrics["unigram_accuracy"] = unigram_correct / predictions
     if objective.nsp:
         metrics["heldout_nsp_accuracy"] = nsp_correct / rows
     return metrics
+
+
+@torch.no_grad()
+def last_layer_cosine(engine: Engine, architecture: str, batches: InstanceBatches,
+                      max_batches: int = COSINE_BATCHES) -> float:
+    """Mean pairwise cosine of the last layer's token states within each held-out instance (its real
+    tokens, uncorrupted), averaged over instances: near 1 when the encoder maps every token to
+    the same state (a collapse), ~0.15 for a learnt one (docs/benchmark.md)."""
+    encoder = ARCHITECTURES[architecture].encoder_of(engine.module)
+    engine.module.eval()
+    total, count = 0.0, 0
+    for batch in batches.in_order(max_batches):
+        batch = engine.to_device({k: batch[k] for k in ("input_ids", "attention_mask", "token_type_ids")})
+        with engine.autocast():
+            states = encoder(**batch, use_cache=False).last_hidden_state.float()  # (B, T, H)
+        units = torch.nn.functional.normalize(states, dim=-1) * batch["attention_mask"][..., None]
+        n = batch["attention_mask"].sum(1).double()  # (B,)
+        summed = units.sum(1).double()  # (B, H)
+        # sum over ordered pairs i != j of u_i . u_j = |sum u|^2 - n
+        pairwise = ((summed * summed).sum(1) - n) / (n * (n - 1)).clamp(min=1)
+        total += float(pairwise[n > 1].sum())
+        count += int((n > 1).sum())
+    return total / count if count else math.nan
+
+
+def _logged_losses(log_file: Path) -> list[tuple[int, float]]:
+    """(step, training loss) of every row of the run's step log."""
+    with open(log_file, encoding="utf-8") as handle:
+        return [(int(row["step"]), float(row["loss"])) for row in csv.DictReader(handle) if row.get("loss")]
+
+
+def check_health(run: PretrainingRun, metrics: dict) -> dict:
+    """The run's ``health`` record; logs the WARNING block for a run that did not learn and, under
+    ``pretrain.health: fail``, raises with it."""
+    mode = health.check_mode(run.train["health"])
+    record = health.classify(metrics, _logged_losses(run.state_dir / "log.csv"))
+    if record["status"] in health.NOT_LEARNT:
+        block = health.warning_block(run.spec["name"], record, mode)
+        log.warning("\n%s", block)
+        if mode == "fail":
+            raise health.PretrainingHealthError(block)
+    else:
+        log.info("pretrain %s: health %s (held-out perplexity %s, unigram %s, last-layer cosine %s)",
+                 run.spec["name"], record["status"], metrics.get("heldout_perplexity"),
+                 metrics.get("unigram_perplexity"), metrics.get("last_layer_cosine"))
+    return record
 
 
 def save_checkpoint(model, tokenizer, spec: dict, path: Path) -> None:
@@ -320,11 +404,17 @@ def publish(run: PretrainingRun, checkpoints_dir: str, metrics_path: str, log_pa
                    "weight_decay": train["weight_decay"]},
         "device": str(engine.device), "precision": engine.precision, "threads": torch.get_num_threads(),
         "data_parallel_processes": run.dist.world_size,
-        **heldout_metrics(engine, run.objective, run.masker, run.heldout, train["eval_batches"]),
+        **heldout_metrics(engine, run.objective, run.masker, run.heldout, train["eval_batches"],
+                          unigram_log_probs(run.objective, run.masker, run.batches, len(run.tokenizer))),
+        "last_layer_cosine": last_layer_cosine(engine, run.spec["model"]["architecture"], run.heldout),
     }
+    # Before anything is published: under pretrain.health: fail a run that did not learn leaves no outputs.
+    metrics["health"] = check_health(run, metrics)
     with atomic_dir(checkpoints_dir) as tmp:
-        save_checkpoint(model, run.tokenizer, {**run.spec, "spec_hash": run.spec_hash, "step": train["steps"]},
-                        tmp / "final")
+        # The health status travels with the final checkpoint: fine-tuning does not retry collapsed
+        # restarts of an encoder that did not learn (a lower rate cannot fix the encoder).
+        save_checkpoint(model, run.tokenizer, {**run.spec, "spec_hash": run.spec_hash, "step": train["steps"],
+                                               "health": metrics["health"]["status"]}, tmp / "final")
         for saved in train["save_steps"]:
             shutil.copytree(run.state_dir / f"step-{saved}", tmp / f"step-{saved}")
     with atomic_file(log_path) as handle:
