@@ -42,9 +42,9 @@ def _instances(workdir: Path, packing: str, length: int) -> list[str]:
 
 @lru_cache(maxsize=None)
 def training_counts(workdir: Path, packing: str, length: int, causal: bool) -> np.ndarray:
-    from bert_ablation.data.tokenizer import load_tokenizer
     import torch
 
+    from bert_ablation.data.tokenizer import load_tokenizer
     from bert_ablation.training.pretrain import InstanceBatches
 
     tokenizer = load_tokenizer(str(workdir / "results" / "tokenizer"))
