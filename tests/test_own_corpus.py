@@ -97,3 +97,19 @@ def test_unigram_scores():
     expected = math.exp(-(2 * math.log(6 / 11) + math.log(3 / 11) + math.log(1 / 11)) / 4)
     assert math.isclose(out["unigram_perplexity"], expected)
     assert out["unigram_accuracy"] == 0.5 and out["scored"] == 4
+
+
+def test_own_corpus_preset_validates_and_changes_only_data():
+    import yaml
+
+    from bert_ablation import config as cfg
+
+    root = BENCH.parent
+    base = yaml.safe_load((root / "config.yaml").read_text())
+    preset = yaml.safe_load((root / "presets" / "own_corpus_example.yaml").read_text())
+    merged = cfg.validate(cfg.deep_merge(base, preset))
+    assert merged["corpus"]["source"] == "text" and merged["tokenizer"]["vocab_size"] == 8000
+    assert merged["tasks"]["sst2"]["source"] == "local"
+    # the recipe is the default one: the preset sets no model or pretraining key
+    assert not {"model", "pretrain", "ablations"} & set(preset)
+    assert set(merged["tables"]["table5_own"]["rows"]) == set(base["tables"]["table5"]["rows"])
