@@ -17,7 +17,8 @@ try:
     cfg.check_redefined_ablations([os.path.join(workflow.basedir, "config.yaml"),
                                    *map(str, workflow.overwrite_configfiles or [])], config)
     # and a top-level rate (say) changed from config.yaml's is no silent no-op on the built-in world
-    cfg.check_shadowed_by_world(config, os.path.join(workflow.basedir, "config.yaml"), "config")
+    cfg.check_shadowed_by_world(config, os.path.join(workflow.basedir, "config.yaml"), "config",
+                                [str(f) for f in workflow.overwrite_configfiles or []])
 except cfg.ConfigError as err:
     raise WorkflowError(str(err)) from None
 

@@ -77,8 +77,8 @@ def test_bench_preset_holds_the_budgets_the_pair_tasks_need():
 
     root = BENCHMARKS.parent
     preset = yaml.safe_load((root / "presets" / "bench.yaml").read_text())
-    assert {"steps", "batch_size", "warmup_steps", "save_steps"} <= set(preset["pretrain"])
-    assert "lr" in preset["world_recipe"]["pretrain"]  # the world's rate lives in its own layer
+    assert {"steps", "batch_size", "save_steps"} <= set(preset["pretrain"])
+    assert {"lr", "warmup_steps"} <= set(preset["world_recipe"]["pretrain"])  # the world's own layer
     config = cfg.load(str(root / "config.yaml"), [str(root / "presets" / "bench.yaml")])
     assert config["corpus"]["source"] == "synthetic"
     for name in config["ablations"]:

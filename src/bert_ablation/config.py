@@ -119,23 +119,30 @@ def load(path: str, overrides: list[str] | None = None) -> dict:
         merged = deep_merge(merged, _read(file))
     config = validate(merged, source=", ".join(files))
     check_redefined_ablations(files, config)
-    check_shadowed_by_world(config, path, ", ".join(files[1:]) or path)
+    check_shadowed_by_world(config, path, ", ".join(files[1:]) or path, files[1:])
     return config
 
 
-def check_shadowed_by_world(config: dict, base_file: str, source: str) -> None:
-    """Refuse a top-level model / masking / pretrain value changed from ``base_file``'s (config.yaml)
-    that world_recipe overrides on the built-in world: it would have no effect there, silently."""
+def check_shadowed_by_world(config: dict, base_file: str, source: str, overrides: list[str] = ()) -> None:
+    """Refuse a top-level model / masking / pretrain value that world_recipe overrides with another
+    on the built-in world: one that an override file (a preset) states, or one changed
+    from ``base_file``'s (config.yaml; a --config value) would have no effect there, silently."""
     if config["corpus"]["source"] != "synthetic":
         return
     base = _read(base_file)
+    stated = [(file, _read(file)) for file in overrides]
     for group in ("model", "masking", "pretrain"):
         for key, value in config["world_recipe"][group].items():
-            if key in config[group] and config[group][key] != (base.get(group) or {}).get(key, config[group][key]):
+            if key not in config[group] or config[group][key] == value:
+                continue  # the same value on both layers is no silent no-op
+            where = [file for file, data in stated if key in (data.get(group) or {})]
+            changed = config[group][key] != (base.get(group) or {}).get(key, config[group][key])
+            if where or changed:
                 raise ConfigError(
-                    f"{source}: {group}.{key}={config[group][key]!r} has no effect on the built-in world "
-                    f"(corpus.source: synthetic), where world_recipe.{group}.{key}={value!r} sets it; change "
-                    f"world_recipe.{group}.{key} for the world's runs (or an ablation's own {group}.{key}).")
+                    f"{where[-1] if where else source}: {group}.{key}={config[group][key]!r} has no effect on the "
+                    f"built-in world (corpus.source: synthetic), where world_recipe.{group}.{key}={value!r} sets it; "
+                    f"set world_recipe: {{{group}: {{{key}: ...}}}} for the world's runs (or an ablation's own "
+                    f"{group}.{key}).")
 
 
 def check_redefined_ablations(files: list[str], config: dict) -> None:
