@@ -25,7 +25,7 @@ def test_execution_settings_leave_the_spec_hash_alone_and_training_settings_do_n
     executed["pretrain"].update(EXECUTION)
     assert plan.ablation_hash(executed) == plan.ablation_hash(spec) == plan.spec_hash(config, "bert_base")
     assert plan.identity_spec(executed) == plan.identity_spec(spec)  # what Snakemake's params compare
-    assert plan.execution_settings(executed) == EXECUTION
+    assert plan.execution_settings(executed) == {**EXECUTION, "compile": False, "health": "warn"}
     for key, value in (("lr", 2e-4), ("batch_size", 128), ("precision", "fp32"), ("eval_batches", 1)):
         changed = copy.deepcopy(spec)
         changed["pretrain"][key] = value

@@ -59,18 +59,19 @@ def test_long_pretraining_preset_changes_only_the_pretraining_length(tmp_path):
     default = cfg.load(str(ROOT / "config.yaml"), [])
     config = cfg.load(str(ROOT / "config.yaml"), [str(path)])
     before, after = default["pretrain"], config["pretrain"]
-    assert after["steps"] == 5 * before["steps"] and after["warmup_steps"] == 5 * before["warmup_steps"]
+    assert after["steps"] == 5 * before["steps"]
     assert after["save_steps"] == [5 * s for s in before["save_steps"]]
     for ablation in config["ablations"]:
         long, short = plan.resolve_ablation(config, ablation), plan.resolve_ablation(default, ablation)
         assert long["pretrain"]["lr"] == short["pretrain"]["lr"]
         assert long["pretrain"]["steps"] == (0 if ablation == "no_pretraining" else 3500)
+        assert long["pretrain"]["warmup_steps"] == 5 * short["pretrain"]["warmup_steps"]  # the world's, scaled
         assert {k: v for k, v in long.items() if k != "pretrain"} == {k: v for k, v in short.items() if k != "pretrain"}
     # Figure 5's columns: the scaled checkpoints, then the final model
     def figure_steps(c):
         return sorted({int(cell.column) for cell in plan.table_cells(c, "figure5")})
     assert figure_steps(config) == [5 * s for s in figure_steps(default)] == [700, 1400, 2100, 3500]
-    config["pretrain"] = default["pretrain"]
+    config["pretrain"], config["world_recipe"] = default["pretrain"], default["world_recipe"]
     assert config == default
     jobs = planned_jobs(snakemake(tmp_path, "-n", configfiles=(path,)))
     assert jobs["pretrain"] == 14 and jobs["finetune"] == 68 and jobs["claims"] == 1
@@ -113,6 +114,9 @@ PROTOCOLS = {
     # bench.yaml: "3,500 x 64 ... the rate scaled by sqrt(4) (4e-3 -> 8e-3, the 8-layer row's 2e-3 -> 4e-3)", 350 warmup
     "bench": ({**WORLD, "lr": 8e-3, "steps": 3500, "batch_size": 64, "warmup_steps": 350}, WORLD_SHAPES,
               {"size_wide_deep": {"lr": 4e-3}, "no_pretraining": NO_PRETRAINING}),
+    # own_corpus_example.yaml: "the recipe is the default one (rotary encoder, lr 4e-3, dropout 0, 700 x 16,
+    # warmup 350)": config.yaml's generic recipe, no world_recipe (its corpus is text)
+    "own_corpus_example": ({**WORLD, "warmup_steps": 350}, WORLD_SHAPES, {"no_pretraining": NO_PRETRAINING}),
     # base.yaml: "200k steps x 256 x 128 tokens", lr 1e-4, 10k warmup, BERT's encoder with dropout 0.1
     "base": ({"lr": 1e-4, "warmup_steps": 10_000, "dropout": 0.1, "batch_size": 256, "steps": 200_000,
               "architecture": "bert"}, PAPER_SHAPES, {"no_pretraining": NO_PRETRAINING}),
