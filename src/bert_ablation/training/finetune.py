@@ -24,6 +24,7 @@ from ..data.task_kinds import TASK_KINDS
 from ..data.tasks import TASKS, with_labels
 from ..models.heads import HEADS
 from ..models.modeling import FinetuneModel
+from ..rehearsal import peak_memory
 from ..storage import atomic_file, derive_seed, read_json, stable_hash, tree_digest, write_json
 from .batching import epoch_batches
 from .engine import Engine, configure_threads, seed_everything
@@ -94,7 +95,7 @@ class Interrupted(Exception):
 
 def train_restart(encoder, spec, head: str, train_features: dict, settings: dict, seeds: dict,
                   pad_id: int, device: str, desc: str, after_epoch=None, state_file: Path | None = None,
-                  budget: list[int] | None = None) -> tuple[Engine, list]:
+                  budget: list[int] | None = None, step_seconds: list | None = None) -> tuple[Engine, list]:
     """Train one restart; ``after_epoch(engine)``, when given, scores the model after each epoch
     (evaluation draws no random numbers, so the training run is the same with or without it).
     Returns the engine and the list of those scores.
@@ -102,7 +103,8 @@ def train_restart(encoder, spec, head: str, train_features: dict, settings: dict
     With ``state_file``, the state after each epoch (model, optimizer, schedule, RNGs, the data
     order's generator and the scores so far) is saved there, and a run that finds one resumes
     from it: an interrupted restart continues where it stopped, to the same result. ``budget``
-    ([epochs]) raises Interrupted once that many epochs have been trained (tests)."""
+    ([epochs]) raises Interrupted once that many epochs have been trained (tests). ``step_seconds``,
+    when given, receives each optimizer step's duration (a rehearsal's measurements)."""
     hp = settings["hp"]
     seed_everything(seeds["init_seed"])
     model = FinetuneModel(copy.deepcopy(encoder), spec.kind, len(spec.labels), head, settings["dropout"])
@@ -124,7 +126,10 @@ def train_restart(encoder, spec, head: str, train_features: dict, settings: dict
     progress = tqdm(total=total, initial=first_epoch * steps_per_epoch, mininterval=10, desc=desc)
     for epoch in range(first_epoch, hp["epochs"]):
         for index in epoch_batches(lengths, hp["batch_size"], data_order, settings["group_by_length"]):
+            began = time.perf_counter()
             out = engine.step(pad_batch(train_features, index, pad_id, label_keys))
+            if step_seconds is not None:
+                step_seconds.append(round(time.perf_counter() - began, 4))
             progress.update()
             progress.set_postfix(loss=f"{out.loss.item():.3f}", refresh=False)
         if after_epoch is not None:
@@ -215,12 +220,13 @@ def finetune(checkpoint_dir: str, task_dir: str, task: str, head: str, settings:
             continue
         began = time.perf_counter()
         dev_outputs = []  # the last epoch's dev predictions
+        step_seconds = []
         try:
             engine, curve = train_restart(encoder, spec, head, train_features, settings, seeds, tokenizer.pad_token_id,
                                           device, desc=f"{task} {head} restart {restart}",
                                           after_epoch=scorer(dev_split, keep=dev_outputs),
                                           state_file=state_dir / f"restart{restart}.pt" if state_dir else None,
-                                          budget=budget)
+                                          budget=budget, step_seconds=step_seconds)
         except Interrupted:
             return None
         # The last epoch's dev score is the run's; the other splits are scored once, at the end.
@@ -241,6 +247,8 @@ def finetune(checkpoint_dir: str, task_dir: str, task: str, head: str, settings:
             "optimizer": engine.optimizer_settings(),
             "inputs": inputs,
             "seconds": round(time.perf_counter() - began, 2), "device": device, "precision": engine.precision,
+            # what a rehearsal extrapolates from (bert_ablation.rehearsal); the peak is the job's so far
+            "step_seconds": step_seconds, **peak_memory(engine.device),
         }
         if finished is not None:
             write_json(finished, metrics)

@@ -14,7 +14,7 @@ import math
 import os
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +26,7 @@ from ..models.masking import Masker, MaskingProcedure
 from ..models.modeling import pretraining_model
 from ..models.objectives import OBJECTIVES
 from ..plan import ablation_hash
+from ..rehearsal import peak_memory
 from ..storage import atomic_dir, atomic_file, derive_seed, file_digest, stable_hash, tree_digest, write_json
 from .batching import epoch_batch_matrix
 from .distributed import Distributed
@@ -166,6 +167,7 @@ class PretrainingRun:
     masker: Masker
     engine: Engine
     dist: Distributed
+    step_seconds: list = field(default_factory=list)  # each step of this process, data and masks included
 
     @property
     def train(self) -> dict:
@@ -221,10 +223,12 @@ def train_steps(run: PretrainingRun, start: int, tokens: int, step_log: StepLog 
     progress = tqdm(range(start, end), initial=start, total=train["steps"], mininterval=10,
                     desc=f"pretrain {run.spec['name']}", disable=not dist.is_main)
     for step in progress:
+        began = time.perf_counter()
         batch = run.objective.targets(run.rows(step), run.masker, step_generator(run.seeds["mask_seed"], step))
         out = engine.step(dist.shard(batch))
         tokens += int(batch["attention_mask"].sum())
-        recent.append(float(out.loss))
+        recent.append(float(out.loss))  # float() waits for the device: the step is done
+        run.step_seconds.append(round(time.perf_counter() - began, 4))
         done = step + 1
         if not dist.is_main:
             continue
@@ -269,6 +273,8 @@ def publish(run: PretrainingRun, checkpoints_dir: str, metrics_path: str, log_pa
                    "weight_decay": train["weight_decay"]},
         "device": str(engine.device), "precision": engine.precision, "threads": torch.get_num_threads(),
         "data_parallel_processes": run.dist.world_size,
+        # what a rehearsal extrapolates from (bert_ablation.rehearsal): steps from resumed_from_step on
+        "step_seconds": run.step_seconds, **peak_memory(engine.device),
         **heldout_metrics(engine, run.objective, run.masker, run.heldout, train["eval_batches"]),
     }
     with atomic_dir(checkpoints_dir) as tmp:
