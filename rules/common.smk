@@ -12,6 +12,9 @@ from bert_ablation.storage import canonical_json
 
 try:
     config = cfg.validate(config, source="config")
+    # a real-data preset that redefines an ablation states all of it (config.check_redefined_ablations)
+    cfg.check_redefined_ablations([os.path.join(workflow.basedir, "config.yaml"),
+                                   *map(str, workflow.overwrite_configfiles or [])], config)
     # With rehearse: true, every rule below sees the rehearsal's budgets at the real shapes; the
     # rehearsal rule extrapolates to the full run, which it reads from full_config.
     full_config = config
@@ -62,7 +65,11 @@ def as_param(obj):
 
 
 def ablation_spec(wildcards):
-    return as_param(plan.resolve_ablation(config, wildcards.ablation))
+    """The run's identity, its execution-only keys at fixed values (plan.EXECUTION_KEYS): a changed
+    accumulation_steps or log_every is no changed param, so Snakemake neither reruns a finished run
+    nor the fine-tuning behind it. The job reads the actual values from the config itself
+    (workflow_scripts/pretrain.py)."""
+    return as_param(plan.identity_spec(plan.resolve_ablation(config, wildcards.ablation)))
 
 
 def instance_settings(wildcards):

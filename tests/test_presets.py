@@ -73,3 +73,145 @@ def test_long_pretraining_preset_changes_only_the_pretraining_length(tmp_path):
     assert config == default
     jobs = planned_jobs(snakemake(tmp_path, "-n", configfiles=(path,)))
     assert jobs["pretrain"] == 14 and jobs["finetune"] == 68 and jobs["claims"] == 1
+
+
+# --- issue 26, fault 1: a preset resolves to the protocol it states, never to the world's tuning -------
+# Each preset's protocol, as its header states it (the preset files cite the paper or their own
+# measurement; this table restates them as data, and the test below resolves every ablation of every
+# preset against it). A row: (lr, warmup_steps, dropout, batch_size, steps, architecture,
+# (layers, hidden, heads, intermediate)). "*" is every ablation the preset has; named ablations
+# replace it. The presets' files hold the settings, this table the promise: a leak of one into the
+# other fails here.
+WORLD_SHAPES = {"*": (4, 64, 2, 256), "size_shallow": (1, 64, 2, 256), "size_few_heads": (2, 64, 1, 256),
+                "size_half_depth": (2, 64, 2, 256), "size_wide": (4, 96, 3, 384), "size_wide_deep": (8, 96, 3, 384)}
+# Table 6 at the paper's sizes (base.yaml, paper.yaml: "the paper's Table 6 rows at their real sizes")
+PAPER_SHAPES = {"*": (12, 768, 12, 3072), "size_shallow": (3, 768, 12, 3072), "size_few_heads": (6, 768, 3, 3072),
+                "size_half_depth": (6, 768, 12, 3072), "size_wide": (12, 1024, 16, 4096),
+                "size_wide_deep": (24, 1024, 16, 4096)}
+# small.yaml: "Table 6 at this scale: depth 1-2-2-4-4-8, few heads, wider 384/6"
+SMALL_SHAPES = {"*": (4, 256, 4, 1024), "size_shallow": (1, 256, 4, 1024), "size_few_heads": (2, 256, 1, 1024),
+                "size_half_depth": (2, 256, 4, 1024), "size_wide": (4, 384, 6, 1536),
+                "size_wide_deep": (8, 384, 6, 1536)}
+# config.yaml (world_recipe): rotary, no dropout, lr 4e-3, the 8-layer row at 2e-3; 700 steps of 16, 70 warmup
+WORLD = {"lr": 4e-3, "warmup_steps": 70, "dropout": 0.0, "batch_size": 16, "steps": 700, "architecture": "roformer"}
+NO_PRETRAINING = {"steps": 0, "warmup_steps": 0}  # config.yaml's random-init row, in every preset
+PROTOCOLS = {
+    "default": (WORLD, WORLD_SHAPES, {"size_wide_deep": {"lr": 2e-3}, "no_pretraining": NO_PRETRAINING}),
+    # long_pretraining.yaml: "3,500 steps x 16 sequences instead of 700 ... 10% warmup"
+    "long_pretraining": ({**WORLD, "steps": 3500, "warmup_steps": 350}, WORLD_SHAPES,
+                         {"size_wide_deep": {"lr": 2e-3}, "no_pretraining": NO_PRETRAINING}),
+    # families.yaml: the BERT rows "at the recipe the previous default used for it (lr 1e-3, dropout 0.1)"
+    "families": (WORLD, WORLD_SHAPES, {
+        "size_wide_deep": {"lr": 2e-3}, "no_pretraining": NO_PRETRAINING,
+        **{f"{a}_abs": {"architecture": "bert", "dropout": 0.1, "lr": 1e-3} for a in ("bert_base", "no_nsp", "ltr")},
+        "no_pretraining_abs": {**NO_PRETRAINING, "architecture": "bert", "dropout": 0.1}}),
+    **{f"control_{m}": (WORLD, WORLD_SHAPES, {"size_wide_deep": {"lr": 2e-3}, "no_pretraining": NO_PRETRAINING})
+       for m in ("context_ambiguity", "cross_segment", "heldout_words", "right_context")},
+    # released.yaml pretrains nothing of its own (checkpoint rows); config.yaml's world runs stay the world's
+    "released": (WORLD, WORLD_SHAPES, {"size_wide_deep": {"lr": 2e-3}, "no_pretraining": NO_PRETRAINING}),
+    # base.yaml: "200k steps x 256 x 128 tokens", lr 1e-4, 10k warmup, BERT's encoder with dropout 0.1
+    "base": ({"lr": 1e-4, "warmup_steps": 10_000, "dropout": 0.1, "batch_size": 256, "steps": 200_000,
+              "architecture": "bert"}, PAPER_SHAPES, {"no_pretraining": NO_PRETRAINING}),
+    # paper.yaml: "1M steps of 256 sequences, Adam lr 1e-4 with 10k warmup ... dropout 0.1"
+    "paper": ({"lr": 1e-4, "warmup_steps": 10_000, "dropout": 0.1, "batch_size": 256, "steps": 1_000_000,
+               "architecture": "bert"}, PAPER_SHAPES, {"no_pretraining": NO_PRETRAINING}),
+    # small.yaml: BERT-mini, 100k steps of 128 at lr 5e-4, 2k warmup
+    "small": ({"lr": 5e-4, "warmup_steps": 2000, "dropout": 0.1, "batch_size": 128, "steps": 100_000,
+               "architecture": "bert"}, SMALL_SHAPES, {"no_pretraining": NO_PRETRAINING}),
+}
+
+
+def _load(preset: str) -> dict:
+    return cfg.load(str(ROOT / "config.yaml"), [] if preset == "default" else [str(ROOT / "presets" / f"{preset}.yaml")])
+
+
+def test_every_preset_is_in_the_protocol_table():
+    assert {p.stem for p in (ROOT / "presets").glob("*.yaml")} - {"bench"} == set(PROTOCOLS) - {"default"}
+
+
+@pytest.mark.parametrize("preset", sorted(PROTOCOLS))
+def test_every_ablation_resolves_to_the_protocol_its_preset_states(preset):
+    """Issue 26, fault 1: base's and paper's 24/1024/16 row pretrained at the world's lr 2e-3 (the
+    paper: 1e-4), small's 8-layer row likewise (its header: 5e-4)."""
+    config = _load(preset)
+    common, shapes, rows = PROTOCOLS[preset]
+    for name in config["ablations"]:
+        spec = plan.resolve_ablation(config, name)
+        model, train = spec["model"], spec["pretrain"]
+        got = {"lr": train["lr"], "warmup_steps": train["warmup_steps"], "dropout": model["dropout"],
+               "batch_size": train["batch_size"], "steps": train["steps"], "architecture": model["architecture"],
+               "shape": (model["layers"], model["hidden"], model["heads"], model["intermediate"])}
+        want = {**common, "shape": shapes.get(name, shapes["*"]), **rows.get(name, {})}
+        assert got == want, f"{preset}: {name}"
+
+
+# The spec hash of every ablation of config.yaml and of each world preset, recorded at baf4dfb (before
+# world_recipe and the execution keys left the identity): the default run's cached results keep them.
+DEFAULT_HASHES = {
+    "bert_base": "748ad6a2f355", "ltr": "ccf25bbce97e", "mask_0_0_100": "dac4a51e6e4a", "mask_0_20_80": "854f1f5cda45",
+    "mask_100_0_0": "5899dd21086f", "mask_80_0_20": "af220c80d09c", "mask_80_20_0": "6bca9881e34d",
+    "no_nsp": "36718c08ec9d", "no_pretraining": "3409184a5e3d", "size_few_heads": "10f00db9a78c",
+    "size_half_depth": "4c44e19b87e3", "size_shallow": "c10b445a2824", "size_wide": "2a933d40bbc4",
+    "size_wide_deep": "8ea1143443fd"}
+WORLD_PRESET_HASHES = {
+    "default": DEFAULT_HASHES,
+    **{f"control_{m}": DEFAULT_HASHES for m in ("context_ambiguity", "cross_segment", "heldout_words", "right_context")},
+    "families": {**DEFAULT_HASHES, "bert_base_abs": "a3801f7f37b4", "ltr_abs": "b8ed90cbb8cd",
+                 "no_nsp_abs": "2ad304755834", "no_pretraining_abs": "9f1d062899ae"},
+    "long_pretraining": {
+        "bert_base": "8309ac1d210f", "ltr": "2e62449180d6", "mask_0_0_100": "3daf5aacef8d",
+        "mask_0_20_80": "08700876f2c6", "mask_100_0_0": "abe46f4e4675", "mask_80_0_20": "01ec12bc8482",
+        "mask_80_20_0": "37ca9cec7e18", "no_nsp": "f09bf849b6b0", "no_pretraining": "3409184a5e3d",
+        "size_few_heads": "7730a92ca723", "size_half_depth": "03dc5db9d951", "size_shallow": "ade016952b28",
+        "size_wide": "45e436e325cb", "size_wide_deep": "5c6a3c793d0b"},
+    "released": {
+        "bert_base": "ab79f888d104", "ltr": "873462623104", "mask_0_0_100": "ef3baf0858f8",
+        "mask_0_20_80": "8b9cf0705658", "mask_100_0_0": "d256311a39c1", "mask_80_0_20": "22d8c0c8de7d",
+        "mask_80_20_0": "cbfe8a127a52", "no_nsp": "457dd3a37c99", "no_pretraining": "467f61df89e2",
+        "size_few_heads": "d4b0a0bfdccb", "size_half_depth": "fe71937e988b", "size_shallow": "dd821fec2372",
+        "size_wide": "fb6368648884", "size_wide_deep": "5217d3a63773"},
+}
+
+
+@pytest.mark.parametrize("preset", sorted(WORLD_PRESET_HASHES))
+def test_world_runs_keep_their_spec_hashes(preset):
+    config = _load(preset)
+    assert {name: plan.spec_hash(config, name) for name in config["ablations"]} == WORLD_PRESET_HASHES[preset]
+
+
+def test_world_recipe_applies_only_to_the_generated_world(tmp_path):
+    """config.yaml's own runs get the world's tuning; the same file on a text corpus gets the
+    generic recipe (top-level model/pretrain), the 8-layer row included."""
+    text = tmp_path / "text.yaml"
+    (tmp_path / "a.txt").write_text("One sentence.\nAnother one.\n\nA second document.\n")
+    text.write_text(f"corpus: {{source: text, text: {{paths: ['{tmp_path / 'a.txt'}']}}}}\n")
+    world, own = _load("default"), cfg.load(str(ROOT / "config.yaml"), [str(text)])
+    for name in ("bert_base", "size_wide_deep"):
+        generic = plan.resolve_ablation(own, name)
+        assert (generic["model"]["architecture"], generic["model"]["dropout"], generic["pretrain"]["lr"]) == (
+            own["model"]["architecture"], own["model"]["dropout"], own["pretrain"]["lr"])
+        tuned = plan.resolve_ablation(world, name)
+        assert (tuned["model"]["architecture"], tuned["pretrain"]["lr"]) == (
+            "roformer", 2e-3 if name == "size_wide_deep" else 4e-3)
+
+
+def test_a_real_data_preset_cannot_inherit_half_an_ablation(tmp_path):
+    """Redefining an ablation on real text states all of it: a width left out would be the world's."""
+    preset = tmp_path / "mine.yaml"
+    preset.write_text((ROOT / "presets" / "small.yaml").read_text().replace(
+        "size_wide:       {objective: mlm_nsp, model: {hidden: 384, heads: 6, intermediate: 1536}}",
+        "size_wide:       {objective: mlm_nsp, model: {heads: 8}}"))
+    with pytest.raises(cfg.ConfigError, match=r"ablations.size_wide .*model.hidden=96, model.intermediate=384"):
+        cfg.load(str(ROOT / "config.yaml"), [str(preset)])
+    # on the built-in world a partial override is how a file tweaks a run (tests/micro.yaml)
+    assert cfg.load(str(ROOT / "config.yaml"), [str(ROOT / "tests" / "micro.yaml")])
+
+
+def test_world_recipe_names_known_keys_and_ablations(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("world_recipe: {ablations: {size_wide_dep: {pretrain: {lr: 1.0e-3}}}}\n")
+    with pytest.raises(cfg.ConfigError, match="world_recipe.ablations.size_wide_dep.*Did you mean 'size_wide_deep'"):
+        cfg.load(str(ROOT / "config.yaml"), [str(bad)])
+    bad.write_text("world_recipe: {pretrain: {learning_rate: 1.0e-3}}\n")
+    with pytest.raises(cfg.ConfigError, match="world_recipe.pretrain"):
+        cfg.load(str(ROOT / "config.yaml"), [str(bad)])

@@ -4,12 +4,22 @@ import os
 import subprocess
 import tempfile
 
+from bert_ablation import config as cfg
+from bert_ablation import plan
+from bert_ablation.rehearsal import rehearse
 from bert_ablation.training.distributed import torchrun_command
 from bert_ablation.training.pretrain import pretrain
 from bert_ablation.workflow import job_logging, params_json
 
+# The params hold the run's identity; its execution-only settings (accumulation, log and state
+# intervals, TensorBoard) come from today's config, so that changing them neither reruns the job
+# nor, since the spec hash ignores them, starts the run over.
+spec = params_json(snakemake, "spec")
+# (a rehearsal's own: the same shrink the DAG was planned with)
+current = plan.resolve_ablation(rehearse(cfg.validate(snakemake.config)), snakemake.wildcards.ablation)
+spec["pretrain"].update(plan.execution_settings(current))
 short = getattr(snakemake.input, "short_instances", None)
-kwargs = dict(spec=params_json(snakemake, "spec"), instances_dir=list(snakemake.input.instances),
+kwargs = dict(spec=spec, instances_dir=list(snakemake.input.instances),
               short_instances_dir=list(short) if short else None,
               tokenizer_dir=snakemake.input.tokenizer, corpus_dir=list(snakemake.input.corpus),
               checkpoints_dir=snakemake.output.checkpoints,

@@ -100,19 +100,62 @@ def _fill(instance: dict, schema_: dict) -> None:
             instance[key] = copy.deepcopy(sub["default"])
 
 
+def _read(file: str) -> dict:
+    try:
+        with open(file, encoding="utf-8") as handle:
+            data = yaml.safe_load(handle) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{file}: not valid YAML: {err}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{file}: the top level must be a mapping of keys, got {type(data).__name__}.")
+    return data
+
+
 def load(path: str, overrides: list[str] | None = None) -> dict:
     """Read a YAML config file (and optional further files merged on top) and validate it."""
+    files = [path, *(overrides or [])]
     merged: dict = {}
-    for file in [path, *(overrides or [])]:
-        try:
-            with open(file, encoding="utf-8") as handle:
-                data = yaml.safe_load(handle) or {}
-        except yaml.YAMLError as err:
-            raise ConfigError(f"{file}: not valid YAML: {err}") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"{file}: the top level must be a mapping of keys, got {type(data).__name__}.")
-        merged = deep_merge(merged, data)
-    return validate(merged, source=", ".join([path, *(overrides or [])]))
+    for file in files:
+        merged = deep_merge(merged, _read(file))
+    config = validate(merged, source=", ".join(files))
+    check_redefined_ablations(files, config)
+    return config
+
+
+def check_redefined_ablations(files: list[str], config: dict) -> None:
+    """On a corpus other than the built-in world, refuse a file that redefines an ablation of an
+    earlier file without stating every key that one sets. Files merge key by key (here and in
+    Snakemake's --configfile), so a key left out would be inherited silently: a preset's 24-layer
+    row on real text would keep config.yaml's width (or, before world_recipe, its rate) for the
+    world's 8-layer model. There an ablation a later file redefines is that file's whole
+    definition. On the built-in world a partial override is how a file tweaks the world's runs
+    (tests/micro.yaml), and it stays allowed."""
+    if config["corpus"]["source"] == "synthetic":
+        return
+    earlier: dict[str, tuple[str, dict]] = {}
+    for file in files:
+        for name, ablation in (_read(file).get("ablations") or {}).items():
+            if name in earlier and isinstance(ablation, dict):
+                first, before = earlier[name]
+                missing = [f"{key}={value!r}" for key, value in _flat(before).items() if key not in _flat(ablation)]
+                if missing:
+                    raise ConfigError(
+                        f"{file}: ablations.{name} redefines {first}'s ablation but would inherit its "
+                        f"{', '.join(missing)} (files merge key by key); state those keys in {file}, or give "
+                        "the ablation a name of its own.")
+            if isinstance(ablation, dict):
+                earlier[name] = (file, ablation)
+
+
+def _flat(ablation: dict) -> dict:
+    """{"model.layers": 8, "objective": "mlm", ...}: an ablation's keys, one level of groups down."""
+    out = {}
+    for key, value in ablation.items():
+        if isinstance(value, dict):
+            out.update({f"{key}.{sub}": v for sub, v in value.items()})
+        else:
+            out[key] = value
+    return out
 
 
 def deep_merge(base: dict, update: dict) -> dict:
@@ -133,6 +176,16 @@ def _check_semantics(config: dict, source: str) -> None:
     from .models.objectives import OBJECTIVES
 
     schema_defs = schema()["definitions"]
+    recipe = config["world_recipe"]
+    for group in ("model", "masking", "pretrain"):
+        for key in recipe[group]:
+            known(f"{group} key", key, schema_defs[group]["properties"], f"world_recipe.{group}", source)
+    for name, tuned in recipe["ablations"].items():
+        known("ablation", name, config["ablations"], f"world_recipe.ablations.{name}", source)
+        for group, keys in tuned.items():
+            for key in keys:
+                known(f"{group} key", key, schema_defs[group]["properties"], f"world_recipe.ablations.{name}.{group}",
+                      source)
     for name in config["ablations"]:
         where = f"ablations.{name}"
         ablation = config["ablations"][name]

@@ -71,16 +71,45 @@ def resolve_ablation(config: dict, name: str, check: bool = True) -> dict:
 
     ablation = config["ablations"][name]
     objective = OBJECTIVES[ablation["objective"]]
+    world, tuned = world_layers(config, name)
     spec = {
         "name": name,
         "objective": objective.name,
         "packing": ablation.get("packing", objective.packings[0]),
-        "model": {**config["model"], **ablation.get("model", {})},
-        "masking": {**config["masking"], **ablation.get("masking", {})},
-        "pretrain": {**config["pretrain"], **ablation.get("pretrain", {})},
+        **{group: {**config[group], **world.get(group, {}), **tuned.get(group, {}), **ablation.get(group, {})}
+           for group in ("model", "masking", "pretrain")},
     }
     spec["pretrain"]["save_steps"] = sorted(set(spec["pretrain"]["save_steps"]))
     return spec
+
+
+def world_layers(config: dict, name: str) -> tuple[dict, dict]:
+    """The built-in world's tuning for ablation ``name``: (every ablation's, this one's) overrides
+    from ``world_recipe``, or two empty layers when the corpus is not the generated world, so that
+    a preset on real text never inherits rates tuned for the world."""
+    if config["corpus"]["source"] != "synthetic":
+        return {}, {}
+    recipe = config.get("world_recipe", {})
+    return recipe, recipe.get("ablations", {}).get(name, {})
+
+
+# Execution-only pretrain keys: how a run is carried out (micro-batching, how often it logs and
+# saves its resumable state, TensorBoard), never what it computes. They are not part of a run's
+# identity: its spec hash, its state key and its cached results stay the same when they change, so
+# a run that ran out of memory resumes with more accumulation steps where it stopped. The hash
+# sees them at these fixed values, the ones every hash was made with before they left the
+# identity (the schema's defaults then), so no earlier run's hash moves.
+EXECUTION_KEYS = {"accumulation_steps": 1, "log_every": 20, "state_every": 200, "tensorboard": True}
+
+
+def identity_spec(spec: dict) -> dict:
+    """``spec`` with its execution-only pretrain keys at their fixed values (EXECUTION_KEYS)."""
+    return {**spec, "pretrain": {**spec["pretrain"], **EXECUTION_KEYS}}
+
+
+def execution_settings(spec: dict) -> dict:
+    """The execution-only pretrain keys of a resolved spec: what a job takes besides its identity."""
+    return {key: spec["pretrain"][key] for key in EXECUTION_KEYS}
 
 
 def spec_hash(config: dict, ablation: str) -> str:
@@ -99,7 +128,8 @@ def checkpoint_hash(entry: dict) -> str:
 
 
 def ablation_hash(spec: dict) -> str:
-    return stable_hash({k: v for k, v in spec.items() if k != "name"})
+    """A run's identity: its spec without its name and with its execution-only keys fixed."""
+    return stable_hash({k: v for k, v in identity_spec(spec).items() if k != "name"})
 
 
 def hp_key(lr: float, batch_size: int, epochs: int) -> str:
