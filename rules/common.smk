@@ -93,8 +93,14 @@ def pretrain_instances(wildcards):
     return inputs
 
 
+def mirrored(param):
+    """``param`` with the hub_mirror it is read from, where one is set (a mirror's copy is another
+    source: switching between it and the hub rebuilds what was read)."""
+    return {**param, "hub_mirror": config["hub_mirror"]} if config["hub_mirror"] else param
+
+
 def corpus_source():
-    return as_param({"corpus": config["corpus"], "world": config["world"]})
+    return as_param(mirrored({"corpus": config["corpus"], "world": config["world"]}))
 
 
 def corpus_shards():
@@ -141,7 +147,8 @@ def task_source(wildcards):
     task = config["tasks"][wildcards.task]
     # the example caps only when set: a run without them keeps the params (and results) it had
     caps = {k: task[k] for k in ("max_train_examples", "max_eval_examples") if task[k] is not None}
-    return as_param({"task": {**{k: task[k] for k in ("source", "n_train", "n_dev", "hub", "path", "files")}, **caps},
+    return as_param({"task": mirrored({**{k: task[k] for k in ("source", "n_train", "n_dev", "hub", "path", "files")},
+                                       **caps}),
                      "world": config["world"]})
 
 
@@ -200,7 +207,8 @@ def finetune_checkpoints(wildcards):
 
 
 def checkpoint_source(wildcards):
-    return as_param(config["checkpoints"][wildcards.checkpoint])
+    entry = config["checkpoints"][wildcards.checkpoint]
+    return as_param(mirrored(entry) if entry["hub"] and not entry["path"] else entry)
 
 
 def checkpoint_files(wildcards):

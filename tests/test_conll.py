@@ -144,3 +144,20 @@ def test_missing_document_ids_turn_document_context_off_loudly(tokenizer, caplog
     assert "NER document context is OFF for these 2 sentences" in caplog.text
     with_ids = tagging_features({**records, "document": [0, 0]}, tokenizer, 32, document_context=True)
     assert len(with_ids["input_ids"][1]) > len(alone["input_ids"][1])  # the neighbour is context once ids exist
+
+
+def test_the_default_conll2003_is_a_parquet_copy_and_a_script_repo_is_refused_with_the_fix(tmp_path, no_network):
+    """datasets >= 4 refuses eriktks/conll2003's loading script: the default is a script-free copy,
+    and a mirror (or folder) holding the script repo is refused naming the key and the fixes."""
+    from bert_ablation.data.mirrors import MirrorError
+    from bert_ablation.data.task_sources import hub_splits
+    from bert_ablation.data.tasks import TASKS
+
+    assert TASKS["conll2003"].hub == {"path": "lhoestq/conll2003"}
+    repo = tmp_path / "mirror" / "eriktks" / "conll2003"
+    repo.mkdir(parents=True)
+    (repo / "conll2003.py").write_text("# the hub repo's loading script\n")
+    settings = {"source": "hub", "hub": {"path": "eriktks/conll2003"}, "hub_mirror": str(tmp_path / "mirror")}
+    with pytest.raises(MirrorError, match=r"tasks.conll2003.hub: .*conll2003 is a loading-script dataset "
+                                          r"\(conll2003.py\).*add revision: refs/convert/parquet.*parquet copy's id"):
+        hub_splits("conll2003", settings, {})

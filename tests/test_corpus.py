@@ -19,6 +19,7 @@ from bert_ablation.data.corpus import (
     load_corpus,
     split_sentences,
 )
+from bert_ablation.data.mirrors import MirrorError
 
 # A Wikipedia-style article: a title, prose, a heading, lists and a table.
 ARTICLE = """Ada Lovelace
@@ -214,3 +215,47 @@ def test_hf_rows_per_document_joins_sentence_rows_into_passages(tmp_path, no_net
                          [f"Sentence number {i} is here." for i in (3, 4, 5)]]
     config["corpus"]["hf"]["max_documents"] = None
     assert [len(d) for d in hf_documents(config)] == [3, 3, 1]  # the None row is an empty paragraph
+
+
+def test_hf_entries_take_revision_and_data_files(tmp_path, no_network, monkeypatch):
+    """data_files picks files of the repo (here one config's files without naming the config) and
+    revision reaches load_dataset: the way to read a hub ref such as refs/convert/parquet."""
+    repo = tmp_path / "wikipedia"
+    for name, texts in {"20231101.en/train-00000-of-00001.parquet": [ARTICLE],
+                        "20231101.fr/train-00000-of-00001.parquet": ["Ada Lovelace est née à Londres. Elle écrit."]}.items():
+        (repo / name).parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(pa.table({"text": texts}), repo / name)
+    (repo / "README.md").write_text(HUB_README)
+    entry = {"path": str(repo), "data_files": {"train": "20231101.fr/*.parquet"}, "clean": False}
+    config = corpus_config(source="hf", hf={"datasets": [entry]})
+    assert list(hf_documents(config)) == [["Ada Lovelace est née à Londres.", "Elle écrit."]]
+    seen = []
+
+    def spy(real):
+        def call(*args, **kwargs):
+            seen.append((real.__name__, kwargs.get("revision")))
+            return real(*args, **{k: v for k, v in kwargs.items() if k != "revision"})  # a folder has no refs
+        return call
+
+    monkeypatch.setattr(datasets, "load_dataset_builder", spy(datasets.load_dataset_builder))
+    monkeypatch.setattr(datasets, "load_dataset", spy(datasets.load_dataset))
+    config = corpus_config(source="hf", hf={"datasets": [{**entry, "revision": "refs/convert/parquet"}]})
+    assert list(hf_documents(config)) == [["Ada Lovelace est née à Londres.", "Elle écrit."]]
+    assert seen == [("load_dataset_builder", "refs/convert/parquet"), ("load_dataset", "refs/convert/parquet")]
+
+
+def test_a_loading_script_dataset_is_refused_with_the_key_and_the_alternatives(tmp_path, no_network):
+    repo = tmp_path / "bookcorpus"
+    repo.mkdir()
+    (repo / "bookcorpus.py").write_text("# a loading script, as bookcorpus/bookcorpus ships\n")
+    config = corpus_config(source="hf", hf={"datasets": [{"path": str(repo)}]})
+    with pytest.raises(MirrorError, match=r"corpus.hf.datasets\[0\]: .*bookcorpus is a loading-script dataset "
+                                          r"\(bookcorpus.py\).*revision: refs/convert/parquet.*parquet copy"):
+        list(hf_documents(config))
+
+
+def test_a_node_without_internet_is_told_to_use_hub_mirror(no_network):
+    config = corpus_config(source="hf")  # the defaults: Wikipedia and BookCorpus from the hub
+    with pytest.raises(MirrorError, match=r"corpus.hf.datasets\[0\]: cannot reach the hub for wikimedia/wikipedia.*"
+                                          r"set hub_mirror"):
+        list(hf_documents(config))

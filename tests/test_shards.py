@@ -74,6 +74,35 @@ def test_hub_shards_are_contiguous_ranges_of_whole_documents(tmp_path, no_networ
     assert [s for shard in shards for d in shard for s in d] == rows
 
 
+def test_a_hub_shard_streams_only_the_data_files_holding_its_rows(tmp_path, no_network, monkeypatch):
+    """Shard 1 of 3 of 24 rows in four parquet files of 6 takes rows 8-15: it streams files 1 and 2
+    (rows 6-17), skipping 2 rows of the first, and prepares nothing in the HF cache (the whole
+    dataset downloaded and converted by every shard's job was the fault)."""
+    import datasets
+
+    repo = tmp_path / "books"
+    (repo / "data").mkdir(parents=True)
+    rows = [f"Sentence number {i} is here." for i in range(24)]
+    files = [repo / "data" / f"train-0000{k}-of-00004.parquet" for k in range(4)]
+    for k, file in enumerate(files):
+        pq.write_table(pa.table({"text": rows[6 * k: 6 * k + 6]}), file)
+    calls = []
+    real = datasets.load_dataset
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(datasets, "load_dataset", spy)
+    config = cfg.validate({"corpus": {"source": "hf", "shards": 3, "hf": {"datasets": [
+        {"path": str(repo), "clean": False}]}}, "tables": {}})
+    documents = list(hf_documents(config, Shard(1, 3)))
+    assert documents == [[row] for row in rows[8:16]]
+    assert len(calls) == 1 and calls[0]["streaming"] is True
+    assert calls[0]["data_files"] == {"train": [str(files[1]), str(files[2])]}
+    assert not list((tmp_path / "hf_cache").rglob("*.arrow"))  # the no_network fixture's cache
+
+
 def test_word_counts_per_shard_merge_into_the_whole_corpus_counts_and_vocabulary(tmp_path):
     folder = text_files(tmp_path / "text", 4, 30)
     sharded = corpus_config(folder, 2)

@@ -248,25 +248,72 @@ def shard_range(n_items: int, shard: Shard) -> range:
     return range(shard.index * n_items // shard.count, (shard.index + 1) * n_items // shard.count)
 
 
+def _parquet_rows(file: str) -> int:
+    """Rows of a parquet file, from its footer: a few KB read, wherever the file is (hf://, local)."""
+    import fsspec
+    import pyarrow.parquet as pq
+
+    with fsspec.open(file, "rb") as handle:
+        return pq.ParquetFile(handle).metadata.num_rows
+
+
+def hub_shard_rows(files: list[str], n_rows: int | None, per: int, shard: Shard, where: str
+                   ) -> tuple[list[str], int, int]:
+    """The data files a shard reads, the rows to skip in the first of them and the rows it takes.
+
+    Parquet files: a contiguous range of whole documents (runs of ``per`` rows) of the split's
+    rows in file order, located by the files' row counts, so only the files holding the range are
+    read. Other formats (no row count without reading them): whole files, in contiguous groups,
+    ``n_rows`` capping each shard's rows.  ``-1`` rows to take: all."""
+    if not all(f.endswith(".parquet") for f in files):
+        if shard.count > len(files):
+            raise CorpusError(f"{where}: {len(files)} data file(s) for corpus.shards={shard.count}; a shard of a "
+                              "dataset that is not parquet is made of whole files: set corpus.shards <= "
+                              f"{len(files)}.")
+        share = shard_range(len(files), shard)
+        return files[share.start:share.stop], 0, -1 if n_rows is None else n_rows  # the cap: per shard here
+    counts = [_parquet_rows(f) for f in files]
+    total = sum(counts) if n_rows is None else min(n_rows, sum(counts))
+    documents = shard_range(math.ceil(total / per), shard)  # whole runs of rows stay in one shard
+    first, last = documents.start * per, min(documents.stop * per, total)
+    chosen, skip, offset = [], 0, 0
+    for file, count in zip(files, counts):
+        if offset < last and offset + count > first:
+            skip = skip if chosen else first - offset
+            chosen.append(file)
+        offset += count
+    return chosen, skip, last - first
+
+
 def hf_documents(config: dict, shard: Shard = WHOLE, dropped: Counter | None = None) -> Iterator[Document]:
     """Hub datasets (or local folders laid out like one), one document per row (or per run of
-    ``rows_per_document`` rows). A shard reads a contiguous range of documents of each dataset,
-    in batches from the memory-mapped Arrow cache."""
-    import datasets
+    ``rows_per_document`` rows). A shard streams only its share: a contiguous range of documents,
+    read from the data files that hold it (``hub_shard_rows``), never the whole dataset; nothing is
+    prepared in the HF cache. With ``hub_mirror`` set, hub ids are read from the mirror."""
+    from .mirrors import dataset_args, load_hub_dataset
 
     hf = config["corpus"]["hf"]
-    for spec in hf["datasets"]:
-        args = {k: spec[k] for k in ("path", "name", "split") if k in spec}
-        dataset = datasets.load_dataset(**args)
-        field = spec["text_field"]
-        if field not in dataset.column_names:
-            raise CorpusError(f"corpus.hf.datasets: {spec['path']} has no column '{field}' "
-                              f"(columns: {', '.join(dataset.column_names)}); set text_field.")
-        per = spec["rows_per_document"]
-        n_rows = len(dataset) if hf["max_documents"] is None else min(hf["max_documents"] * per, len(dataset))
-        documents = shard_range(math.ceil(n_rows / per), shard)  # whole runs of rows stay in one shard
-        rows = dataset.select_columns([field]).select(range(documents.start * per, min(documents.stop * per, n_rows)))
-        texts = (text or "" for batch in rows.iter(batch_size=1000) for text in batch[field])  # missing text: empty
+    for i, spec in enumerate(hf["datasets"]):
+        where = f"corpus.hf.datasets[{i}]"
+        args = dataset_args({k: spec[k] for k in ("path", "name", "split", "revision", "data_files") if k in spec},
+                            config.get("hub_mirror"), where)
+        builder = load_hub_dataset(args, where, builder=True)  # the repo's data files, not its data
+        split_files = (builder.config.data_files or {}).get(args["split"])
+        if not split_files:
+            raise CorpusError(f"{where}: {spec['path']} has no split '{args['split']}' (splits: "
+                              f"{', '.join(builder.config.data_files or {}) or 'none'}); set split.")
+        per, field = spec["rows_per_document"], spec["text_field"]
+        cap = None if hf["max_documents"] is None else hf["max_documents"] * per
+        files, skip, take = hub_shard_rows(list(split_files), cap, per, shard, where)
+        if not files or take == 0:
+            continue
+        stream = load_hub_dataset({**args, "data_files": {args["split"]: files}}, where, streaming=True)
+        if stream.column_names is not None and field not in stream.column_names:
+            raise CorpusError(f"{where}: {spec['path']} has no column '{field}' "
+                              f"(columns: {', '.join(stream.column_names)}); set text_field.")
+        rows = stream.select_columns([field]).skip(skip)
+        rows = rows.take(take) if take >= 0 else rows
+        texts = (row[field] or "" for row in rows)  # missing text: empty
         yield from paragraph_documents(_join_rows(texts, per), spec["clean"], f"corpus.hf: {spec['path']}", dropped)
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 
 from ..storage import atomic_dir
+from .mirrors import dataset_args, load_hub_dataset
 from .tasks import TASKS, TaskDataError, summarize, tag_names, validate_records, with_labels
 
 log = logging.getLogger(__name__)
@@ -28,13 +29,18 @@ def world_splits(name: str, settings: dict, world: dict) -> tuple[dict, dict]:
 
 
 def hub_splits(name: str, settings: dict, world: dict) -> tuple[dict, dict]:
-    import datasets
 
     args = settings.get("hub") or TASKS[name].hub
     if not args:
         raise TaskDataError(f"{name}: source 'hub' needs tasks.{name}.hub, the datasets.load_dataset arguments "
                             f"(e.g. {{path: my-org/wnut17}}); this task has no standard dataset.")
-    loaded = datasets.load_dataset(**args)
+    args = dataset_args(args, settings.get("hub_mirror"), f"tasks.{name}.hub")
+    loaded = load_hub_dataset(args, f"tasks.{name}.hub")
+    missing = [split for split in ("train", *TASKS[name].eval_splits) if split not in loaded]
+    if missing:
+        raise TaskDataError(f"tasks.{name}.hub: {args['path']} has no split {', '.join(missing)} (its splits: "
+                            f"{', '.join(loaded)}); give data_files naming them, e.g. {{train: ..., "
+                            f"{missing[-1]}: ...}}.")
     splits = {split: loaded[split] for split in ("train", *TASKS[name].eval_splits)}
     if TASKS[name].kind == "tagging":
         splits = {split: documents_from_docstart(f"{name}/{split}", rows) for split, rows in splits.items()}

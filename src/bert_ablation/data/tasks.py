@@ -59,7 +59,7 @@ TASKS: dict[str, TaskSpec] = {
         TaskSpec("squad", "span", ("question", "context"), (), ("validation",), ("f1", "exact_match"),
                  {"path": "rajpurkar/squad"}),
         TaskSpec("conll2003", "tagging", ("tokens",), CONLL_LABELS, ("validation", "test"),
-                 ("f1", "precision", "recall", "accuracy"), {"path": "eriktks/conll2003"}),
+                 ("f1", "precision", "recall", "accuracy"), {"path": "lhoestq/conll2003"}),
         # Any other BIO tagging corpus (WNUT-17, OntoNotes): the label set is its training
         # split's, saved with the task's data; no standard dataset, so hub needs tasks.ner.hub.
         TaskSpec("ner", "tagging", ("tokens",), (), ("validation", "test"), ("f1", "precision", "recall", "accuracy")),

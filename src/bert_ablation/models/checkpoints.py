@@ -33,7 +33,17 @@ class CheckpointImportError(ValueError):
 
 def import_checkpoint(name: str, source: dict, out_dir: str, metrics_path: str) -> dict:
     where = f"checkpoints.{name}"
-    folder = _local_folder(where, source["path"]) if source.get("path") else _hub_snapshot(where, source)
+    if source.get("path"):
+        folder = _local_folder(where, source["path"])
+    elif source.get("hub_mirror"):  # the mirror's copy of the hub repo, read as a local folder
+        from ..data.mirrors import MirrorError, model_folder
+
+        try:
+            folder = model_folder(source["hub"], source["hub_mirror"], f"{where}.hub")
+        except MirrorError as err:
+            raise CheckpointImportError(str(err)) from None
+    else:
+        folder = _hub_snapshot(where, source)
     config, tokenizer = _check(where, folder)
     with atomic_dir(out_dir) as tmp:
         final = Path(tmp) / "final"
