@@ -149,3 +149,59 @@ def test_report_extrapolates_measured_steps_to_the_full_run(tmp_path):
 
     text = rehearsal.markdown(result, "paper")
     assert "| pretrain | bert_base | cpu |" in text and "4000, 60, 0 |" in text
+
+
+CI_TARGETS = (  # (model, step, task, head): every code path of the four presets' rehearsals
+    ("size_shallow", "step-1", "mnli", "linear"),  # a pair task, two dev splits, a Figure 5 checkpoint
+    ("size_shallow", "final", "squad", "bilstm"),  # 384-token windows stepped by 128, max_context; BiLSTM head
+    ("size_shallow", "final", "conll2003", "features_second_to_last"),  # tagging on cached frozen layers
+    ("bert_tiny", "final", "sst2", "linear"),  # a released checkpoint imported from the hub (mirror)
+)
+
+
+@pytest.mark.integration
+def test_paper_rehearsal_of_one_run_per_code_path(tmp_path):
+    """CI's rehearsal: the paper preset's real shapes (a 3/768/12 BERT, the 30k vocabulary of the
+    mirror's released checkpoint, 128 -> 512 phases, accumulation, BertAdam, static shapes of
+    every task) through the hub calls on a generated mirror, one job per code path, then the
+    report: every job's measured step and memory, extrapolated to the full paper run."""
+    import subprocess
+    import sys
+
+    from bert_ablation.data.mirrors import write_mirror
+    from bert_ablation.storage import read_yaml
+
+    ci = tmp_path / "ci.yaml"
+    ci.write_text(f"rehearse: true\nhub_mirror: {tmp_path / 'mirror'}\n"
+                  "checkpoints: {bert_tiny: {hub: google/bert_uncased_L-2_H-128_A-2}}\n")
+    files = [str(ROOT / "presets" / "paper.yaml"), str(ci)]
+    full = cfg.load(str(ROOT / "config.yaml"), files)
+    write_mirror(full, str(tmp_path / "mirror"), examples=24, documents=60)
+    small = rehearsal.rehearse(full)
+    targets = [f"results/finetune/{m}/{step}/{task}/{head}/{plan.grid_points(small, task, head)[0].key}/seed0/metrics.json"
+               for m, step, task, head in CI_TARGETS] + ["results/pretrain/ltr/metrics.json"]
+    work = tmp_path / "work"
+    command = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(work), "--cores", "2",
+               *targets, "--configfile", *files]
+    result = subprocess.run(command, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+    profile = read_yaml((ROOT / "profiles/slurm/config.yaml").read_text())
+    requests = rehearsal.profile_requests(profile, {"pretrain": {}, "finetune": {}, "corpus": {}})
+    out = rehearsal.write_report(full, small, requests, str(work / "rehearsal.md"), str(work / "rehearsal.json"),
+                                 "paper (CI)", root=str(work))
+    rows = {(r["rule"], r["job"]): r for r in out["rows"]}
+    shallow = rows[("pretrain", "size_shallow")]
+    assert set(shallow["measured_step_seconds"]) == {"short", "main"}  # both phases ran, at 128 and 512
+    assert shallow["parameters"] > 3 * 7_000_000 and shallow["full_seconds"] > shallow["measured_seconds"]
+    assert shallow["full_disk_gb"] > 0 and shallow["full_memory_mb"] > shallow["measured_rss_mb"]
+    metrics = json.loads((work / "results/pretrain/size_shallow/metrics.json").read_text())
+    assert len(metrics["step_seconds"]) == 5 and metrics["optimizer"]["bias_correction"] is False
+    for m, step, task, head in CI_TARGETS:
+        row = next(r for (rule, job), r in rows.items() if rule == "finetune" and job.startswith(f"{m}/{step}/{task}/{head}/"))
+        assert row["full_jobs"] == len(plan.grid_points(full, task, head)) and row["full_seconds"] > 0
+        restart = json.loads(next((work / "results/finetune" / m / step / task / head).rglob("metrics.json")).read_text())
+        assert restart["train_examples"] == 8  # in batches of 4 (SQuAD: windows), 2 epochs
+        assert len(restart["step_seconds"]) == -(-restart["train_features"] // 4) * 2
+    assert {"corpus", "word_counts", "tokenizer", "instances", "tasks", "import_checkpoint"} <= {r["rule"] for r in out["rows"]}
+    assert "| pretrain | size_shallow | cpu |" in (work / "rehearsal.md").read_text()
