@@ -385,6 +385,10 @@ def _duration(seconds: float | None) -> str:
     return f"{seconds / 3600:,.1f} h"
 
 
+def _megabytes(value: float | None) -> str:
+    return "" if value is None else f"{value:,.0f}"
+
+
 def _fits(row: dict) -> str:
     """Whether the profile's first attempt covers the extrapolated job: its runtime (GPU time for
     the GPU rules) and, for the CPU rules, its memory."""
@@ -397,6 +401,23 @@ def _fits(row: dict) -> str:
     if row["rule"] not in GPU_RULES and isinstance(request.get("mem_mb"), (int, float)) and memory is not None:
         verdicts.append("mem ok" if memory <= request["mem_mb"] else "**mem short**")
     return ", ".join(verdicts) or "?"
+
+
+def summarize(rows: list[dict]) -> dict:
+    """Per rule: its longest full-run job and largest memory against the profile's request."""
+    out = {}
+    for rule in dict.fromkeys(r["rule"] for r in rows):
+        mine = [r for r in rows if r["rule"] == rule]
+        key = "full_gpu_seconds" if rule in GPU_RULES else "full_seconds"
+        times = [r[key] for r in mine if r[key] is not None]
+        memories = [r["full_memory_mb"] for r in mine if r.get("full_memory_mb") is not None]
+        longest = max(mine, key=lambda r: r[key] or 0.0)
+        heaviest = max(mine, key=lambda r: r.get("full_memory_mb") or 0.0)
+        verdicts = {_fits(longest), _fits(heaviest)}
+        out[rule] = {"jobs": len(mine), "seconds": max(times) if times else None,
+                     "memory_mb": max(memories) if memories else None, "request": longest["request"],
+                     "fits": " / ".join(sorted(verdicts))}
+    return out
 
 
 def markdown(result: dict, title: str) -> str:
@@ -412,6 +433,15 @@ def markdown(result: dict, title: str) -> str:
     if vocab["learnt"] is not None and vocab["learnt"] != vocab["configured"]:
         lines += [f"**Vocabulary**: the rehearsal's corpus gave {vocab['learnt']:,} pieces of the configured "
                   f"{vocab['configured']:,}: the models' embeddings were that much smaller than the full run's.", ""]
+    lines += ["| rule | rehearsal jobs | longest full-run job (GPU time for pretrain and finetune) | largest "
+              "full-run memory MB | request (mem_mb, min, gpu) | fits? |", "|---|---|---|---|---|---|"]
+    for rule, summary in summarize(result["rows"]).items():
+        request = summary["request"]
+        lines.append(f"| {rule} | {summary['jobs']} | {_duration(summary['seconds'])} | "
+                     f"{_megabytes(summary['memory_mb'])} | "
+                     f"{request.get('mem_mb', '?')}, {request.get('runtime', '?')}, {request.get('gpu') or 0} | "
+                     f"{summary['fits']} |")
+    lines += ["", "Every job:", ""]
     lines += ["| rule | job | device | measured | step (s) | peak MB (RSS / GPU) | full run: CPU time | GPU time "
               "| memory MB | disk GB | request (mem_mb, min, gpu) | fits? |", "|" + "---|" * 12]
     for row in result["rows"]:
