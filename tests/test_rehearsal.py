@@ -118,6 +118,7 @@ def test_report_extrapolates_measured_steps_to_the_full_run(tmp_path):
         "hyperparameters": {"lr": 5e-5, "batch_size": 4, "epochs": 2}, "step_seconds": [3.0, 2.0, 2.0, 2.0],
         "train_examples": 8, "train_features": 8, "dev_split": "validation", "seconds": 13.0,
         "device": "cpu", "peak_rss_mb": 2500.0})
+    _write(tmp_path / "results/tokenizer/tokenizer.json", {"model": {"vocab": {"[PAD]": 0, "a": 1, "b": 2}}})
     result = rehearsal.report(full, small, {"corpus": {"mem_mb": 4000, "runtime": 60}}, root=str(tmp_path))
     rows = {(r["rule"], r["job"]): r for r in result["rows"]}
     assert result["startup_seconds"] == 2.0
@@ -150,6 +151,8 @@ def test_report_extrapolates_measured_steps_to_the_full_run(tmp_path):
 
     text = rehearsal.markdown(result, "paper")
     assert "| pretrain | bert_base | cpu |" in text and "4000, 60, 0 |" in text
+    # a mirror's small corpus learns fewer pieces than the configured vocabulary: said, not hidden
+    assert "gave 3 pieces of the configured 30,000" in text
 
 
 CI_TARGETS = (  # (model, step, task, head): every code path of the four presets' rehearsals
