@@ -370,3 +370,108 @@ def _vocab_size(tokenizer_dir: str) -> int | None:
     if not os.path.exists(path):
         return None
     return len(_read_json(path)["model"]["vocab"])
+
+
+GPU_RULES = ("pretrain", "finetune")
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:,.1f} h"
+
+
+def _megabytes(value: float | None) -> str:
+    return "" if value is None else f"{value:,.0f}"
+
+
+def _fits(row: dict) -> str:
+    """Whether the profile's first attempt covers the extrapolated job: its runtime (GPU time for
+    the GPU rules) and, for the CPU rules, its memory."""
+    request = row["request"]
+    seconds = row["full_gpu_seconds"] if row["rule"] in GPU_RULES else row["full_seconds"]
+    verdicts = []
+    if isinstance(request.get("runtime"), (int, float)) and seconds is not None:
+        verdicts.append("time ok" if seconds <= request["runtime"] * 60 else "**time short**")
+    memory = row.get("full_memory_mb")
+    if row["rule"] not in GPU_RULES and isinstance(request.get("mem_mb"), (int, float)) and memory is not None:
+        verdicts.append("mem ok" if memory <= request["mem_mb"] else "**mem short**")
+    return ", ".join(verdicts) or "?"
+
+
+def summarize(rows: list[dict]) -> dict:
+    """Per rule: its longest full-run job and largest memory against the profile's request."""
+    out = {}
+    for rule in dict.fromkeys(r["rule"] for r in rows):
+        mine = [r for r in rows if r["rule"] == rule]
+        key = "full_gpu_seconds" if rule in GPU_RULES else "full_seconds"
+        times = [r[key] for r in mine if r[key] is not None]
+        memories = [r["full_memory_mb"] for r in mine if r.get("full_memory_mb") is not None]
+        longest = max(mine, key=lambda r: r[key] or 0.0)
+        heaviest = max(mine, key=lambda r: r.get("full_memory_mb") or 0.0)
+        verdicts = {_fits(longest), _fits(heaviest)}
+        out[rule] = {"jobs": len(mine), "seconds": max(times) if times else None,
+                     "memory_mb": max(memories) if memories else None, "request": longest["request"],
+                     "fits": " / ".join(sorted(verdicts))}
+    return out
+
+
+def markdown(result: dict, title: str) -> str:
+    lines = [f"# Rehearsal: {title}", "",
+             f"Measured at the configuration's real shapes with the rehearsal's budgets ({result['jobs']} jobs "
+             f"benchmarked; a job's fixed cost, the fastest job, {result['startup_seconds']:.1f} s), extrapolated "
+             f"to the full run. GPU time: {result['assumption']}, or the measured steps where the rehearsal ran on "
+             "a GPU. Memory: peak RSS on CPU, the allocator's peak on a GPU; the full run's keeps the training "
+             "state (16 bytes a parameter) and, on CPU, the process (~450 MB) and scales the rest by the micro-batch "
+             "(an upper bound). Requests: "
+             "the cluster profile's first attempt (mem_mb, runtime in minutes, GPUs).", ""]
+    vocab = result["tokenizer"]
+    if vocab["learnt"] is not None and vocab["learnt"] != vocab["configured"]:
+        lines += [f"**Vocabulary**: the rehearsal's corpus gave {vocab['learnt']:,} pieces of the configured "
+                  f"{vocab['configured']:,}: the models' embeddings were that much smaller than the full run's.", ""]
+    lines += ["| rule | rehearsal jobs | longest full-run job (GPU time for pretrain and finetune) | largest "
+              "full-run memory MB | request (mem_mb, min, gpu) | fits? |", "|---|---|---|---|---|---|"]
+    for rule, summary in summarize(result["rows"]).items():
+        request = summary["request"]
+        lines.append(f"| {rule} | {summary['jobs']} | {_duration(summary['seconds'])} | "
+                     f"{_megabytes(summary['memory_mb'])} | "
+                     f"{request.get('mem_mb', '?')}, {request.get('runtime', '?')}, {request.get('gpu') or 0} | "
+                     f"{summary['fits']} |")
+    lines += ["", "Every job:", ""]
+    lines += ["| rule | job | device | measured | step (s) | peak MB (RSS / GPU) | full run: CPU time | GPU time "
+              "| memory MB | disk GB | request (mem_mb, min, gpu) | fits? |", "|" + "---|" * 12]
+    for row in result["rows"]:
+        step = row.get("measured_step_seconds")
+        if isinstance(step, dict):
+            step = " / ".join(f"{k} {v:.2f}" for k, v in step.items())
+        elif step is not None:
+            step = f"{step:.2f}"
+        peak = f"{row.get('measured_rss_mb') or '?'}" + (f" / {row['measured_gpu_mb']}" if row.get("measured_gpu_mb") else "")
+        memory = row.get("full_memory_mb")
+        disk = row.get("full_disk_gb")
+        request = row["request"]
+        lines.append(
+            f"| {row['rule']} | {row['job']} | {row['device']} | {_duration(row['measured_seconds'])} | {step or ''} "
+            f"| {peak} | {_duration(row['full_seconds'])} | "
+            f"{_duration(row['full_gpu_seconds']) if row['rule'] in GPU_RULES else ''} "
+            f"| {'' if memory is None else f'{memory:,.0f}'} | {'' if disk is None else f'{disk:.2f}'} "
+            f"| {request.get('mem_mb', '?')}, {request.get('runtime', '?')}, {request.get('gpu') or 0} | {_fits(row)} |")
+    lines += ["", "How each full-run number is made:", ""]
+    for basis in dict.fromkeys((r["rule"], r["basis"]) for r in result["rows"]):
+        lines.append(f"- {basis[0]}: {basis[1]}")
+    return "\n".join(lines) + "\n"
+
+
+def write_report(full: dict, rehearsed: dict, requests: dict, markdown_path: str, json_path: str,
+                 title: str = "", root: str = ".") -> dict:
+    from .storage import atomic_file, write_json
+
+    result = report(full, rehearsed, requests, root)
+    with atomic_file(markdown_path) as handle:
+        handle.write(markdown(result, title))
+    write_json(json_path, result)
+    return result
