@@ -18,7 +18,8 @@ def rule_resources():
 # shapes, extrapolated to the full run beside what the cluster profile requests (docs/rehearsal.md).
 rule rehearsal:
     input:
-        all_outputs(rehearsal=False),
+        # rehearsal.tables: only those tables' jobs (the released preset's), else every one
+        [p for name in config["rehearsal"]["tables"] for p in table_outputs(name)] or all_outputs(rehearsal=False),
     output:
         markdown="results/rehearsal.md",
         json="results/rehearsal.json",

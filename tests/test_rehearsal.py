@@ -209,3 +209,11 @@ def test_paper_rehearsal_of_one_run_per_code_path(tmp_path):
         assert len(restart["step_seconds"]) == -(-restart["train_features"] // 4) * 2
     assert {"corpus", "word_counts", "tokenizer", "instances", "tasks", "import_checkpoint"} <= {r["rule"] for r in out["rows"]}
     assert "| pretrain | size_shallow | cpu |" in (work / "rehearsal.md").read_text()
+
+
+def test_rehearsal_tables_must_exist(tmp_path):
+    full = preset("released")
+    assert rehearsal.rehearse({**full, "rehearse": True, "rehearsal": {**full["rehearsal"],
+                               "tables": ["table5_released"]}})["rehearsal"]["tables"] == ["table5_released"]
+    with pytest.raises(ConfigError, match="rehearsal.tables: unknown table or figure 'table5_relased'.*table5_released"):
+        rehearsal.rehearse({**full, "rehearse": True, "rehearsal": {**full["rehearsal"], "tables": ["table5_relased"]}})

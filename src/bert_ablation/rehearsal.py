@@ -22,7 +22,7 @@ import os
 import statistics
 
 from . import plan
-from .schema import ConfigError, schema_defaults
+from .schema import ConfigError, known, schema_defaults
 
 # The hub datasets' split sizes (examples), for the full-run fine-tuning estimate: a rehearsal
 # reads a few examples from a mirror and cannot count them. From the datasets' cards.
@@ -53,6 +53,8 @@ def rehearse(config: dict) -> dict:
     if budget["batch_size"] % budget["accumulation_steps"]:
         raise ConfigError(f"config: rehearsal.accumulation_steps={budget['accumulation_steps']} does not divide "
                           f"rehearsal.batch_size={budget['batch_size']}; pick micro-batches of equal size.")
+    for name in budget["tables"]:
+        known("table or figure", name, plan.report_names(config), "rehearsal.tables", "config")
     out = copy.deepcopy(config)
     corpus = out["corpus"]
     corpus["shards"] = min(corpus["shards"], budget["shards"])
