@@ -4,6 +4,7 @@ import dataclasses
 import json
 
 from bert_ablation import config as cfg
+from bert_ablation import estimate as cost
 from bert_ablation import plan, rehearsal
 from bert_ablation.data import corpus
 from bert_ablation.data.task_files import input_files as local_task_files
@@ -15,8 +16,11 @@ try:
     # a real-data preset that redefines an ablation states all of it (config.check_redefined_ablations)
     cfg.check_redefined_ablations([os.path.join(workflow.basedir, "config.yaml"),
                                    *map(str, workflow.overwrite_configfiles or [])], config)
-    # With rehearse: true, every rule below sees the rehearsal's budgets at the real shapes; the
-    # rehearsal rule extrapolates to the full run, which it reads from full_config.
+    # and a top-level rate (say) changed from config.yaml's is no silent no-op on the built-in world
+    cfg.check_shadowed_by_world(config, os.path.join(workflow.basedir, "config.yaml"), "config")
+    # With rehearse: true, every rule below sees the rehearsal's budgets at the real shapes (its
+    # jobs' cluster requests too); the rehearsal rule extrapolates to the full run, which it reads
+    # from full_config.
     full_config = config
     config = rehearsal.rehearse(config)
 except cfg.ConfigError as err:
@@ -154,6 +158,32 @@ def task_source(wildcards):
 
 def pretrain_spec_hash(wildcards):
     return plan.spec_hash(config, wildcards.ablation)
+
+
+# Cluster requests sized by the plan (bert_ablation.estimate: the job's estimated FLOPs at
+# estimate.mfu / finetune_mfu of estimate.peak_tflops, x estimate.request_margin; host memory for
+# its model, data and cached features), times Snakemake's attempt: a retried job asks for 2x, 3x.
+# Partitions and accounts stay in the profile (profiles/slurm).
+_requests = {}
+
+
+def _request(kind, key):
+    if (kind, key) not in _requests:
+        _requests[kind, key] = (cost.pretrain_request(config, key) if kind == "pretrain" else
+                                cost.finetune_request(config, plan.FinetuneRun(*key)))
+    return _requests[kind, key]
+
+
+def pretrain_request(name):
+    return lambda wildcards, attempt: _request("pretrain", wildcards.ablation)[name] * attempt
+
+
+def finetune_request(name):
+    def request(wildcards, attempt):
+        key = (wildcards.ablation, wildcards.step, wildcards.task, wildcards.head, wildcards.hp)
+        return _request("finetune", key)[name] * attempt
+
+    return request
 
 
 def finetune_settings(wildcards):

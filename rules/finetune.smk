@@ -16,8 +16,8 @@ rule finetune:
     group:
         "finetune"
     resources:
-        mem_mb=4000,
-        runtime=120,
+        mem_mb=finetune_request("mem_mb"),
+        runtime=finetune_request("runtime"),  # minutes, every restart of the grid point
     conda:
         "../envs/bert-ablation.yaml"
     log:

@@ -19,8 +19,8 @@ rule pretrain:
     # threads). Override per run with --set-threads pretrain=N.
     threads: max(1, workflow.cores // 2)
     resources:
-        mem_mb=8000,
-        runtime=240,
+        mem_mb=pretrain_request("mem_mb"),
+        runtime=pretrain_request("runtime"),  # minutes, on one GPU (an upper bound with gpu > 1)
         # GPUs for this job (a profile sets it, e.g. --set-resources pretrain:gpu=4); more than
         # one runs torch DDP, one process per GPU, launched by torchrun inside the job.
         gpu=0,

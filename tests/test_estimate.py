@@ -7,7 +7,15 @@ import pytest
 import yaml
 
 from bert_ablation import config as cfg
-from bert_ablation.estimate import estimate, markdown, non_embedding_parameters
+from bert_ablation import plan
+from bert_ablation.estimate import (
+    estimate,
+    finetune_request,
+    markdown,
+    non_embedding_parameters,
+    presets_table,
+    pretrain_request,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -86,3 +94,98 @@ def test_the_estimate_target_prints_and_writes_the_estimate(tmp_path):
     assert "| pretraining run | steps x batch |" in written and "| bert_base | 20 x 16 |" in written
     assert "| bert_base | 20 x 16 |" in output  # printed as well
     assert not (tmp_path / "results/corpus").exists()  # nothing else ran
+
+
+# --- issue 26, fault 6: fine-tuning in the estimate, requests from the plan, the README's table ----
+
+def test_fine_tuning_is_estimated_from_the_tasks_sizes():
+    """A hub task at its standard dataset's size (MNLI: 392,702 training pairs, 9,815 + 9,832 dev),
+    every restart and epoch of a grid point; a world task at its own n_train x world.scale."""
+    config = preset("released")
+    result = estimate(config, ["table5_released"])["finetune"]
+    assert result["jobs"] == 100 and result["restarts"] == 5  # 5 checkpoints x 5 tasks x 4 learning rates
+    n = non_embedding_parameters({"layers": 12, "hidden": 768, "intermediate": 3072})
+    train_token, eval_token = 6 * n + 12 * 12 * 768 * 128, 2 * n + 4 * 12 * 768 * 128
+    one_job = 5 * 3 * 128 * (392_702 * train_token + (9_815 + 9_832) * eval_token)
+    base_mnli = result["by_task"]["mnli"]
+    assert base_mnli["train_examples"] == 392_702 and base_mnli["jobs"] == 20
+    # bert-base's four jobs, then the miniatures' (L-8_H-512_A-8 ... L-2_H-128_A-2), all 3 epochs at 128
+    assert base_mnli["flops"] > 4 * one_job
+    mini = {"layers": 2, "hidden": 128, "heads": 2, "intermediate": 512, "max_position_embeddings": 512}
+    from bert_ablation.estimate import finetune_job_estimate
+    job = finetune_job_estimate(config, plan.FinetuneRun("bert_base_uncased", "final", "mnli", "linear", "lr2e-05_bs32_ep3"))
+    assert job["flops"] == pytest.approx(one_job)
+    tiny = finetune_job_estimate(config, plan.FinetuneRun("bert_tiny", "final", "mnli", "linear", "lr2e-05_bs32_ep3"))
+    assert tiny["model"] == mini and tiny["flops"] < job["flops"] / 50
+    world = cfg.load(str(ROOT / "config.yaml"))
+    assert estimate(world)["finetune"]["by_task"]["mnli"]["train_examples"] == 1000  # n_train x scale 1
+    assert "| mnli |" in markdown(estimate(world)) and "GPU-hours at 10% MFU" in markdown(estimate(world))
+
+
+def test_a_feature_based_head_runs_the_frozen_encoder_once_and_trains_its_bilstm():
+    from bert_ablation.estimate import finetune_job_estimate
+
+    config = preset("base")
+    point = plan.grid_points(config, "conll2003", "features_concat_last_four")[0].key
+    frozen = finetune_job_estimate(config, plan.FinetuneRun("bert_base", "final", "conll2003",
+                                                            "features_concat_last_four", point))
+    tuned = finetune_job_estimate(config, plan.FinetuneRun("bert_base", "final", "conll2003", "linear",
+                                                           plan.grid_points(config, "conll2003")[0].key))
+    assert frozen["layers_read"] == 4 and frozen["flops"] < tuned["flops"]
+    # its cached features dominate its host memory: examples x tokens x 4 layers x 768 x 4 bytes
+    cache = (14_041 + 3_250 + 3_453) * 128 * 4 * 768 * 4
+    request = finetune_request(config, plan.FinetuneRun("bert_base", "final", "conll2003",
+                                                        "features_concat_last_four", point))
+    assert request["mem_mb"] > cache / 1e6
+
+
+FINETUNE_HEADER = re.compile(r"Fine-tuning: ([\d,]+) jobs x (\d+) restarts, ([\d.]+e\+\d+) FLOPs, ~([\d,.]+) "
+                             r"A100-hours at 10% MFU")
+
+
+@pytest.mark.parametrize("name, targets", [("small", None), ("base", None), ("paper", None),
+                                           ("released", ["table5_released", "table7_released"])])
+def test_preset_headers_quote_the_fine_tuning_estimate(name, targets):
+    header = " ".join(line.lstrip("# ").strip() for line in (ROOT / "presets" / f"{name}.yaml").read_text().splitlines()
+                      if line.startswith("#"))
+    match = FINETUNE_HEADER.search(header)
+    assert match, f"presets/{name}.yaml: no fine-tuning estimate of the expected form in its header"
+    result = estimate(preset(name), targets)["finetune"]
+    assert int(match.group(1).replace(",", "")) == result["jobs"] and int(match.group(2)) == result["restarts"]
+    assert match.group(3) == f"{result['flops']:.1e}"
+    hours = result["gpu_hours"]
+    assert match.group(4) == (f"{hours:,.0f}" if hours >= 10 else f"{hours:.1f}")
+
+
+def test_the_readme_preset_table_is_the_generated_one():
+    """python -m bert_ablation.estimate --write-readme README.md regenerates it."""
+    readme = (ROOT / "README.md").read_text()
+    assert presets_table(str(ROOT)) in readme
+
+
+def test_cluster_requests_are_sized_by_the_plan(tmp_path):
+    """The pretrain and finetune rules ask for their own estimated time and memory: the base
+    preset's BERT-Base run (~11 A100-hours by its header) no longer gets 240 minutes, and the
+    24-layer row asks for more than the 3-layer one."""
+    from tests.test_workflow import snakemake
+
+    config = preset("base")
+    output = snakemake(tmp_path, "-n", "table6", configfiles=(ROOT / "presets" / "base.yaml",))
+    asked = {}
+    for block in output.split("rule ")[1:]:
+        name = block.split(":")[0]
+        if name not in ("pretrain", "finetune"):
+            continue
+        wildcards = dict(re.findall(r"(\w+)=([^,\s]+)", block.split("wildcards:")[1].splitlines()[0]))
+        resources = dict(re.findall(r"(\w+)=([^,\s]+)", block.split("resources:")[1].splitlines()[0]))
+        asked[name, tuple(sorted(wildcards.items()))] = {k: int(resources[k]) for k in ("runtime", "mem_mb")}
+    pretrain = {dict(w)["ablation"]: r for (rule, w), r in asked.items() if rule == "pretrain"}
+    assert pretrain["bert_base"] == pretrain_request(config, "bert_base")
+    assert pretrain["bert_base"]["runtime"] >= 11 * 60 > 240
+    assert pretrain["size_wide_deep"]["runtime"] > pretrain["size_shallow"]["runtime"] * 3
+    finetune = [(dict(w), r) for (rule, w), r in asked.items() if rule == "finetune"]
+    assert finetune
+    for w, r in finetune:
+        assert r == finetune_request(config, plan.FinetuneRun(w["ablation"], w["step"], w["task"], w["head"], w["hp"]))
+    mnli = max(r["runtime"] for w, r in finetune if w["task"] == "mnli" and w["ablation"] == "bert_base")
+    assert mnli > 30  # a BERT-Base MNLI job (5 restarts x 3 epochs of 393k pairs) is hours, not 30 minutes

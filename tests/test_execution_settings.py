@@ -74,3 +74,19 @@ def test_a_run_resumed_with_other_execution_settings_continues_the_same_run(prep
     b = load_file(tmp_path / "resumed/checkpoints/final/model.safetensors")
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5, msg=key)
+
+
+@pytest.mark.integration
+def test_snakemake_reruns_nothing_when_only_execution_settings_change(tmp_path):
+    """A finished run stays finished (and so does the fine-tuning behind it) when accumulation,
+    log or state intervals or TensorBoard change; a changed rate reruns it."""
+    from tests.test_workflow import MICRO, snakemake
+
+    target = "results/pretrain/no_nsp/metrics.json"
+    snakemake(tmp_path, target, configfiles=(MICRO,))
+    execution = tmp_path / "execution.yaml"
+    execution.write_text("pretrain: {accumulation_steps: 2, log_every: 4, state_every: 3, tensorboard: false}\n")
+    assert "Nothing to be done" in snakemake(tmp_path, "-n", target, configfiles=(MICRO, execution))
+    rate = tmp_path / "rate.yaml"
+    rate.write_text("world_recipe: {pretrain: {lr: 1.0e-3}}\n")
+    assert "Params have changed" in snakemake(tmp_path, "-n", target, configfiles=(MICRO, rate))

@@ -3,6 +3,7 @@ import pytest
 
 from bert_ablation import config as cfg
 from bert_ablation import plan
+from bert_ablation.models.head_kinds import HEAD_KINDS
 from tests.test_workflow import ROOT, planned_jobs, snakemake
 
 
@@ -203,8 +204,15 @@ def test_a_real_data_preset_cannot_inherit_half_an_ablation(tmp_path):
         "size_wide:       {objective: mlm_nsp, model: {heads: 8}}"))
     with pytest.raises(cfg.ConfigError, match=r"ablations.size_wide .*model.hidden=96, model.intermediate=384"):
         cfg.load(str(ROOT / "config.yaml"), [str(preset)])
-    # on the built-in world a partial override is how a file tweaks a run (tests/micro.yaml)
-    assert cfg.load(str(ROOT / "config.yaml"), [str(ROOT / "tests" / "micro.yaml")])
+    # a file that only adjusts runs keeps its partial overrides (tests/micro.yaml shrinks them), on
+    # the built-in world and under a file that switches the corpus (tests/test_workflow_local.py)
+    micro = str(ROOT / "tests" / "micro.yaml")
+    assert cfg.load(str(ROOT / "config.yaml"), [micro])
+    (tmp_path / "a.txt").write_text("One sentence.\nAnother one.\n\nA second document.\n")
+    text = tmp_path / "text.yaml"
+    text.write_text(f"corpus: {{source: text, text: {{paths: ['{tmp_path / 'a.txt'}']}}}}\n")
+    config = cfg.load(str(ROOT / "config.yaml"), [micro, str(text)])
+    assert plan.resolve_ablation(config, "size_wide")["model"]["heads"] == 3  # micro's choice, as before
 
 
 def test_world_recipe_names_known_keys_and_ablations(tmp_path):
@@ -215,3 +223,43 @@ def test_world_recipe_names_known_keys_and_ablations(tmp_path):
     bad.write_text("world_recipe: {pretrain: {learning_rate: 1.0e-3}}\n")
     with pytest.raises(cfg.ConfigError, match="world_recipe.pretrain"):
         cfg.load(str(ROOT / "config.yaml"), [str(bad)])
+
+
+def test_a_top_level_value_the_world_recipe_overrides_is_refused_on_the_world(tmp_path):
+    """pretrain.lr changed on the built-in world would be a silent no-op (world_recipe sets it)."""
+    change = tmp_path / "lr.yaml"
+    change.write_text("pretrain: {lr: 2.0e-3}\n")
+    with pytest.raises(cfg.ConfigError, match=r"pretrain.lr=0.002 has no effect .* world_recipe.pretrain.lr"):
+        cfg.load(str(ROOT / "config.yaml"), [str(change)])
+    change.write_text("world_recipe: {pretrain: {lr: 2.0e-3}}\n")  # the way to change the world's rate
+    config = cfg.load(str(ROOT / "config.yaml"), [str(change)])
+    assert plan.resolve_ablation(config, "bert_base")["pretrain"]["lr"] == 2e-3
+    assert plan.resolve_ablation(config, "size_wide_deep")["pretrain"]["lr"] == 2e-3  # its own entry
+
+
+# The fine-tuning protocol each real-data preset's header states: (learning rates, batch sizes, epochs)
+# of the GLUE/SQuAD grid, the feature-based heads' grid, restarts. None of config.yaml's tiny-model
+# rates (1e-3; CoNLL 2e-3; features 3e-3 x 6 epochs) may reach them.
+FINETUNE_PROTOCOLS = {
+    "base": (({5e-5, 4e-5, 3e-5, 2e-5}, {32}, {3}), ({1e-3}, {32}, {4}), 5),  # "the paper's GLUE grid"
+    "paper": (({5e-5, 3e-5, 2e-5}, {16, 32}, {2, 3, 4}), ({1e-3}, {16, 32}, {4}), 5),  # "the paper's general grid"
+    "small": (({1e-4, 5e-5}, {32}, {3}), ({1e-3}, {32}, {4}), 3),
+    "released": (({5e-5, 4e-5, 3e-5, 2e-5}, {32}, {3}), ({1e-3}, {32}, {4}), 5),  # "batch 32, 3 epochs, 4 rates"
+}
+
+
+@pytest.mark.parametrize("preset", sorted(FINETUNE_PROTOCOLS))
+def test_every_fine_tuning_job_of_a_real_data_preset_follows_its_protocol(preset):
+    config = _load(preset)
+    tuned, frozen, restarts = FINETUNE_PROTOCOLS[preset]
+    tables = ["table5_released", "table7_released"] if preset == "released" else None
+    if preset == "released":  # its tables fine-tune released checkpoints: nothing is pretrained
+        assert plan.pretrain_runs(config, tables) == []
+    assert config["finetune"]["restarts"] == restarts
+    runs = plan.finetune_runs(config, tables)
+    assert runs
+    for run in runs:
+        want = frozen if HEAD_KINDS[run.head].frozen else tuned
+        points = plan.grid_points(config, run.task, run.head)
+        got = ({p.lr for p in points}, {p.batch_size for p in points}, {p.epochs for p in points})
+        assert got == want, (preset, run)

@@ -5,6 +5,7 @@ import json
 import pytest
 
 from bert_ablation import config as cfg
+from bert_ablation import estimate as estimate_module
 from bert_ablation import plan, rehearsal
 from bert_ablation.estimate import estimate
 from bert_ablation.schema import ConfigError
@@ -141,6 +142,8 @@ def test_report_extrapolates_measured_steps_to_the_full_run(tmp_path):
     fixed = state + rehearsal.PROCESS_MB  # the training state and the process stay, activations grow
     assert pretrain["full_memory_mb"] == pytest.approx(fixed + (3000.0 - fixed) * micro)
     assert pretrain["full_disk_gb"] == pytest.approx(2000 * 5 / 1e9)  # final + 4 Figure 5 checkpoints
+    # the request beside it: the rule's own, sized by the plan for the full run
+    assert {k: pretrain["request"][k] for k in ("mem_mb", "runtime")} == estimate_module.pretrain_request(full, "bert_base")
 
     finetune = rows[("finetune", "bert_base/final/mrpc/linear/lr5e-05_bs4_ep2")]
     # the longest paper grid point: batch 16, 4 epochs, 3,668 examples; 5 restarts; the measured
@@ -148,6 +151,8 @@ def test_report_extrapolates_measured_steps_to_the_full_run(tmp_path):
     restart = -(-3668 // 16) * 4 * 2.0 * 16 / 4 + 4.0 * (408 / 16) * 4 / 2
     assert finetune["full_seconds"] == pytest.approx(restart * 5)
     assert finetune["full_jobs"] == 18
+    longest = plan.FinetuneRun("bert_base", "final", "mrpc", "linear", "lr2e-05_bs16_ep4")
+    assert {k: finetune["request"][k] for k in ("mem_mb", "runtime")} == estimate_module.finetune_request(full, longest)
 
     text = rehearsal.markdown(result, "paper")
     assert "| pretrain | bert_base | cpu |" in text and "4000, 60, 0 |" in text

@@ -141,10 +141,17 @@ def test_the_slurm_profile_retries_with_growing_requests():
     assert {"slurm_partition", "slurm_account"} <= set(profile["default-resources"])
     resources = profile["set-resources"]
     assert resources["pretrain"]["gpu"] >= 1 and resources["finetune"]["gpu"] >= 1
-    for rule in ("pretrain", "finetune", "instances", "tasks"):
+    for rule in ("instances", "tasks"):
         for name in ("mem_mb", "runtime"):
             first, second = (eval(str(resources[rule][name]), {"attempt": attempt}) for attempt in (1, 2))
             assert second > first > 0, (rule, name)
+    # pretrain and finetune size theirs from the plan (rules/common.smk, x attempt): a constant here
+    # would override that (tests/test_estimate.py checks the requests)
+    for rule in ("pretrain", "finetune"):
+        assert not {"mem_mb", "runtime"} & set(resources[rule]), rule
+    for rule in ("pretrain.smk", "finetune.smk"):
+        text = (ROOT / "rules" / rule).read_text()
+        assert re.search(r"mem_mb=\w+_request\(\"mem_mb\"\)", text) and re.search(r"runtime=\w+_request\(\"runtime\"\)", text)
     # partitions and accounts belong to profiles, never to rules or the default profile
     for path in [*(ROOT / "rules").glob("*.smk"), ROOT / "Snakefile", ROOT / "profiles/default/config.yaml"]:
         assert "slurm_partition" not in path.read_text() and "slurm_account" not in path.read_text(), path
@@ -162,6 +169,11 @@ def test_snakemake_accepts_the_slurm_profile(tmp_path):
     assert result.returncode == 0, output[-3000:]
     pretrain = output.split("rule pretrain:")[1]
     resources = dict(re.findall(r"(\w+)=([^,\s]+)", pretrain.split("resources:")[1].splitlines()[0]))
-    assert resources["mem_mb"] == "16000" and resources["runtime"] == "240" and resources["gpu"] == "1"  # attempt 1
+    from bert_ablation import config as cfg
+    from bert_ablation.estimate import pretrain_request
+
+    asked = pretrain_request(cfg.load(str(ROOT / "config.yaml"), [str(MICRO)]), "bert_base")  # attempt 1
+    assert (int(resources["mem_mb"]), int(resources["runtime"])) == (asked["mem_mb"], asked["runtime"])
+    assert resources["gpu"] == "1"
     assert resources["slurm_partition"] == "gpu" and resources["slurm_account"] == "my_account"
     assert "threads: 4" in pretrain.split("resources:")[0]

@@ -119,23 +119,41 @@ def load(path: str, overrides: list[str] | None = None) -> dict:
         merged = deep_merge(merged, _read(file))
     config = validate(merged, source=", ".join(files))
     check_redefined_ablations(files, config)
+    check_shadowed_by_world(config, path, ", ".join(files[1:]) or path)
     return config
 
 
+def check_shadowed_by_world(config: dict, base_file: str, source: str) -> None:
+    """Refuse a top-level model / masking / pretrain value changed from ``base_file``'s (config.yaml)
+    that world_recipe overrides on the built-in world: it would have no effect there, silently."""
+    if config["corpus"]["source"] != "synthetic":
+        return
+    base = _read(base_file)
+    for group in ("model", "masking", "pretrain"):
+        for key, value in config["world_recipe"][group].items():
+            if key in config[group] and config[group][key] != (base.get(group) or {}).get(key, config[group][key]):
+                raise ConfigError(
+                    f"{source}: {group}.{key}={config[group][key]!r} has no effect on the built-in world "
+                    f"(corpus.source: synthetic), where world_recipe.{group}.{key}={value!r} sets it; change "
+                    f"world_recipe.{group}.{key} for the world's runs (or an ablation's own {group}.{key}).")
+
+
 def check_redefined_ablations(files: list[str], config: dict) -> None:
-    """On a corpus other than the built-in world, refuse a file that redefines an ablation of an
-    earlier file without stating every key that one sets. Files merge key by key (here and in
-    Snakemake's --configfile), so a key left out would be inherited silently: a preset's 24-layer
-    row on real text would keep config.yaml's width (or, before world_recipe, its rate) for the
-    world's 8-layer model. There an ablation a later file redefines is that file's whole
-    definition. On the built-in world a partial override is how a file tweaks the world's runs
-    (tests/micro.yaml), and it stays allowed."""
+    """Refuse a file that puts the run on a corpus of its own (corpus.source other than synthetic:
+    a preset on real data) and redefines an ablation of an earlier file without stating every key
+    that one sets. Files merge key by key (here and in Snakemake's --configfile), so a key left out
+    would be inherited silently: a preset's 24-layer row on real text would keep config.yaml's
+    width (or, before world_recipe, its rate) for the world's 8-layer model. For such a file an
+    ablation it redefines is its whole definition. A file that only adjusts runs (tests/micro.yaml
+    shrinks them, whatever the corpus) keeps its partial overrides."""
     if config["corpus"]["source"] == "synthetic":
         return
     earlier: dict[str, tuple[str, dict]] = {}
     for file in files:
-        for name, ablation in (_read(file).get("ablations") or {}).items():
-            if name in earlier and isinstance(ablation, dict):
+        data = _read(file)
+        own_corpus = (data.get("corpus") or {}).get("source", "synthetic") != "synthetic"
+        for name, ablation in (data.get("ablations") or {}).items():
+            if own_corpus and name in earlier and isinstance(ablation, dict):
                 first, before = earlier[name]
                 missing = [f"{key}={value!r}" for key, value in _flat(before).items() if key not in _flat(ablation)]
                 if missing:

@@ -9,11 +9,24 @@ FLOPs per trained token (forward + backward = 3x forward; PaLM, Chowdhery et al.
 Sequences are counted at their full length, as the paper's budget is (packed instances are).
 GPU-hours = FLOPs / (MFU x peak), at ``estimate.mfu`` of ``estimate.peak_tflops``. Nothing here
 imports torch: the estimate is instant, whatever the preset.
+
+Fine-tuning: per job (one grid point, all its restarts) restarts x epochs x (training examples x
+length x (6 N + 12 L H T) + evaluated examples x length x (2 N + 4 L H T)), plus the task head's
+BiLSTM where it has one; a feature-based head runs the frozen encoder forward once per example
+(its cached features) and trains only its BiLSTM. Examples count at the task's max_seq_length
+(an upper bound: batches are trimmed to their longest row). Task sizes: the built-in world's
+n_train/n_dev x world.scale; a hub or local task, its standard dataset's (TASK_SIZES).
+GPU-hours at ``estimate.finetune_mfu`` (small batches of short sequences keep it low).
+
+Cluster requests (rules' ``resources:``): each pretraining and fine-tuning job asks for its own
+estimated time x ``estimate.request_margin`` (at least ``estimate.min_runtime_minutes``) and its
+host memory (``pretrain_request``, ``finetune_request``), times Snakemake's ``attempt``.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
 
 from . import plan
@@ -23,6 +36,25 @@ log = logging.getLogger(__name__)
 
 BYTES_PER_TOKEN = 4.4  # raw English text per WordPiece token at a 30k vocabulary (~1.3 tokens a word)
 ROW_BYTES = 4 * 4 + 1  # an instance's lengths, segment_b, doc_a, doc_b (int32) and NSP label (int8)
+# (training examples, evaluated examples) of each task's standard dataset, the ones the paper used
+# (the hub's copies): GLUE's train and dev splits (MNLI: dev matched + mismatched), SQuAD v1.1's
+# questions (a window each: at 384 tokens ~1% of contexts need a second), CoNLL-2003's sentences
+# (dev testa + test testb). A hub or local task is estimated at these sizes before it is read.
+TASK_SIZES = {
+    "mnli": (392_702, 9_815 + 9_832),
+    "qnli": (104_743, 5_463),
+    "mrpc": (3_668, 408),
+    "sst2": (67_349, 872),
+    "cola": (8_551, 1_043),
+    "stsb": (5_749, 1_500),
+    "qqp": (363_846, 40_430),
+    "rte": (2_490, 277),
+    "squad": (87_599, 10_570),
+    "conll2003": (14_041, 3_250 + 3_453),
+}
+BASE_PROCESS_BYTES = 3e9  # Python, torch, CUDA's host-side context, tokenizer: measured jobs sit at 1-3 GB
+STATE_BYTES_PER_PARAMETER = 32  # fp32 weights, gradients, Adam's two moments (16), and a copy being saved
+INSTANCE_BYTES = 17  # pretraining's host memory per stored instance (README: 12-17 bytes, measured)
 
 
 def layer_parameters(hidden: int, intermediate: int) -> int:
@@ -32,6 +64,13 @@ def layer_parameters(hidden: int, intermediate: int) -> int:
 
 def non_embedding_parameters(model: dict) -> int:
     return model["layers"] * layer_parameters(model["hidden"], model["intermediate"])
+
+
+def total_parameters(model: dict, vocab_size: int) -> int:
+    """Encoder layers + embeddings (words, positions, segments), the MLM transform and the pooler."""
+    hidden = model["hidden"]
+    return (non_embedding_parameters(model) + (vocab_size + model["max_position_embeddings"] + 2) * hidden
+            + 2 * hidden * hidden)
 
 
 def run_estimate(spec: dict, vocab_size: int, max_seq_length: int) -> dict:
@@ -65,18 +104,17 @@ def corpus_text_bytes(config: dict) -> tuple[float | None, str]:
     return None, "unknown for hub datasets until downloaded: set estimate.corpus_text_gb"
 
 
-def estimate(config: dict) -> dict:
+def estimate(config: dict, names: list[str] | None = None) -> dict:
+    """The estimate of what the given tables and figures need (None: all the config defines)."""
     settings = config["estimate"]
     vocab = config["tokenizer"]["vocab_size"]
     runs = []
-    for name in plan.pretrain_runs(config):
+    for name in plan.pretrain_runs(config, names):
         spec = plan.resolve_ablation(config, name)
         run = run_estimate(spec, vocab, config["instances"]["max_seq_length"])
         run["gpu_hours"] = run["flops"] / (settings["mfu"] * settings["peak_tflops"] * 1e12) / 3600
         # weights + Adam's two moments in the resumable state; weights alone per kept checkpoint
-        hidden = spec["model"]["hidden"]
-        params = (run["non_embedding_parameters"] + (vocab + spec["model"]["max_position_embeddings"] + 2) * hidden
-                  + 2 * hidden * hidden)  # + embeddings, the MLM transform and the pooler
+        params = total_parameters(spec["model"], vocab)
         run["checkpoint_gb"] = params * 4 * (1 + len(spec["pretrain"]["save_steps"])) / 1e9
         run["state_gb"] = params * 4 * 3 / 1e9
         runs.append(run)
@@ -84,7 +122,7 @@ def estimate(config: dict) -> dict:
     disk = {"corpus_text_gb": None if text_bytes is None else text_bytes / 1e9, "corpus_text_from": text_from}
     if text_bytes is not None:
         tokens = text_bytes / BYTES_PER_TOKEN
-        specs = [plan.resolve_ablation(config, name) for name in plan.pretrain_runs(config)]
+        specs = [plan.resolve_ablation(config, name) for name in plan.pretrain_runs(config, names)]
         builds = {(s["packing"], config["instances"]["max_seq_length"]) for s in specs} | {
             (s["packing"], s["pretrain"]["short_seq_length"]) for s in specs if s["pretrain"]["short_seq_steps"]}
         token_bytes = 2 if vocab <= 1 << 16 else 4
@@ -96,15 +134,172 @@ def estimate(config: dict) -> dict:
                     instance_builds=sorted(f"{p}/len{n}" for p, n in builds))
     disk["checkpoints_gb"] = sum(r["checkpoint_gb"] for r in runs)
     disk["state_gb"] = sum(r["state_gb"] for r in runs)
-    finetune = plan.finetune_runs(config)
+    finetune = finetune_estimate(config, names)
     return {
         "assumption": f"{settings['mfu']:.0%} MFU of {settings['peak_tflops']:g} TFLOP/s ({settings['device']})",
+        "finetune_assumption": f"{settings['finetune_mfu']:.0%} MFU",
         "runs": runs,
         "total": {"runs": sum(1 for r in runs if r["tokens"]), "tokens": sum(r["tokens"] for r in runs),
                   "flops": sum(r["flops"] for r in runs), "gpu_hours": sum(r["gpu_hours"] for r in runs)},
         "disk": disk,
-        "finetune": {"jobs": len(finetune), "restarts": config["finetune"]["restarts"]},
+        "finetune": finetune,
     }
+
+
+# --- fine-tuning -----------------------------------------------------------------------------
+
+def task_examples(config: dict, task: str) -> tuple[int, int] | None:
+    """(training, evaluated) examples of a task: the built-in world's own sizes, else its standard
+    dataset's (TASK_SIZES); None for a task with no standard dataset (ner)."""
+    from .data.tasks import TASKS
+
+    settings = config["tasks"][task]
+    if settings["source"] == "world":
+        scale = config["world"]["scale"]
+        return (round(settings["n_train"] * scale),
+                round(settings["n_dev"] * scale) * len(TASKS[task].eval_splits))
+    return TASK_SIZES.get(task)
+
+
+def checkpoint_model(entry: dict) -> dict:
+    """The shape of an imported checkpoint, from its name: the miniatures' L-<n>_H-<n>_A-<n>
+    (Turc et al. 2019), "large" (24/1024/16), else BERT-Base's 12/768/12."""
+    import re
+
+    name = entry.get("hub") or entry.get("path") or ""
+    match = re.search(r"L-(\d+)_H-(\d+)_A-(\d+)", name)
+    layers, hidden, heads = (map(int, match.groups()) if match else
+                             (24, 1024, 16) if "large" in name.lower() else (12, 768, 12))
+    return {"layers": layers, "hidden": hidden, "heads": heads, "intermediate": 4 * hidden,
+            "max_position_embeddings": 512}
+
+
+def lstm_parameters(input_size: int, hidden: int, layers: int) -> int:
+    """A bidirectional LSTM: per layer and direction four gates of (input + hidden + bias) x hidden."""
+    total, size = 0, input_size
+    for _ in range(layers):
+        total += 2 * 4 * (size + hidden + 1) * hidden
+        size = 2 * hidden
+    return total
+
+
+def run_model(config: dict, ablation: str) -> dict:
+    if ablation in config["checkpoints"]:
+        return checkpoint_model(config["checkpoints"][ablation])
+    return plan.resolve_ablation(config, ablation)["model"]
+
+
+def finetune_job_estimate(config: dict, run: plan.FinetuneRun,
+                          examples: tuple[int, int] | None = None) -> dict | None:
+    """FLOPs of one fine-tuning job (every restart of one grid point) on ``examples`` (training,
+    evaluated; default: the task's, ``task_examples``); None when the task's size is unknown
+    before it is read."""
+    from .models.head_kinds import HEAD_KINDS
+
+    examples = examples or task_examples(config, run.task)
+    if examples is None:
+        return None
+    train, evaluated = examples
+    model, head = run_model(config, run.ablation), HEAD_KINDS[run.head]
+    length = config["tasks"][run.task]["max_seq_length"]
+    epochs, restarts = plan.grid_point(config, run.task, run.head, run.hp).epochs, config["finetune"]["restarts"]
+    n, layers, hidden = non_embedding_parameters(model), model["layers"], model["hidden"]
+    attention = layers * hidden * length  # per token, forward: 4 L H T (scores and values)
+    if head.frozen:  # heads.py: a two-layer BiLSTM (H a direction) over the combined layers
+        read = len(head.layers) if head.layers else layers + 1
+        lstm = lstm_parameters(hidden * (read if head.mode == "concat" else 1), hidden, 2)
+    elif head.name == "bilstm":
+        read, lstm = 0, lstm_parameters(hidden, hidden, 1)
+    else:
+        read, lstm = 0, 0
+    encoder_forward = 2 * n + 4 * attention
+    if head.frozen and config["finetune"]["cache_features"]:
+        flops = (train + evaluated) * length * encoder_forward + restarts * epochs * length * (
+            train * 6 * lstm + evaluated * 2 * lstm)
+    elif head.frozen:
+        flops = restarts * epochs * length * ((train + evaluated) * encoder_forward + train * 6 * lstm
+                                              + evaluated * 2 * lstm)
+    else:
+        flops = restarts * epochs * length * (train * (3 * encoder_forward + 6 * lstm)
+                                              + evaluated * (encoder_forward + 2 * lstm))
+    return {"task": run.task, "train_examples": train, "evaluated_examples": evaluated, "epochs": epochs,
+            "length": length, "flops": float(flops), "layers_read": read, "model": model}
+
+
+def finetune_estimate(config: dict, names: list[str] | None = None) -> dict:
+    settings = config["estimate"]
+    runs = plan.finetune_runs(config, names)
+    by_task: dict[str, dict] = {}
+    unknown = set()
+    for run in runs:
+        job = finetune_job_estimate(config, run)
+        if job is None:
+            unknown.add(run.task)
+            continue
+        entry = by_task.setdefault(run.task, {"jobs": 0, "train_examples": job["train_examples"], "flops": 0.0})
+        entry["jobs"] += 1
+        entry["flops"] += job["flops"]
+    for entry in by_task.values():
+        entry["gpu_hours"] = entry["flops"] / (settings["finetune_mfu"] * settings["peak_tflops"] * 1e12) / 3600
+    return {"jobs": len(runs), "restarts": config["finetune"]["restarts"], "by_task": by_task,
+            "flops": sum(e["flops"] for e in by_task.values()),
+            "gpu_hours": sum(e["gpu_hours"] for e in by_task.values()), "unknown_tasks": sorted(unknown)}
+
+
+# --- cluster requests ---------------------------------------------------------------------------
+
+def _minutes(flops: float, mfu: float, settings: dict) -> int:
+    seconds = flops / (mfu * settings["peak_tflops"] * 1e12)
+    return max(settings["min_runtime_minutes"], math.ceil(seconds * settings["request_margin"] / 60))
+
+
+def pretrain_request(config: dict, ablation: str) -> dict:
+    """runtime (minutes) and mem_mb of one pretraining job on one GPU, before Snakemake's attempt:
+    its estimated FLOPs at estimate.mfu of estimate.peak_tflops; host memory for the process, the
+    model's training state and the instance index (activations live on the GPU: a CPU-only
+    cluster's profile raises mem_mb)."""
+    settings, vocab = config["estimate"], config["tokenizer"]["vocab_size"]
+    spec = plan.resolve_ablation(config, ablation)
+    train = spec["pretrain"]
+    length = config["instances"]["max_seq_length"]
+    run = run_estimate(spec, vocab, length)
+    text_bytes, _ = corpus_text_bytes_known(config)
+    instances = (text_bytes / BYTES_PER_TOKEN * config["instances"]["dupe_factor"] / (length * 0.9)
+                 * (2 if train["short_seq_steps"] else 1)) if text_bytes else 0.0
+    memory = (BASE_PROCESS_BYTES + STATE_BYTES_PER_PARAMETER * total_parameters(spec["model"], vocab)
+              + INSTANCE_BYTES * instances)
+    return {"runtime": _minutes(run["flops"], settings["mfu"], settings),
+            "mem_mb": int(memory * settings["request_margin"] / 1e6)}
+
+
+def corpus_text_bytes_known(config: dict) -> tuple[float | None, str]:
+    """corpus_text_bytes, or unknown where the local files are missing: sizing a request is no
+    place to report that (check_corpus_shards does, when the DAG is built)."""
+    from .data.corpus import CorpusError
+
+    try:
+        return corpus_text_bytes(config)
+    except CorpusError:
+        return None, "unknown"
+
+
+def finetune_request(config: dict, run: plan.FinetuneRun) -> dict:
+    """runtime (minutes) and mem_mb of one fine-tuning job (all restarts of one grid point):
+    its FLOPs at estimate.finetune_mfu; host memory for the process, the model's state, the
+    encoded task and, for a feature-based head, its cached features (examples x length x layers
+    read x hidden x 4 bytes)."""
+    settings = config["estimate"]
+    # a task of unknown size (ner) is asked for as if it were the largest the paper used
+    job = finetune_job_estimate(config, run) or finetune_job_estimate(config, run, max(TASK_SIZES.values()))
+    model, examples = job["model"], job["train_examples"] + job["evaluated_examples"]
+    # an imported checkpoint brings its own vocabulary: BERT's uncased 30,522 stands for it
+    vocab = 30_522 if run.ablation in config["checkpoints"] else config["tokenizer"]["vocab_size"]
+    memory = (BASE_PROCESS_BYTES + STATE_BYTES_PER_PARAMETER * total_parameters(model, vocab)
+              + examples * job["length"] * 8 * 3  # input ids, segments, mask as int64
+              + (examples * job["length"] * job["layers_read"] * model["hidden"] * 4
+                 if job["layers_read"] and config["finetune"]["cache_features"] else 0))
+    return {"runtime": _minutes(job["flops"], settings["finetune_mfu"], settings),
+            "mem_mb": int(memory * settings["request_margin"] / 1e6)}
 
 
 def markdown(result: dict) -> str:
@@ -126,9 +321,16 @@ def markdown(result: dict) -> str:
                   f"| corpus shards (Arrow) | {d['corpus_arrow_gb']:.1f} |",
                   f"| instances ({', '.join(d['instance_builds'])}) | {d['instances_gb']:.1f} |"]
     lines += [f"| checkpoints (final + save_steps) | {d['checkpoints_gb']:.1f} |",
-              f"| resumable states under state/ | {d['state_gb']:.1f} |", "",
-              f"Fine-tuning: {result['finetune']['jobs']} jobs x {result['finetune']['restarts']} restarts "
-              "(not estimated: the tasks' sizes are known once they are read)."]
+              f"| resumable states under state/ | {d['state_gb']:.1f} |", ""]
+    f = result["finetune"]
+    lines += [f"Fine-tuning: {f['jobs']} jobs x {f['restarts']} restarts, {f['flops']:.2e} FLOPs, "
+              f"~{f['gpu_hours']:,.1f} GPU-hours at {result['finetune_assumption']}", "",
+              "| task | jobs | training examples | FLOPs | GPU-hours |", "|---|---|---|---|---|"]
+    for task, entry in sorted(f["by_task"].items()):
+        lines.append(f"| {task} | {entry['jobs']} | {entry['train_examples']:,} | {entry['flops']:.2e} "
+                     f"| {entry['gpu_hours']:,.1f} |")
+    if f["unknown_tasks"]:
+        lines.append(f"| {', '.join(f['unknown_tasks'])} | not estimated: no standard dataset size | | | |")
     return "\n".join(lines) + "\n"
 
 
@@ -143,3 +345,77 @@ def write_estimate(config: dict, markdown_path: str, json_path: str) -> dict:
     log.info("\n%s", text)
     print(text)
     return result
+
+
+# --- the README's preset table --------------------------------------------------------------------
+
+# What each preset's header tells you to build, when that is not everything it defines (released:
+# its checkpoint tables; families: its side-by-side table). The rest: all their tables.
+PRESET_TARGETS = {"released": ["table5_released", "table7_released"], "families": ["table5_families"]}
+PRESET_TABLE_BEGIN = "<!-- preset table: generated by python -m bert_ablation.estimate --presets; do not edit -->"
+PRESET_TABLE_END = "<!-- end of preset table -->"
+
+
+def _hours(hours: float) -> str:
+    return f"{hours:,.0f}" if hours >= 10 else f"{hours:.1f}" if hours >= 0.1 else "< 0.1"
+
+
+def presets_table(root: str) -> str:
+    """One row per preset (config.yaml and presets/*.yaml under ``root``), every number from
+    ``estimate`` of what the preset's header builds."""
+    from pathlib import Path
+
+    from . import config as cfg
+
+    base = Path(root) / "config.yaml"
+    presets = [("(default)", [])] + [(p.stem, [str(p)]) for p in sorted((Path(root) / "presets").glob("*.yaml"))]
+    lines = [PRESET_TABLE_BEGIN,
+             "| preset | builds | pretraining runs | bert_base: shape, steps x batch | pretraining FLOPs "
+             "| pretraining GPU-hours (bert_base) | fine-tuning jobs x restarts | fine-tuning FLOPs "
+             "| fine-tuning GPU-hours | disk GB (instances + checkpoints + states) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for name, files in presets:
+        config = cfg.load(str(base), files)
+        targets = PRESET_TARGETS.get(name)
+        result = estimate(config, targets)
+        t, f, d = result["total"], result["finetune"], result["disk"]
+        runs = {r["ablation"]: r for r in result["runs"]}
+        if "bert_base" in runs:
+            m = plan.resolve_ablation(config, "bert_base")["model"]
+            r = runs["bert_base"]
+            shape = f"{m['layers']}/{m['hidden']}/{m['heads']} {m['architecture']}, {r['steps']:,} x {r['batch_size']}"
+            pretraining = f"{_hours(t['gpu_hours'])} ({_hours(r['gpu_hours'])})"
+        else:
+            shape, pretraining = "none", "0"
+        disk = (d.get("instances_gb") or 0) + d["checkpoints_gb"] + d["state_gb"]
+        lines.append(f"| `{name}` | {', '.join(targets) if targets else 'all'} | {t['runs']} | {shape} "
+                     f"| {t['flops']:.1e} | {pretraining} | {f['jobs']:,} x {f['restarts']} | {f['flops']:.1e} "
+                     f"| {_hours(f['gpu_hours'])} | {disk:,.1f} |")
+    settings = cfg.load(str(base))["estimate"]
+    lines += ["", f"GPU-hours at {settings['mfu']:.0%} MFU (pretraining) and {settings['finetune_mfu']:.0%} "
+              f"(fine-tuning) of {settings['peak_tflops']:g} TFLOP/s ({settings['device']}); hub tasks at their "
+              "standard datasets' sizes, every sequence at its full length (an upper bound).", PRESET_TABLE_END]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+    from pathlib import Path
+
+    parser = argparse.ArgumentParser(description="The compute estimate of the configurations.")
+    parser.add_argument("--presets", action="store_true", help="print the README's preset table (markdown)")
+    parser.add_argument("--write-readme", metavar="README", help="replace the preset table in this README")
+    parser.add_argument("--root", default=".", help="the checkout holding config.yaml and presets/")
+    args = parser.parse_args(argv)
+    table = presets_table(args.root)
+    if args.write_readme:
+        path = Path(args.write_readme)
+        text = path.read_text()
+        start, end = text.index(PRESET_TABLE_BEGIN), text.index(PRESET_TABLE_END) + len(PRESET_TABLE_END) + 1
+        path.write_text(text[:start] + table + text[end:])
+    else:
+        print(table, end="")
+
+
+if __name__ == "__main__":
+    main()

@@ -215,6 +215,7 @@ def _full_examples(config: dict, task: str, split: str) -> int | None:
 
 def report(full: dict, rehearsed: dict, requests: dict, root: str = ".") -> dict:
     """Each rule's measured rehearsal and its extrapolated full run, beside the profile's requests."""
+    from . import estimate as cost
     from .estimate import estimate
 
     at = lambda *parts: os.path.join(root, *parts)  # noqa: E731
@@ -302,7 +303,8 @@ def report(full: dict, rehearsed: dict, requests: dict, root: str = ".") -> dict
             "full_disk_gb": (checkpoint * (1 + len(big["save_steps"])) + sum(map(os.path.getsize, states[:1]))) / 1e9,
             "basis": (f"steps x the last measured step of each phase x {big['batch_size']}/{small['batch_size']} "
                       f"sequences; GPU: {'measured' if on_gpu else 'FLOPs at ' + full_estimate['assumption']}"),
-            "request": requests.get("pretrain", {})})
+            # the rule's own request, sized by the plan (estimate.pretrain_request) for the full run
+            "request": {**requests.get("pretrain", {}), **cost.pretrain_request(full, name)}})
 
     # Fine-tuning: per (model, task, head) the longest job of the full grid (the smallest batch,
     # the most epochs), all its restarts; from the measured step and the measured evaluation.
@@ -343,11 +345,27 @@ def report(full: dict, rehearsed: dict, requests: dict, root: str = ".") -> dict
             "full_jobs": len(points),
             "basis": (f"the longest grid point ({longest.key}) x {full['finetune']['restarts']} restarts: "
                       f"{n_full if n_full else '?'} examples x {ratio:.2f} features each"),
-            "request": requests.get("finetune", {})})
+            "request": {**requests.get("finetune", {}), **cost.finetune_request(
+                full, plan.FinetuneRun(_job_model(path, root), _full_step(full, rehearsed, path, root), task, head,
+                                       longest.key))}})
     vocab = _vocab_size(at("results", "tokenizer"))
     return {"startup_seconds": startup, "assumption": full_estimate["assumption"], "rows": rows,
             "tokenizer": {"configured": full["tokenizer"]["vocab_size"], "learnt": vocab},
             "jobs": len(benchmarks), "estimate_total": full_estimate["total"], "disk": full_estimate["disk"]}
+
+
+def _job_model(path: str, root: str) -> str:
+    """The model folder name of a fine-tuning metrics.json (an ablation or a checkpoint)."""
+    return os.path.relpath(path, os.path.join(root, "results", "finetune")).split(os.sep)[0]
+
+
+def _full_step(full: dict, rehearsed: dict, path: str, root: str) -> str:
+    """A rehearsal's step-k checkpoint as the full run's: the same one of the saved steps."""
+    model, step = os.path.relpath(path, os.path.join(root, "results", "finetune")).split(os.sep)[:2]
+    if step == plan.FINAL_STEP or model not in full["ablations"]:
+        return step
+    index = plan.resolve_ablation(rehearsed, model)["pretrain"]["save_steps"].index(int(step.split("-")[1]))
+    return f"step-{plan.resolve_ablation(full, model)['pretrain']['save_steps'][index]}"
 
 
 def _checkpoint_parameters(checkpoint: str) -> int | None:
