@@ -23,6 +23,7 @@ include: "rules/tasks.smk"
 include: "rules/finetune.smk"
 include: "rules/tables.smk"
 include: "rules/estimate.smk"
+include: "rules/rehearsal.smk"
 
 
 rule all:

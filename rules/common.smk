@@ -5,7 +5,7 @@ import json
 
 from bert_ablation import config as cfg
 from bert_ablation import estimate as cost
-from bert_ablation import plan
+from bert_ablation import plan, rehearsal
 from bert_ablation.data import corpus
 from bert_ablation.data.task_files import input_files as local_task_files
 from bert_ablation.data.tasks import TaskDataError
@@ -19,6 +19,11 @@ try:
     # and a top-level rate (say) changed from config.yaml's is no silent no-op on the built-in world
     cfg.check_shadowed_by_world(config, os.path.join(workflow.basedir, "config.yaml"), "config",
                                 [str(f) for f in workflow.overwrite_configfiles or []])
+    # With rehearse: true, every rule below sees the rehearsal's budgets at the real shapes (its
+    # jobs' cluster requests too); the rehearsal rule extrapolates to the full run, which it reads
+    # from full_config.
+    full_config = config
+    config = rehearsal.rehearse(config)
 except cfg.ConfigError as err:
     raise WorkflowError(str(err)) from None
 
@@ -145,7 +150,10 @@ def task_files(wildcards):
 
 def task_source(wildcards):
     task = config["tasks"][wildcards.task]
-    return as_param({"task": mirrored({k: task[k] for k in ("source", "n_train", "n_dev", "hub", "path", "files")}),
+    # the example caps only when set: a run without them keeps the params (and results) it had
+    caps = {k: task[k] for k in ("max_train_examples", "max_eval_examples") if task[k] is not None}
+    return as_param({"task": mirrored({**{k: task[k] for k in ("source", "n_train", "n_dev", "hub", "path", "files")},
+                                       **caps}),
                      "world": config["world"]})
 
 
@@ -263,8 +271,10 @@ def claims_settings():
     return as_param({k: v for k, v in config["claims"].items() if k != "enabled"})
 
 
-def all_outputs():
+def all_outputs(rehearsal=True):
     outputs = [path for name in plan.report_names(config) for path in table_outputs(name)]
+    if rehearsal and config["rehearse"]:
+        outputs += rules.rehearsal.output
     if plan.report_names(config):
         outputs += rules.loss_curves.output
     if config["claims"]["enabled"] and plan.report_names(config):

@@ -9,6 +9,8 @@ rule tasks:
         "../envs/bert-ablation.yaml"
     log:
         "logs/tasks/{task}.log",
+    benchmark:
+        "logs/tasks/{task}.benchmark.tsv"
     resources:
         mem_mb=4000,
         runtime=60,

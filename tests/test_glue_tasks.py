@@ -177,6 +177,9 @@ def test_stsb_fine_tunes_end_to_end(tmp_path, tokenizer):
     metrics = json.loads(out.read_text())
     assert metrics["dev_split"] == "validation" and set(metrics["dev"]) == {"pearson", "spearman"}
     assert all(-100 <= v <= 100 for v in metrics["dev"].values()) and metrics["train_examples"] == 16
+    # what a rehearsal extrapolates from: each of the 16 / 4 optimizer steps, and the peak RSS
+    assert len(metrics["step_seconds"]) == 4 and all(0 < s < metrics["seconds"] for s in metrics["step_seconds"])
+    assert metrics["peak_rss_mb"] > 100 and "peak_gpu_mb" not in metrics
 
 
 def test_a_checkpoint_of_another_config_or_vocabulary_is_refused_before_training(tmp_path, tokenizer):

@@ -124,6 +124,9 @@ def test_short_sequence_phase_trains_on_the_short_instances_first(prepared, tmp_
     per_step = [(b - a) / 2 for a, b in zip([0, *tokens], tokens)]  # a log row every 2 steps
     assert max(per_step[:3]) <= 8 * 16 < min(per_step[3:])  # steps 1-6 at length <= 16, then longer rows
     assert metrics["steps"] == 12 and metrics["tokens_seen"] == tokens[-1]
+    # what a rehearsal extrapolates from: each step's time (the phases apart) and the peak RSS
+    assert len(metrics["step_seconds"]) == 12 and all(s > 0 for s in metrics["step_seconds"])
+    assert metrics["peak_rss_mb"] > 100
     with pytest.raises(ValueError, match="short_seq_steps=6 needs the instances of length 16"):
         pretrain(spec, str(root / "nsp_pairs"), str(root / "tokenizer"), str(tmp_path / "c2"), str(tmp_path / "m2.json"),
                  str(tmp_path / "l2.csv"), str(tmp_path / "state2"), threads=1, device="cpu")

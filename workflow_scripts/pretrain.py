@@ -7,6 +7,7 @@ import tempfile
 
 from bert_ablation import config as cfg
 from bert_ablation import plan
+from bert_ablation.rehearsal import rehearse
 from bert_ablation.training.distributed import torchrun_command
 from bert_ablation.training.health import PretrainingHealthError
 from bert_ablation.training.pretrain import pretrain
@@ -16,7 +17,8 @@ from bert_ablation.workflow import job_logging, params_json
 # intervals, TensorBoard) come from today's config, so that changing them neither reruns the job
 # nor, since the spec hash ignores them, starts the run over.
 spec = params_json(snakemake, "spec")
-current = plan.resolve_ablation(cfg.validate(snakemake.config), snakemake.wildcards.ablation)
+# (a rehearsal's own: the same shrink the DAG was planned with)
+current = plan.resolve_ablation(rehearse(cfg.validate(snakemake.config)), snakemake.wildcards.ablation)
 spec["pretrain"].update(plan.execution_settings(current))
 short = getattr(snakemake.input, "short_instances", None)
 kwargs = dict(spec=spec, instances_dir=list(snakemake.input.instances),

@@ -233,6 +233,7 @@ def finetune_settings(config: dict, task: str, head: str, hp: str) -> dict:
     """Everything a fine-tuning job depends on besides its checkpoint and data: its params."""
     settings = {k: v for k, v in config["finetune"].items() if k not in ("grid", "feature_based_grid")}
     settings["task"] = {k: v for k, v in config["tasks"][task].items()
-                        if k not in ("grid", "n_train", "n_dev", "hub", "source", "path", "files")}
+                        if k not in ("grid", "n_train", "n_dev", "hub", "source", "path", "files",
+                                     "max_train_examples", "max_eval_examples")}
     settings["hp"] = dataclasses.asdict(grid_point(config, task, head, hp))  # the job's JSON params
     return settings

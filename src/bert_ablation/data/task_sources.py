@@ -80,6 +80,14 @@ def local_file_splits(name: str, settings: dict, world: dict) -> tuple[dict, dic
 SOURCES = {"world": world_splits, "hub": hub_splits, "local": local_file_splits}
 
 
+def _first(rows, limit: int | None):
+    """The first ``limit`` records of a split (tasks.<task>.max_train_examples / max_eval_examples:
+    a rehearsal's few examples from any source), a hub Dataset or a list alike."""
+    if limit is None or len(rows) <= limit:
+        return rows
+    return rows.select(range(limit)) if hasattr(rows, "select") else rows[:limit]
+
+
 def build_task(name: str, settings: dict, world: dict, out_dir: str) -> dict:
     """Load a task from its configured source, validate it and save it as a DatasetDict."""
     import datasets
@@ -90,6 +98,8 @@ def build_task(name: str, settings: dict, world: dict, out_dir: str) -> dict:
     for split in ("train", *spec.eval_splits):
         if split not in splits:
             raise TaskDataError(f"{name}: source '{settings['source']}' has no split '{split}'.")
+    splits = {split: _first(rows, settings.get("max_train_examples" if split == "train" else "max_eval_examples"))
+              for split, rows in splits.items()}
     if not spec.labels and spec.kind == "tagging":
         spec = with_labels(spec, splits["train"])
         for split in spec.eval_splits:  # a hub or saved dataset's splits may disagree

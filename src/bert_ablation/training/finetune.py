@@ -24,6 +24,7 @@ from ..data.task_kinds import TASK_KINDS
 from ..data.tasks import TASKS, with_labels
 from ..models.heads import HEADS
 from ..models.modeling import FinetuneModel
+from ..rehearsal import peak_memory
 from ..storage import atomic_file, derive_seed, read_json, stable_hash, tree_digest, write_json
 from .batching import epoch_batches
 from .engine import Engine, configure_threads, seed_everything
@@ -87,7 +88,7 @@ class Interrupted(Exception):
 
 def train_restart(encoder, spec, head: str, train_features: dict, settings: dict, seeds: dict,
                   pad_id: int, device: str, desc: str, after_epoch=None, state_file: Path | None = None,
-                  budget: list[int] | None = None) -> tuple[Engine, list]:
+                  budget: list[int] | None = None, step_seconds: list | None = None) -> tuple[Engine, list]:
     """Train one restart; ``after_epoch(engine)``, when given, scores the model after each epoch
     (evaluation draws no random numbers, so the training run is the same with or without it).
     Returns the engine and the list of those scores.
@@ -95,7 +96,8 @@ def train_restart(encoder, spec, head: str, train_features: dict, settings: dict
     With ``state_file``, the state after each epoch (model, optimizer, schedule, RNGs, the data
     order's generator and the scores so far) is saved there, and a run that finds one resumes
     from it: an interrupted restart continues where it stopped, to the same result. ``budget``
-    ([epochs]) raises Interrupted once that many epochs have been trained (tests)."""
+    ([epochs]) raises Interrupted once that many epochs have been trained (tests). ``step_seconds``,
+    when given, receives each optimizer step's duration (a rehearsal's measurements)."""
     hp = settings["hp"]
     seed_everything(seeds["init_seed"])
     model = FinetuneModel(copy.deepcopy(encoder), spec.kind, len(spec.labels), head, settings["dropout"])
@@ -117,7 +119,10 @@ def train_restart(encoder, spec, head: str, train_features: dict, settings: dict
     progress = tqdm(total=total, initial=first_epoch * steps_per_epoch, mininterval=10, desc=desc)
     for epoch in range(first_epoch, hp["epochs"]):
         for index in epoch_batches(lengths, hp["batch_size"], data_order, settings["group_by_length"]):
+            began = time.perf_counter()
             out = engine.step(pad_batch(train_features, index, pad_id, label_keys))
+            if step_seconds is not None:
+                step_seconds.append(round(time.perf_counter() - began, 4))
             progress.update()
             progress.set_postfix(loss=f"{out.loss.item():.3f}", refresh=False)
         if after_epoch is not None:
@@ -149,13 +154,14 @@ def _retry_outcome(attempts: list[dict], no_retry: str | None) -> str:
 
 def _train_until_not_collapsed(encoder, spec, head: str, train_features: dict, settings: dict, seeds: dict,
                                pad_id: int, device: str, desc: str, dev_scorer, state_stem: Path | None,
-                               budget: list[int] | None, no_retry: str | None = None) -> tuple[Engine, list, list[dict]]:
+                               budget: list[int] | None, no_retry: str | None = None,
+                               step_seconds: list | None = None) -> tuple[Engine, list, list[dict]]:
     """Train one restart; while it collapses (predicts one class for every dev example) and
     ``finetune.collapse_retry.max_retries`` allows, train it again from the same seeds at the rate
     divided by ``lr_divisor``: a constant classifier is a failed run, not a score (issue 25), and
     the usual cause is a rate too high for the encoder. Returns the last attempt's engine and dev
     curve, and every attempt's {lr, collapsed_to, dev}. ``no_retry``: why this restart gets no retry
-    (its encoder did not learn in pretraining), or None."""
+    (its encoder did not learn in pretraining), or None. ``step_seconds`` collects every attempt's steps."""
     retry = settings["collapse_retry"]
     lr, attempts = settings["hp"]["lr"], []
     max_retries = 0 if no_retry else retry["max_retries"]
@@ -166,7 +172,7 @@ def _train_until_not_collapsed(encoder, spec, head: str, train_features: dict, s
                                       desc=desc if attempt == 0 else f"{desc} retry {attempt} (lr {lr:g})",
                                       after_epoch=dev_scorer(dev_outputs),
                                       state_file=_attempt_state(state_stem, attempt) if state_stem else None,
-                                      budget=budget)
+                                      budget=budget, step_seconds=step_seconds)
         collapsed = TASK_KINDS[spec.kind].constant_prediction(spec, dev_outputs)
         attempts.append({"lr": lr, "collapsed_to": collapsed, "dev": curve[-1]})
         if collapsed is None:
@@ -263,11 +269,13 @@ def finetune(checkpoint_dir: str, task_dir: str, task: str, head: str, settings:
             results.append(metrics)
             continue
         began = time.perf_counter()
+        step_seconds = []
         try:
             engine, curve, attempts = _train_until_not_collapsed(
                 encoder, spec, head, train_features, settings, seeds, tokenizer.pad_token_id, device,
                 f"{task} {head} restart {restart}", lambda keep: scorer(dev_split, keep=keep),
-                state_dir / f"restart{restart}" if state_dir else None, budget, no_retry)
+                state_dir / f"restart{restart}" if state_dir else None, budget, no_retry,
+                step_seconds)
         except Interrupted:
             return None
         # The last epoch's dev score is the run's; the other splits are scored once, at the end.
@@ -289,6 +297,8 @@ def finetune(checkpoint_dir: str, task_dir: str, task: str, head: str, settings:
             "optimizer": engine.optimizer_settings(),
             "inputs": inputs,
             "seconds": round(time.perf_counter() - began, 2), "device": device, "precision": engine.precision,
+            # what a rehearsal extrapolates from (bert_ablation.rehearsal); the peak is the job's so far
+            "step_seconds": step_seconds, **peak_memory(engine.device),
         }
         if finished is not None:
             write_json(finished, metrics)

@@ -15,7 +15,7 @@ import math
 import os
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -26,6 +26,7 @@ from ..models.masking import IGNORE_INDEX, Masker, MaskingProcedure
 from ..models.modeling import ARCHITECTURES, pretraining_model
 from ..models.objectives import OBJECTIVES
 from ..plan import ablation_hash
+from ..rehearsal import peak_memory
 from ..storage import atomic_dir, atomic_file, derive_seed, file_digest, stable_hash, tree_digest, write_json
 from . import health
 from .batching import Prefetcher, epoch_batch_matrix
@@ -259,6 +260,7 @@ class PretrainingRun:
     masker: Masker
     engine: Engine
     dist: Distributed
+    step_seconds: list = field(default_factory=list)  # each step of this process, data and masks included
 
     @property
     def train(self) -> dict:
@@ -366,6 +368,8 @@ def _loop(run: PretrainingRun, batches, progress, tokens: int, step_log: StepLog
             final_loss = float(loss_sum) / summed  # the one device sync of the logging interval
             now = time.perf_counter()
             rate = (tokens - logged[1]) / max(now - logged[0], 1e-9)  # all processes' tokens
+            # what a rehearsal extrapolates from: the interval's mean step (per step, as it logs every step)
+            run.step_seconds.extend([round((now - logged[0]) / summed, 4)] * summed)
             logged = (now, tokens)
             step_log.write(done, loss=round(final_loss, 5), lm_loss=round(out.lm_loss.item(), 5),
                            nsp_loss=None if out.nsp_loss is None else round(out.nsp_loss.item(), 5),
@@ -404,6 +408,8 @@ def publish(run: PretrainingRun, checkpoints_dir: str, metrics_path: str, log_pa
                    "weight_decay": train["weight_decay"]},
         "device": str(engine.device), "precision": engine.precision, "threads": torch.get_num_threads(),
         "data_parallel_processes": run.dist.world_size,
+        # what a rehearsal extrapolates from (bert_ablation.rehearsal): steps from resumed_from_step on
+        "step_seconds": run.step_seconds, **peak_memory(engine.device),
         **heldout_metrics(engine, run.objective, run.masker, run.heldout, train["eval_batches"],
                           unigram_log_probs(run.objective, run.masker, run.batches, len(run.tokenizer))),
         "last_layer_cosine": last_layer_cosine(engine, run.spec["model"]["architecture"], run.heldout),

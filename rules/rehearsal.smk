@@ -1,0 +1,40 @@
+localrules:
+    rehearsal,
+
+
+def rule_resources():
+    """Each rule's own resources (values; a function of the job stays None): what a profile
+    that does not set a rule's resources requests."""
+    names = ("corpus", "word_counts", "tokenizer", "instances", "tasks", "import_checkpoint", "pretrain", "finetune")
+    own = {}
+    for name in names:
+        resources = getattr(rules, name).rule.resources
+        own[name] = {key: (None if resources[key].is_evaluable() else resources[key].value)
+                     for key in ("mem_mb", "runtime", "gpu") if key in resources}
+    return own
+
+
+# With rehearse: true, part of `all`: every rule's measured step time and peak memory at the real
+# shapes, extrapolated to the full run beside what the cluster profile requests (docs/rehearsal.md).
+rule rehearsal:
+    input:
+        # rehearsal.tables: only those tables' jobs (the released preset's), else every one
+        [p for name in config["rehearsal"]["tables"] for p in table_outputs(name)] or all_outputs(rehearsal=False),
+    output:
+        markdown="results/rehearsal.md",
+        json="results/rehearsal.json",
+    params:
+        full=as_param(full_config),
+        rehearsed=as_param(config),
+        resources=as_param(rule_resources()),
+        profile=os.path.join(workflow.basedir, "profiles", "slurm", "config.yaml"),
+        title=" + ".join(os.path.basename(f) for f in workflow.configfiles),
+    log:
+        "logs/rehearsal.log",
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    conda:
+        "../envs/bert-ablation.yaml"
+    script:
+        "../workflow_scripts/rehearsal.py"
