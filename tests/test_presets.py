@@ -244,6 +244,22 @@ def test_a_top_level_value_the_world_recipe_overrides_is_refused_on_the_world(tm
     assert plan.resolve_ablation(config, "size_wide_deep")["pretrain"]["lr"] == 2e-3  # its own entry
 
 
+def test_a_preset_stating_a_value_the_world_recipe_overrides_is_refused_whatever_the_value(tmp_path):
+    """A world preset that states the generic warmup (350, config.yaml's own top-level value) would
+    still train at the world's 70: stated in a preset, a shadowed key is refused even unchanged;
+    stated at the world_recipe's own value it is harmless (tests/micro.yaml states both)."""
+    change = tmp_path / "warmup.yaml"
+    change.write_text("pretrain: {steps: 3500, warmup_steps: 350}\n")
+    with pytest.raises(cfg.ConfigError, match=r"warmup.yaml: pretrain.warmup_steps=350 has no effect .* "
+                                               r"world_recipe.pretrain.warmup_steps=70"):
+        cfg.load(str(ROOT / "config.yaml"), [str(change)])
+    change.write_text("pretrain: {warmup_steps: 70}\n")
+    assert cfg.load(str(ROOT / "config.yaml"), [str(change)])["pretrain"]["warmup_steps"] == 70
+    change.write_text("pretrain: {steps: 3500}\nworld_recipe: {pretrain: {warmup_steps: 350}}\n")
+    config = cfg.load(str(ROOT / "config.yaml"), [str(change)])
+    assert plan.resolve_ablation(config, "bert_base")["pretrain"]["warmup_steps"] == 350
+
+
 # The fine-tuning protocol each real-data preset's header states: (learning rates, batch sizes, epochs)
 # of the GLUE/SQuAD grid, the feature-based heads' grid, restarts. None of config.yaml's tiny-model
 # rates (1e-3; CoNLL 2e-3; features 3e-3 x 6 epochs) may reach them.

@@ -68,6 +68,10 @@ def rehearse(config: dict) -> dict:
     out["pretrain"] = shrink_pretrain(config["pretrain"], budget)
     finetune = out["finetune"]
     finetune["restarts"] = budget["restarts"]
+    # No collapse retries: a few examples for two epochs nearly always give a constant classifier,
+    # and retrying it would double the jobs' time without saying anything about the full run's
+    # (tests/test_health.py pins the retries themselves).
+    finetune["collapse_retry"] = {**finetune["collapse_retry"], "max_retries": 0}
     # One grid point: each level of the grid (finetune.grid, a task's, the feature-based one)
     # keeps its first value of every key it sets; the batch and the epochs are the rehearsal's.
     full_grid = {**schema_defaults("finetune")["grid"], **finetune["grid"]}
