@@ -63,7 +63,10 @@ def test_smoke_says_what_it_could_not_check_here(smoke):
     report, _ = smoke
     assert "CUDA only" in report["syncs"]["skipped"]
     assert "DDP needs more than one" in report["ddp"]["skipped"]
-    assert "skipped" in report["rehearsal"]
+    # the small preset's rehearsal: a mirror generated and the DAG planned (-n), run whole on a GPU only
+    rehearsal = report["rehearsal"]
+    assert rehearsal["dry_run"] and rehearsal["returncode"] == 0, rehearsal["tail"]
+    assert "rehearsal" in rehearsal["tail"] and "pretrain" in rehearsal["tail"]
     assert report["levers"]["eager"]["tokens_per_s"] > 0
 
 
