@@ -121,10 +121,13 @@ def train_restart(encoder, spec, head: str, train_features: dict, settings: dict
         for index in epoch_batches(lengths, hp["batch_size"], data_order, settings["group_by_length"]):
             began = time.perf_counter()
             out = engine.step(pad_batch(train_features, index, pad_id, label_keys))
-            if step_seconds is not None:
+            if step_seconds is not None:  # a rehearsal's measurement: the step done on the device too
+                if engine.device.type == "cuda":
+                    torch.cuda.synchronize(engine.device)
                 step_seconds.append(round(time.perf_counter() - began, 4))
             progress.update()
-            progress.set_postfix(loss=f"{out.loss.item():.3f}", refresh=False)
+        # the epoch's last loss, read back once an epoch: a read per step would wait for the GPU every step
+        progress.set_postfix(loss=f"{out.loss.item():.3f}", refresh=False)
         if after_epoch is not None:
             curve.append(after_epoch(engine))
         if state_file is not None and epoch + 1 < hp["epochs"]:
