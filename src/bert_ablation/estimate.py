@@ -379,7 +379,8 @@ def presets_table(root: str) -> str:
         targets = PRESET_TARGETS.get(name)
         if config["corpus"]["source"] in ("text", "jsonl"):  # sized by its local files: not in every checkout
             lines.append(f"| `{name}` | {', '.join(targets) if targets else 'all'} | your corpus: run "
-                         f"`snakemake --cores 1 estimate --configfile presets/{name}.yaml` once its files exist "
+                         f"`snakemake --cores 1 -d runs/{name} estimate --configfile $PWD/presets/{name}.yaml` once its files "
+                         "exist (the preset's paths are relative to its -d folder) "
                          "| | | | | | | |")
             continue
         result = estimate(config, targets)
