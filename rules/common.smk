@@ -2,6 +2,7 @@
 # and every helper that turns it into paths or params lives here.
 import dataclasses
 import json
+import re
 
 from bert_ablation import config as cfg
 from bert_ablation import estimate as cost
@@ -28,7 +29,9 @@ except cfg.ConfigError as err:
     raise WorkflowError(str(err)) from None
 
 wildcard_constraints:
-    ablation="|".join(sorted([*config["ablations"], *config["checkpoints"]])),
+    # an ablation's pretraining runs (seed 0 under its own name, then <name>.seed<k>) or a checkpoint
+    ablation="|".join(map(re.escape, sorted([*(run for a in config["ablations"] for run in plan.seed_runs(config, a)),
+                                             *config["checkpoints"]]))),
     checkpoint="|".join(sorted(config["checkpoints"])) or "no-checkpoint",
     task="|".join(sorted(config["tasks"])),
     table="|".join(plan.report_names(config)) or "no-table",

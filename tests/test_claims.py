@@ -36,6 +36,8 @@ def cells_of(**rows):
 
 
 def verdict(claim, cells, **kwargs):
+    # The restart-level tests these cases pin (the default, the Multi-Bootstrap, is tested below).
+    kwargs.setdefault("test", "welch")
     return judge_claims([claim], cells, **kwargs).iloc[0]
 
 
@@ -154,13 +156,13 @@ def test_a_cell_of_a_run_that_did_not_learn_excludes_its_claims_with_the_reason(
     excluded = {("t", "B", "c"): "pretraining run 'mask_100_0_0' did not learn (plateau: perplexity 163 vs 162)"}
     frame = judge_claims([greater(), {**greater(worse="C"), "id": "u"}, {**greater(better="B", worse="C"), "id": "w"}],
                          cells, excluded=excluded)
-    assert frame.verdict.tolist() == ["not evaluated", "reproduced", "not evaluated"]
-    assert frame.reason[0] == ("excluded, not testable: t / B / c: pretraining run 'mask_100_0_0' did not learn "
+    assert frame.verdict.tolist() == ["not testable", "reproduced", "not testable"]
+    assert frame.reason[0] == ("not testable (pretraining health): t / B / c: pretraining run 'mask_100_0_0' did not learn "
                                "(plateau: perplexity 163 vs 162)")
     assert frame.tests.tolist() == [0, 2, 0] and frame.comparisons[0] == ""
     # best/worst over every row of the column: a not-learnt row among them excludes the claim too
     worst = {"id": "x", "claim": "C worst", "source": "s", "kind": "worst", "table": "t", "column": "c", "row": "C"}
-    assert verdict(worst, cells, excluded=excluded).reason.startswith("excluded, not testable: t / B / c")
+    assert verdict(worst, cells, excluded=excluded).reason.startswith("not testable (pretraining health): t / B / c")
 
 
 def test_provenance_carries_the_exclusion_into_check_claims(tmp_path):
@@ -176,8 +178,8 @@ def test_provenance_carries_the_exclusion_into_check_claims(tmp_path):
     claims.write_text("claims:\n  - {id: t, claim: A > B, source: s, kind: greater, table: t, column: c, "
                       "better: A, worse: B}\n")
     frame = check_claims([provenance], tmp_path / "c.csv", tmp_path / "c.md", claims_path=claims)
-    assert frame.verdict[0] == "not evaluated" and "mask_100_0_0' did not learn" in frame.reason[0]
-    assert "not evaluated: excluded, not testable" in (tmp_path / "c.md").read_text()
+    assert frame.verdict[0] == "not testable" and "mask_100_0_0' did not learn" in frame.reason[0]
+    assert "## Not testable at this scale (1)" in (tmp_path / "c.md").read_text()
 
 
 # ----------------------------------------------------------------------------- bootstrap
@@ -209,7 +211,7 @@ def test_holm_turns_a_marginal_verdict_inconclusive_and_the_setting_picks():
     cells = cells_of(A=[71.0, 73.0, 75.0, 74.0], B=[70.0, 71.0, 72.0, 70.5], C=[71.2, 73.0, 75.0, 74.0],
                      D=[70.0, 71.0, 72.0, 70.6])
     claims = [greater("A", "B"), {**greater("C", "D"), "id": "u"}]
-    frame = judge_claims(claims, cells)
+    frame = judge_claims(claims, cells, test="welch")
     raw = [stats.ttest_ind(cells[("t", x, "c")], cells[("t", y, "c")], equal_var=False, alternative="greater").pvalue
            for x, y in (("A", "B"), ("C", "D"))]
     assert all(0.01 < p < 0.05 for p in raw) and raw[1] < raw[0]
@@ -220,7 +222,7 @@ def test_holm_turns_a_marginal_verdict_inconclusive_and_the_setting_picks():
     assert list(frame.tests) == [2, 2]
     assert list(frame.verdict_uncorrected) == ["reproduced"] * 2 and list(frame.verdict_holm) == ["inconclusive"] * 2
     assert list(frame.verdict) == ["inconclusive"] * 2  # the default correction is holm
-    assert list(judge_claims(claims, cells, correction="none").verdict) == ["reproduced"] * 2
+    assert list(judge_claims(claims, cells, test="welch", correction="none").verdict) == ["reproduced"] * 2
     with pytest.raises(ValueError, match="correction must be one of"):
         judge_claims(claims, cells, correction="bonferroni")
 
@@ -347,7 +349,7 @@ def test_validation_is_idempotent():
 def test_packaged_claims_hold_on_the_papers_numbers():
     claims = load_claims()
     assert len(claims) >= 22
-    frame = judge_claims(claims, cells_from_paper(restarts=5, spread=0.05))
+    frame = judge_claims(claims, cells_from_paper(restarts=5, spread=0.05), test="welch")
     failing = frame[frame.verdict != "reproduced"]
     assert failing.empty, failing[["id", "verdict", "comparisons", "reason"]].to_string()
     assert set(frame.kind) == {"greater", "order", "best", "worst", "close"}
@@ -357,6 +359,12 @@ def test_packaged_claims_hold_on_the_papers_numbers():
     # Holm over the family needs B + 1 > tests / alpha resamples: a bootstrap p is at least 1/(B + 1).
     bootstrap = judge_claims(claims, cells_from_paper(), test="bootstrap", bootstrap_samples=4000)
     assert (bootstrap.verdict_holm == "reproduced").all()
+    # The Multi-Bootstrap over 12 paired pretraining seeds (resolution 2^-12) reproduces them all after Holm;
+    # over 3 seeds (resolution 1/8) none, whatever the numbers: the report says how many seeds it needs.
+    multi = judge_claims(claims, cells_from_paper(restarts=1, seeds=12))
+    assert (multi.verdict_holm == "reproduced").all() and (multi.method.str.startswith("multibootstrap")).all()
+    few = judge_claims(claims, cells_from_paper(restarts=2, seeds=3))
+    assert (few.verdict_uncorrected == "inconclusive").all() and (few.p >= 1 / 8).all()
 
 
 # ----------------------------------------------------------------------------- files
@@ -374,7 +382,7 @@ def test_cells_from_provenance_keeps_file_order(tmp_path):
                                                   ("MLM", "350", [4.0, 5.0, 6.0])])
     cells = cells_from_provenance([path])
     assert list(cells) == [("figure5", "MLM", "100"), ("figure5", "MLM", "200"), ("figure5", "MLM", "350")]
-    np.testing.assert_array_equal(cells[("figure5", "MLM", "350")], [4.0, 5.0, 6.0])
+    np.testing.assert_array_equal(cells[("figure5", "MLM", "350")].values, [4.0, 5.0, 6.0])
 
 
 def test_write_and_check_claims(tmp_path):
@@ -382,7 +390,7 @@ def test_write_and_check_claims(tmp_path):
         ("BERT-Base", "QNLI (Acc)", CLEAR_HIGH), ("No NSP", "QNLI (Acc)", CLEAR_LOW),
         ("BERT-Base", "MNLI-m (Acc)", CLEAR_LOW), ("No NSP", "MNLI-m (Acc)", CLEAR_HIGH)])
     csv_path, md_path = tmp_path / "out" / "claims.csv", tmp_path / "out" / "claims.md"
-    frame = check_claims([provenance], csv_path, md_path)
+    frame = check_claims([provenance], csv_path, md_path, test="welch")
     by_id = frame.set_index("id").verdict
     assert by_id["nsp-helps-qnli"] == "reproduced" and by_id["nsp-helps-mnli"] == "contradicted"
     assert (frame.verdict == "not evaluated").sum() == len(frame) - 2
@@ -390,7 +398,7 @@ def test_write_and_check_claims(tmp_path):
     assert (f"1 reproduced, 1 contradicted, 0 inconclusive, {len(frame) - 2} not evaluated of {len(frame)} claims "
             "(one-sided Welch t-test, alpha 0.05, Holm-adjusted over 4 tests). Uncorrected: 1 reproduced, "
             "1 contradicted") in text
-    assert "| nsp-helps-qnli |" in text and csv_path.read_text().startswith("id,claim,source,kind,verdict")
+    assert "| nsp-helps-qnli |" in text and csv_path.read_text().startswith("id,claim,source,kind,mechanism,verdict")
 
     small = frame[frame.verdict != "not evaluated"]
     write_claims(small, csv_path, md_path, alpha=0.01, test="bootstrap")

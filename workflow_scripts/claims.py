@@ -6,4 +6,5 @@ with job_logging(snakemake.log[0]):
     settings = params_json(snakemake, "settings")
     check_claims(list(snakemake.input), snakemake.output.csv, snakemake.output.md, claims_path=settings["file"],
                  alpha=settings["alpha"], test=settings["test"], bootstrap_samples=settings["bootstrap_samples"],
-                 seed=settings["seed"], correction=settings["correction"])
+                 seed=settings["seed"], correction=settings["correction"],
+                 preconditions=settings["preconditions"])

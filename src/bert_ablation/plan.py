@@ -17,6 +17,9 @@ from .schema import ConfigError, known, schema_defaults
 from .storage import stable_hash
 
 FINAL_STEP = "final"
+# Pretraining seed k >= 1 of ablation "x" is the run "x.seed<k>"; seed 0 keeps the ablation's own
+# name, spec and hash, so pretrain.seeds: 1 is exactly the DAG (and every cache) it was before.
+SEED_SUFFIX = ".seed"
 PRETRAIN_METRICS = ("heldout_perplexity", "heldout_lm_accuracy", "heldout_nsp_accuracy")
 
 
@@ -47,6 +50,15 @@ class Cell:
     task: str | None
     metric: str
     split: str | None  # None: the task's first evaluation split
+    # the pretraining runs behind the cell, one per pretraining seed, as (run name, spec hash);
+    # empty for cells built by hand (tests): then (ablation, spec_hash) is the one run
+    runs: tuple = ()
+
+    def __post_init__(self):  # from JSON params: lists back to the tuples a frozen cell compares by
+        object.__setattr__(self, "runs", tuple(tuple(r) for r in self.runs))
+
+    def seed_runs(self) -> list[tuple[str, str]]:
+        return [tuple(r) for r in self.runs] or [(self.ablation, self.spec_hash)]
 
 
 @dataclass(frozen=True, order=True)
@@ -59,19 +71,58 @@ class FinetuneRun:
     hp: str
 
 
+def split_run(run: str) -> tuple[str, int]:
+    """A pretraining run's (ablation, seed index): "bert_base" -> ("bert_base", 0),
+    "bert_base.seed2" -> ("bert_base", 2)."""
+    ablation, _, index = run.partition(SEED_SUFFIX)
+    if index and index.isdigit() and int(index) >= 1 and str(int(index)) == index:
+        return ablation, int(index)
+    return run, 0
+
+
+def run_name(ablation: str, index: int) -> str:
+    return ablation if index == 0 else f"{ablation}{SEED_SUFFIX}{index}"
+
+
+def pretrain_seeds(config: dict, ablation: str) -> int:
+    """How many pretraining runs (seeds) ablation ``ablation`` gets: ``pretrain.seeds``, stacked as
+    every pretrain key is (top level < world_recipe < the ablation's own)."""
+    world, tuned = world_layers(config, ablation)
+    seeds = 1
+    for layer in (config["pretrain"], world.get("pretrain", {}), tuned.get("pretrain", {}),
+                  config["ablations"][ablation].get("pretrain", {})):
+        seeds = layer.get("seeds", seeds)
+    return seeds
+
+
+def seed_runs(config: dict, ablation: str) -> list[str]:
+    """The pretraining runs of one ablation, seed 0 first (a checkpoint entry is its one run)."""
+    if ablation in config.get("checkpoints", {}):
+        return [ablation]
+    return [run_name(ablation, k) for k in range(pretrain_seeds(config, ablation))]
+
+
 def resolve_ablation(config: dict, name: str, check: bool = True) -> dict:
     """The complete, self-contained spec of one pretraining run: defaults + the ablation's overrides.
 
+    ``name`` is an ablation (its seed 0) or one of its seed runs ("bert_base.seed2"): seed k adds
+    k to pretrain.seed, so init, data order and masks all change, except an init_seed, data_seed
+    or mask_seed the config sets apart, which stays fixed across seeds (to vary one factor only).
+    ``pretrain.seeds`` says how many runs there are, not what one computes: no spec holds it.
     The spec is saved beside the checkpoint, and downstream jobs rebuild the model from it,
     never from today's config.
     """
-    if check and name not in config["ablations"]:
-        known("ablation", name, config["ablations"], "ablation", "config")
+    ablation_name, index = split_run(name)
+    if check and ablation_name not in config["ablations"]:
+        known("ablation", ablation_name, config["ablations"], "ablation", "config")
+    if check and index >= pretrain_seeds(config, ablation_name):
+        raise ConfigError(f"config: ablation '{ablation_name}' has {pretrain_seeds(config, ablation_name)} "
+                          f"pretraining seed(s) (pretrain.seeds), so there is no run '{name}'.")
     from .models.objectives import OBJECTIVES
 
-    ablation = config["ablations"][name]
+    ablation = config["ablations"][ablation_name]
     objective = OBJECTIVES[ablation["objective"]]
-    world, tuned = world_layers(config, name)
+    world, tuned = world_layers(config, ablation_name)
     spec = {
         "name": name,
         "objective": objective.name,
@@ -79,6 +130,8 @@ def resolve_ablation(config: dict, name: str, check: bool = True) -> dict:
         **{group: {**config[group], **world.get(group, {}), **tuned.get(group, {}), **ablation.get(group, {})}
            for group in ("model", "masking", "pretrain")},
     }
+    spec["pretrain"].pop("seeds", None)
+    spec["pretrain"]["seed"] += index
     spec["pretrain"]["save_steps"] = sorted(set(spec["pretrain"]["save_steps"]))
     return spec
 
@@ -188,7 +241,7 @@ def table_cells(config: dict, name: str) -> list[Cell]:
         return [Cell(row=label, column=str(step), paper_row=label, ablation=ablation, origin="pretrain",
                      spec_hash=spec_hash(config, ablation), head=figure["head"],
                      step=checkpoint_name(config, ablation, step), source="finetune", task=figure["task"],
-                     metric=figure["metric"], split=None)
+                     metric=figure["metric"], split=None, runs=_runs(config, ablation))
                 for label, ablation in figure["series"].items() for step in checkpoint_steps(config, ablation)]
     spec = config["tables"][name]
     cells = []
@@ -205,22 +258,28 @@ def table_cells(config: dict, name: str) -> list[Cell]:
                 ablation=run, origin="pretrain" if "ablation" in row else "checkpoint", spec_hash=run_hash,
                 head=column.get("head") or row.get("head", "linear"), step=row.get("step", FINAL_STEP),
                 source=column.get("source", "finetune"), task=column.get("task"), metric=column["metric"],
-                split=column.get("split")))
+                split=column.get("split"), runs=_runs(config, run)))
     return cells
 
 
+def _runs(config: dict, ablation: str) -> tuple:
+    return tuple((run, spec_hash(config, run)) for run in seed_runs(config, ablation))
+
+
 def finetune_runs(config: dict, names: list[str] | None = None) -> list[FinetuneRun]:
-    """The distinct fine-tuning jobs (one per grid point) that the given tables/figures need, sorted."""
-    return sorted({FinetuneRun(cell.ablation, cell.step, cell.task, cell.head, point.key)
+    """The distinct fine-tuning jobs (one per pretraining seed and grid point) that the given
+    tables/figures need, sorted."""
+    return sorted({FinetuneRun(run, cell.step, cell.task, cell.head, point.key)
                    for name in (report_names(config) if names is None else names)
                    for cell in table_cells(config, name) if cell.source == "finetune"
+                   for run, _ in cell.seed_runs()
                    for point in grid_points(config, cell.task, cell.head)})
 
 
 def pretrain_runs(config: dict, names: list[str] | None = None) -> list[str]:
-    """The ablations whose pretraining the given tables/figures need, sorted."""
-    return sorted({cell.ablation for name in (report_names(config) if names is None else names)
-                   for cell in table_cells(config, name) if cell.origin == "pretrain"})
+    """The pretraining runs (every seed of every ablation) the given tables/figures need, sorted."""
+    return sorted({run for name in (report_names(config) if names is None else names)
+                   for cell in table_cells(config, name) if cell.origin == "pretrain" for run, _ in cell.seed_runs()})
 
 
 def checkpoint_runs(config: dict, names: list[str] | None = None) -> list[str]:

@@ -29,3 +29,35 @@ MECHANISMS = {
 # The world mechanisms that World(remove=...) can take out; config.schema.yaml's world.remove
 # enum lists the same names (tests/test_controls.py checks that).
 REMOVABLE = ("heldout_words", "right_context", "cross_segment", "context_ambiguity")
+
+# What must have formed in the runs a claim uses before its verdict means anything (a
+# manipulation check). Every claim also needs its runs to pass the pretraining health check
+# (not on the plateau, not diverged, not collapsed: training/health.py). A claim whose check
+# fails is "not testable at this scale", with the check and its value, never "inconclusive".
+# evaluation/preconditions.py measures each check from the tables' provenance.
+CHECKS = {
+    "task_learnt": "the claim's task is learnt at all: some row of its column scores at least "
+                   "ABOVE_CHANCE points above the best constant classifier on the same split (classification "
+                   "columns only; a column where every model sits at chance ranks noise)",
+    "nsp_formed": "the claim's NSP-trained runs tell a true next segment from a random one: held-out NSP "
+                  "accuracy at least NSP_ACCURACY (chance 0.5) in every seed, the cross-segment comparison the "
+                  "pair tasks ask for (measured on the world: 0.66 at the default 700 steps, 0.81 at 5x and 20x, "
+                  "where QNLI is learnt)",
+    "left_plateau": "every run the claim compares left the unigram plateau (held-out perplexity at most the "
+                    "health check's ratio of the unigram baseline's), so a size ordering compares what was learnt",
+    "no_collapse": "no run the claim compares collapsed (last-layer token states' mean cosine below the health "
+                   "check's threshold): a masking mix is compared on encoders that represent their input",
+}
+ABOVE_CHANCE = 10.0  # points (the scores are 0-100)
+NSP_ACCURACY = 0.75
+
+# mechanism -> the checks its claims must pass, besides the health check every claim needs
+PRECONDITIONS = {
+    "heldout_words": ("task_learnt",),
+    "right_context": ("task_learnt",),
+    "cross_segment": ("nsp_formed", "task_learnt"),
+    "context_ambiguity": ("task_learnt",),
+    "capacity": ("left_plateau", "task_learnt"),
+    "masking_mix": ("no_collapse", "task_learnt"),
+    "none": ("task_learnt",),
+}

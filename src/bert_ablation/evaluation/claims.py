@@ -36,6 +36,7 @@ the interval clears the margin.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import re
@@ -46,21 +47,26 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from ..data.mechanisms import MECHANISMS
 from ..storage import atomic_file, derive_seed, read_json, read_yaml
+from .preconditions import facts_from_provenance, failed_check
+from .statistics import TESTS, Difference, Sample, holm, seeds_needed, welch_interval
+
+__all__ = ["holm", "welch_interval"]  # re-exported: the statistics live in statistics.py
 
 log = logging.getLogger(__name__)
 
-Cells = dict[tuple[str, str, str], np.ndarray]
+# (table, row, column) -> the cell's values with the pretraining seed of each (a bare array: one seed)
+Cells = dict[tuple[str, str, str], "Sample | np.ndarray"]
 
-REPRODUCED, CONTRADICTED, INCONCLUSIVE, NOT_EVALUATED = "reproduced", "contradicted", "inconclusive", "not evaluated"
-VERDICTS = (REPRODUCED, CONTRADICTED, INCONCLUSIVE, NOT_EVALUATED)
-TESTS = ("welch", "bootstrap")
+REPRODUCED, CONTRADICTED, INCONCLUSIVE = "reproduced", "contradicted", "inconclusive"
+NOT_TESTABLE, NOT_EVALUATED = "not testable", "not evaluated"
+VERDICTS = (REPRODUCED, CONTRADICTED, INCONCLUSIVE, NOT_TESTABLE, NOT_EVALUATED)
 CORRECTIONS = ("none", "holm")
-COLUMNS = ["id", "claim", "source", "kind", "verdict", "verdict_uncorrected", "verdict_holm", "effect", "ci_low",
-           "ci_high", "comparisons", "p", "p_holm", "p_reversed", "p_reversed_holm", "tests", "method", "reason"]
+COLUMNS = ["id", "claim", "source", "kind", "mechanism", "verdict", "verdict_uncorrected", "verdict_holm", "effect",
+           "ci_low", "ci_high", "comparisons", "p", "p_holm", "p_reversed", "p_reversed_holm", "tests", "method",
+           "seeds", "floor", "reason"]
 
 # `mechanism` (optional; every packaged claim has one): what produces the finding, a name of
 # mechanisms.MECHANISMS, so that a control world without it can be checked to lose the claim.
@@ -86,7 +92,8 @@ class _Unavailable(LookupError):
 
 
 class _Excluded(_Unavailable):
-    """A referenced cell comes from a pretraining run that did not learn: the claim is not testable."""
+    """A referenced cell comes from a pretraining run that did not learn, or a check that the claim's
+    mechanism formed failed (preconditions.py): the claim is not testable at this scale."""
 
 
 # ----------------------------------------------------------------------------- loading
@@ -225,8 +232,11 @@ def _ref(value, claim: Mapping, fail) -> dict:
 # ----------------------------------------------------------------------------- cells
 
 def cells_from_provenance(paths: str | Path | Iterable[str | Path]) -> Cells:
-    """(table, row, column) -> restart values, from results/tables/<table>.provenance.json files.
+    """(table, row, column) -> values with their pretraining seeds, from
+    results/tables/<table>.provenance.json files.
 
+    A value's seed label is its pretraining run's seeds (init, data, mask), so that two ablations
+    pretrained at the same seeds are paired; provenance from before seeds were recorded: one seed.
     Cell order follows the files, which is what column selectors (@first, @last) resolve against.
     """
     if isinstance(paths, (str, Path)):
@@ -239,9 +249,15 @@ def cells_from_provenance(paths: str | Path | Iterable[str | Path]) -> Cells:
             key = (table, str(cell["row"]), str(cell["column"]))
             if key in cells:
                 raise ValueError(f"{path}: cell {key} appears twice.")
-            # Fine-tuning cells list restarts; a pretraining cell (perplexity) may carry one value.
-            values = [r["value"] for r in cell["restarts"]] if "restarts" in cell else [cell["value"]]
-            cells[key] = np.asarray(values, dtype=float)
+            runs = cell.get("seed_runs") or []
+            labels = [json.dumps(r.get("seeds"), sort_keys=True) if r.get("seeds") else str(r.get("seed_index"))
+                      for r in runs]
+            # Fine-tuning cells list restarts; a pretraining cell (perplexity) one value per seed.
+            restarts = cell["restarts"] if "restarts" in cell else [{"value": cell["value"]}]
+            values = [r["value"] for r in restarts]
+            seeds = [labels[r["pretrain_seed"]] if labels and r.get("pretrain_seed") is not None
+                     else str(r.get("pretrain_seed", 0)) for r in restarts]
+            cells[key] = Sample.of(np.asarray(values, dtype=float), seeds)
     return cells
 
 
@@ -261,20 +277,26 @@ def exclusions_from_provenance(paths: str | Path | Iterable[str | Path]) -> dict
     return excluded
 
 
-def cells_from_paper(restarts: int = 5, spread: float = 0.05) -> Cells:
-    """The paper's numbers as cells: ``restarts`` values evenly spread ±``spread`` around each number.
+def cells_from_paper(restarts: int = 5, spread: float = 0.05, seeds: int = 1) -> Cells:
+    """The paper's numbers as cells: ``seeds`` pretraining seeds of ``restarts`` values each, evenly
+    spread ±``spread`` around each number (seed k of every row shares its label: paired).
 
-    A sanity fixture: every claim must hold on the paper's own numbers. Perplexity stays a single
-    value; figure5 uses the values read off the plot, columns = steps (thousands) as strings.
+    A sanity fixture: every claim must hold on the paper's own numbers. Perplexity has one value
+    per seed; figure5 uses the values read off the plot, columns = steps (thousands) as strings.
     """
     from .paper import paper_tables
 
-    noise = np.linspace(-spread, spread, restarts) if restarts > 1 else np.zeros(1)
+    draws = seeds * restarts
+    noise = np.linspace(-spread, spread, draws) if draws > 1 else np.zeros(1)
+    labels = np.repeat([str(k) for k in range(seeds)], restarts)
+    per_seed = np.linspace(-spread, spread, seeds) if seeds > 1 else np.zeros(1)
     cells: Cells = {}
     for name, table in paper_tables().items():
         for row, column, value in table.cells():
-            single = column == "LM (ppl)"
-            cells[(name, row, column)] = np.array([value], float) if single else value + noise
+            if column == "LM (ppl)":
+                cells[(name, row, column)] = Sample.of(value + per_seed, [str(k) for k in range(seeds)])
+            else:
+                cells[(name, row, column)] = Sample.of(value + noise, labels)
     return cells
 
 
@@ -293,8 +315,12 @@ class _Cell:
     table: str
     row: str
     column: str
-    values: np.ndarray
+    sample: Sample
     failed: int = 0  # restarts with a NaN value, left out of `values` but never out of sight
+
+    @property
+    def values(self) -> np.ndarray:
+        return self.sample.values
 
     def describe(self, claim: Mapping) -> str:
         """Row name, plus column/table where they differ from the claim's defaults."""
@@ -306,7 +332,9 @@ class _Cell:
         v = self.values
         spread = f"±{v.std(ddof=1):.2f}" if len(v) > 1 else ""
         failed = f", {self.failed} failed" if self.failed else ""
-        return f"{' '.join(where)} {v.mean():.2f}{spread} (n={len(v)}{failed})"
+        seeds = len(self.sample.seed_labels())
+        count = f"{seeds} seeds, n={len(v)}" if seeds > 1 else f"n={len(v)}"
+        return f"{' '.join(where)} {v.mean():.2f}{spread} ({count}{failed})"
 
 
 def _resolve(ref: Mapping, cells: Cells, columns: dict[str, list[str]], excluded: Mapping = {}) -> _Cell:
@@ -319,16 +347,16 @@ def _resolve(ref: Mapping, cells: Cells, columns: dict[str, list[str]], excluded
         if not -len(available) <= index < len(available):
             raise _Unavailable(f"selector {column} out of range for {table} ({len(available)} columns)")
         column = available[index]
-    values = cells.get((table, row, column))
-    if values is None:
+    sample = cells.get((table, row, column))
+    if sample is None:
         raise _Unavailable(f"missing cell {table} / {row} / {column}")
     if (table, row, column) in excluded:
         raise _Excluded(f"{table} / {row} / {column}: {excluded[(table, row, column)]}")
-    values = np.asarray(values, dtype=float)
-    finite = np.isfinite(values)
-    if not finite.any():
+    sample = sample if isinstance(sample, Sample) else Sample.of(sample)
+    finite = sample.finite()
+    if not len(finite.values):
         raise _Unavailable(f"no finite values in cell {table} / {row} / {column}")
-    return _Cell(table, row, column, values[finite], int((~finite).sum()))
+    return _Cell(table, row, column, finite, len(sample.values) - len(finite.values))
 
 
 # ----------------------------------------------------------------------------- statistics
@@ -353,6 +381,8 @@ class _Comparison:
     p_against: tuple[float, ...]  # p-values of "significantly the other way" (close: below / above the band)
     against: str  # how the text names p_against: "reverse" or "outside"
     point_verdict: str | None = None  # point comparisons: decided by the point values, no test
+    floor: float = 0.0  # the smallest p the test's design can give (statistics.py, "Resolution")
+    design: str = ""  # what the Multi-Bootstrap resampled
 
     @property
     def tested(self) -> bool:
@@ -411,65 +441,9 @@ class _ClaimTest:
         return sum(not math.isnan(p) for p in self.p_values())
 
 
-def holm(p_values: Iterable[float]) -> np.ndarray:
-    """Holm's step-down adjusted p-values, in input order; NaN entries are not tests and stay NaN.
-
-    The k-th smallest of m p-values is multiplied by (m - k + 1), made non-decreasing along the
-    ranking and capped at 1; rejecting where the adjusted p < alpha keeps the family-wise error
-    <= alpha under any dependence between the tests.
-    """
-    p = np.asarray(list(p_values), dtype=float)
-    out = np.full(p.shape, math.nan)
-    index = np.flatnonzero(~np.isnan(p))
-    order = index[np.argsort(p[index], kind="stable")]
-    m = len(order)
-    out[order] = np.minimum(1.0, np.maximum.accumulate((m - np.arange(m)) * p[order]))
-    return out
-
-
 def _is_point(a: np.ndarray, b: np.ndarray) -> bool:
     # Welch needs a variance estimate: one value (perplexity) or two constant sides give none.
     return min(len(a), len(b)) < 2 or (np.ptp(a) == 0 and np.ptp(b) == 0)
-
-
-class _Difference:
-    """The test of mean(a) - mean(b) against shifts, and its interval, for one comparison."""
-
-    def __init__(self, a: np.ndarray, b: np.ndarray, settings: _Settings, key: str):
-        self.a, self.b, self.settings = a, b, settings
-        self.effect = float(a.mean() - b.mean())
-        if settings.test == "bootstrap":
-            # One seeded set of resamples per comparison: the TOST bounds and the interval share it.
-            rng = np.random.default_rng([settings.seed, derive_seed(key)])
-            n = settings.bootstrap_samples
-            self.diffs = (a[rng.integers(0, len(a), (n, len(a)))].mean(axis=1)
-                          - b[rng.integers(0, len(b), (n, len(b)))].mean(axis=1))
-
-    def one_sided_p(self, shift: float) -> tuple[float, float]:
-        """p-values for H1: mean(a) - mean(b) > shift, and for H1: mean(a) - mean(b) < shift."""
-        if self.settings.test == "welch":
-            greater = stats.ttest_ind(self.a - shift, self.b, equal_var=False, alternative="greater").pvalue
-            return float(greater), float(1.0 - greater)  # Welch's two one-sided p-values sum to one
-        n = len(self.diffs)
-        # +1: a Monte-Carlo p-value is never exactly zero.
-        return float((np.sum(self.diffs <= shift) + 1) / (n + 1)), float((np.sum(self.diffs >= shift) + 1) / (n + 1))
-
-    def interval(self) -> tuple[float, float]:
-        """Two-sided (1 - 2 alpha) interval: Welch's t interval, or the bootstrap's percentiles."""
-        alpha = self.settings.alpha
-        if self.settings.test == "bootstrap":
-            low, high = np.quantile(self.diffs, [alpha, 1 - alpha])
-            return float(low), float(high)
-        return welch_interval(self.a, self.b, 1 - 2 * alpha)
-
-
-def welch_interval(a: np.ndarray, b: np.ndarray, confidence: float) -> tuple[float, float]:
-    """Welch's t interval of mean(a) - mean(b): unequal variances, Welch-Satterthwaite df."""
-    va, vb = np.var(a, ddof=1) / len(a), np.var(b, ddof=1) / len(b)
-    df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
-    half = stats.t.ppf(0.5 + confidence / 2, df) * math.sqrt(va + vb)
-    diff = float(np.mean(a) - np.mean(b))
-    return diff - half, diff + half
 
 
 def _fmt_p(p: float) -> str:
@@ -490,11 +464,12 @@ def _greater(better: _Cell, worse: _Cell, margin: float, lower_is_better: bool, 
         return _Comparison(text, "point", float(a.mean() - b.mean()), (math.nan, math.nan), margin, math.nan, (),
                            "reverse", verdict)
     key = f"{claim['id']}|{better.table}|{better.row}|{better.column}|{worse.table}|{worse.row}|{worse.column}"
-    difference = _Difference(a, b, settings, key)
+    difference = _difference(Sample(a, better.sample.seeds), Sample(b, worse.sample.seeds), settings, key)
     # reverse: significantly short of the margin, or the wrong way round
     p_holds, p_reverse = difference.one_sided_p(margin)
     return _Comparison(text, settings.test, difference.effect, difference.interval(), margin, p_holds, (p_reverse,),
-                       "reverse")
+                       "reverse", floor=difference.floor,
+                       design=difference.design.describe() if difference.design else "")
 
 
 def _close(x: _Cell, y: _Cell, tolerance: float, settings: _Settings, claim: Mapping) -> _Comparison:
@@ -505,13 +480,20 @@ def _close(x: _Cell, y: _Cell, tolerance: float, settings: _Settings, claim: Map
         verdict = REPRODUCED if abs(effect) <= tolerance else CONTRADICTED
         return _Comparison(text, "point", effect, (math.nan, math.nan), tolerance, math.nan, (), "outside", verdict)
     key = f"{claim['id']}|{x.table}|{x.row}|{x.column}|{y.table}|{y.row}|{y.column}"
-    difference = _Difference(x.values, y.values, settings, key)
+    difference = _difference(x.sample, y.sample, settings, key)
     above_lower, below_lower = difference.one_sided_p(-tolerance)
     above_upper, below_upper = difference.one_sided_p(tolerance)
     # Reproduced: TOST (both bounds rejected, one test by intersection-union); contradicted:
     # significantly outside the band on either side.
     return _Comparison(text, f"{settings.test} TOST", effect, difference.interval(), tolerance,
-                       max(above_lower, below_upper), (below_lower, above_upper), "outside")
+                       max(above_lower, below_upper), (below_lower, above_upper), "outside", floor=difference.floor,
+                       design=difference.design.describe() if difference.design else "")
+
+
+def _difference(a: Sample, b: Sample, settings: _Settings, key: str) -> Difference:
+    # One seeded set of resamples per comparison: its TOST bounds and its interval share them.
+    rng = np.random.default_rng([settings.seed, derive_seed(key)])
+    return Difference(a, b, settings.test, settings.alpha, settings.bootstrap_samples, rng)
 
 
 # ----------------------------------------------------------------------------- judging
@@ -529,17 +511,20 @@ def _resolve_all(refs: list[Mapping], cells: Cells, columns: dict[str, list[str]
         except _Unavailable as absent:
             missing.append(str(absent))
     if not_learnt:
-        raise _Excluded("excluded, not testable: " + "; ".join(dict.fromkeys(not_learnt + missing)))
+        raise _Excluded("not testable (pretraining health): " + "; ".join(dict.fromkeys(not_learnt + missing)))
     if missing:
         raise _Unavailable("; ".join(dict.fromkeys(missing)))
     return resolved
 
 
 def _comparisons(claim: Mapping, cells: Cells, columns: dict[str, list[str]], settings: _Settings,
-                 excluded: Mapping = {}) -> list[_Comparison]:
+                 excluded: Mapping = {}, facts: Mapping | None = None) -> list[_Comparison]:
+    """The claim's comparisons; raises _Unavailable for a missing cell, _Excluded for a cell of a run
+    that did not learn or (with ``facts``) a failed check of the claim's mechanism."""
     kind = claim["kind"]
     if kind == "close":
         x, y = _resolve_all(claim["cells"], cells, columns, excluded)
+        _check_preconditions(claim, [x, y], cells, facts)
         return [_close(x, y, claim["tolerance"], settings, claim)]
     if kind == "greater":
         pairs = [tuple(_resolve_all([claim["better"], claim["worse"]], cells, columns, excluded))]
@@ -557,7 +542,23 @@ def _comparisons(claim: Mapping, cells: Cells, columns: dict[str, list[str]], se
         if not others:
             raise _Unavailable(f"no other row in {subject.table} / {subject.column} to compare with")
         pairs = [(subject, other) if kind == "best" else (other, subject) for other in others]
+    _check_preconditions(claim, [c for pair in pairs for c in pair], cells, facts)
     return [_greater(a, b, claim["margin"], claim["lower_is_better"], settings, claim) for a, b in pairs]
+
+
+def _check_preconditions(claim: Mapping, used: list[_Cell], cells: Cells, facts: Mapping | None) -> None:
+    if facts is None:
+        return
+    means = {key: float(np.nanmean(_values(v))) if np.isfinite(_values(v)).any() else math.nan
+             for key, v in cells.items()}
+    keys = list(dict.fromkeys((c.table, c.row, c.column) for c in used))
+    failure = failed_check(claim.get("mechanism"), keys, facts, means)
+    if failure:
+        raise _Excluded(f"not testable at this scale ({claim.get('mechanism') or 'none'}): {failure}")
+
+
+def _values(cell) -> np.ndarray:
+    return cell.values if isinstance(cell, Sample) else np.asarray(cell, dtype=float)
 
 
 def _adjust(judged: list[_ClaimTest]) -> list[_ClaimTest]:
@@ -578,11 +579,14 @@ def _weakest(comparisons: list[_Comparison]) -> _Comparison:
     return min(comparisons, key=support)
 
 
-def judge_claims(claims: Iterable[Mapping], cells: Cells, alpha: float = 0.05, test: str = "welch",
+def judge_claims(claims: Iterable[Mapping], cells: Cells, alpha: float = 0.05, test: str = "multibootstrap",
                  bootstrap_samples: int = 10000, seed: int = 0, correction: str = "holm",
-                 excluded: Mapping[tuple[str, str, str], str] | None = None) -> pd.DataFrame:
+                 excluded: Mapping[tuple[str, str, str], str] | None = None,
+                 facts: Mapping[tuple[str, str, str], dict] | None = None) -> pd.DataFrame:
     """``excluded``: (table, row, column) -> why that cell measures nothing (``exclusions_from_provenance``);
-    a claim that uses one is not evaluated, with the reason, and adds no test to Holm's family.
+    ``facts``: what the preconditions read per cell (``preconditions.facts_from_provenance``; None:
+    no check). A claim that uses an excluded cell, or whose mechanism's check fails, is not
+    testable, with the reason, and adds no test to Holm's family.
     One row per claim: verdict (uncorrected and Holm; ``correction`` picks ``verdict``), the
     effect of its weakest comparison with its interval, the comparisons behind it, the claim's
     p-values of "it holds" (``p``) and "it is significantly the other way" (``p_reversed``), raw
@@ -601,7 +605,7 @@ def judge_claims(claims: Iterable[Mapping], cells: Cells, alpha: float = 0.05, t
     judged: list[_ClaimTest | _Unavailable] = []
     for claim in claims:
         try:
-            judged.append(_ClaimTest(tuple(_comparisons(claim, cells, columns, settings, excluded or {}))))
+            judged.append(_ClaimTest(tuple(_comparisons(claim, cells, columns, settings, excluded or {}, facts))))
         except _Unavailable as missing:
             judged.append(missing)
     evaluated = _adjust([j for j in judged if not isinstance(j, _Unavailable)])
@@ -614,10 +618,11 @@ def judge_claims(claims: Iterable[Mapping], cells: Cells, alpha: float = 0.05, t
     evaluated = iter(evaluated)
     records = []
     for claim, outcome in zip(claims, judged):
-        record = {k: claim[k] for k in ("id", "claim", "source", "kind")}
+        record = {**{k: claim[k] for k in ("id", "claim", "source", "kind")}, "mechanism": claim.get("mechanism", "")}
         if isinstance(outcome, _Unavailable):
-            records.append({**record, "verdict": NOT_EVALUATED, "verdict_uncorrected": NOT_EVALUATED,
-                            "verdict_holm": NOT_EVALUATED, "comparisons": "", "tests": 0, "method": "",
+            missing = NOT_TESTABLE if isinstance(outcome, _Excluded) else NOT_EVALUATED
+            records.append({**record, "verdict": missing, "verdict_uncorrected": missing,
+                            "verdict_holm": missing, "comparisons": "", "tests": 0, "method": "",
                             "reason": str(outcome)})
             continue
         claim_test = next(evaluated)
@@ -630,7 +635,9 @@ def judge_claims(claims: Iterable[Mapping], cells: Cells, alpha: float = 0.05, t
             "comparisons": "; ".join(c.describe(alpha) for c in comparisons),
             "p": claim_test.p, "p_holm": claim_test.p_holm, "p_reversed": claim_test.p_reversed,
             "p_reversed_holm": claim_test.p_reversed_holm, "tests": claim_test.tests(),
-            "method": ", ".join(dict.fromkeys(c.method for c in comparisons)), "reason": "",
+            "method": ", ".join(dict.fromkeys(c.method for c in comparisons)),
+            "seeds": ", ".join(dict.fromkeys(c.design for c in comparisons if c.design)),
+            "floor": max((c.floor for c in comparisons if c.tested), default=math.nan), "reason": "",
         })
     return pd.DataFrame.from_records(records, columns=COLUMNS)
 
@@ -638,7 +645,8 @@ def judge_claims(claims: Iterable[Mapping], cells: Cells, alpha: float = 0.05, t
 # ----------------------------------------------------------------------------- output
 
 def describe_test(test: str, alpha: float, correction: str = "holm", tests: int | None = None) -> str:
-    name = {"welch": "one-sided Welch t-test", "bootstrap": "one-sided percentile bootstrap"}[test]
+    name = {"welch": "one-sided Welch t-test", "bootstrap": "one-sided percentile bootstrap",
+            "multibootstrap": "one-sided Multi-Bootstrap over pretraining seeds and restarts"}[test]
     family = "" if tests is None else f" over {tests} tests"
     how = f"Holm-adjusted{family}" if correction == "holm" else f"no multiplicity correction{family}"
     return f"{name}, alpha {alpha:g}, {how}"
@@ -646,7 +654,30 @@ def describe_test(test: str, alpha: float, correction: str = "holm", tests: int 
 
 def _counts(verdicts: pd.Series) -> str:
     counts = verdicts.value_counts()
-    return ", ".join(f"{counts.get(v, 0)} {v}" for v in VERDICTS if v != NOT_EVALUATED or counts.get(v, 0))
+    return ", ".join(f"{counts.get(v, 0)} {v}" for v in VERDICTS
+                     if v not in (NOT_EVALUATED, NOT_TESTABLE) or counts.get(v, 0))
+
+
+def resolution_note(frame: pd.DataFrame, alpha: float, test: str) -> str:
+    """What the design can resolve: pretraining seeds behind the verdicts, and the smallest p."""
+    if test != "multibootstrap":
+        return ("Restart-level test: every value counts as an independent draw, so a difference between two "
+                "pretraining runs' seeds reads as a difference between their ablations.")
+    tested = frame[frame["tests"] > 0]
+    if tested.empty:
+        return ""
+    seeds = ", ".join(dict.fromkeys(x for d in tested["seeds"] for x in str(d).split(", ") if x))
+    floor = float(tested["floor"].min())
+    family = int(frame["tests"].sum())
+    note = f"Resolution: {seeds}; no p can fall below {floor:.3g} with this design (statistics.py, \"Resolution\")."
+    if "pretraining variance ignored" in seeds:
+        note += (" With one pretraining seed per ablation the verdicts ignore pretraining variance: they say "
+                 "whether these two runs differ, not whether their ablations do (pretrain.seeds).")
+    if floor >= alpha / max(family, 1):
+        note += (f" Holm over {family} tests needs p below {alpha / max(family, 1):.2g} for its first rejection: "
+                 f"at least {seeds_needed(alpha, family)} paired pretraining seeds "
+                 f"({seeds_needed(alpha)} without correction).")
+    return note
 
 
 def summary_line(frame: pd.DataFrame, alpha: float, test: str, correction: str = "holm") -> str:
@@ -670,34 +701,46 @@ def to_markdown(frame: pd.DataFrame, alpha: float, test: str, correction: str = 
     other, other_column = ("uncorrected", "verdict_uncorrected") if correction == "holm" else ("Holm", "verdict_holm")
     level = f"{100 * (1 - 2 * alpha):g}%"
     interval = "Welch t interval" if test == "welch" else "percentile bootstrap interval"
+    testable = frame[frame["verdict"] != NOT_TESTABLE]
+    untestable = frame[frame["verdict"] == NOT_TESTABLE]
     lines = [
         "**Claims of the paper, judged on our results.**", "",
         summary_line(frame, alpha, test, correction) + f". {other.capitalize()}: {_counts(frame[other_column])}.", "",
-        "Each comparison is ours: mean±sd over restarts (n). Cells with one value (perplexity) or no "
-        "variance are compared as points; `close` claims use two one-sided tests (TOST) against the "
-        "stated tolerance. `verdict` is the "
+        resolution_note(frame, alpha, test), "",
+        "Each comparison is ours: mean±sd over every pretraining seed's restarts (seeds, n). Cells with one "
+        "value (perplexity of one run) or no variance are compared as points; `close` claims use two one-sided "
+        "tests (TOST) against the stated tolerance. `verdict` is the "
         + ("Holm-adjusted" if correction == "holm" else "uncorrected") + " one (`claims.correction`). A claim "
         "holds only if all its comparisons do: p is the largest of their p-values (intersection-union test); "
         "p reversed is the smallest reverse or outside p times their number. Holm adjusts over these two "
-        "p-values of every evaluated claim (`tests` in the CSV), keeping the chance of any false reproduced or "
+        "p-values of every tested claim (`tests` in the CSV), keeping the chance of any false reproduced or "
         f"contradicted verdict below alpha. Effect: the difference the claim tests, positive in the claimed "
         f"direction, with its two-sided {level} {interval} (unadjusted; for `order`, `best` and `worst` claims, "
         "of the comparison closest to failing); it must exceed the margin (lie within ± the tolerance for "
         "`close`).", "",
+        f"## Testable at this scale ({len(testable)})", "",
         f"| id | claim | verdict | uncorrected | Holm | effect [{level} CI] | comparisons | p | p (Holm) "
         "| p reversed | p reversed (Holm) | source |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for r in frame.itertuples():
+    for r in testable.itertuples():
         detail = r.comparisons or f"not evaluated: {r.reason}"
         lines.append("| " + " | ".join(_md_cell(v) for v in (
             r.id, r.claim, r.verdict, r.verdict_uncorrected, r.verdict_holm, _md_effect(r), detail, r.p, r.p_holm,
             r.p_reversed, r.p_reversed_holm, r.source)) + " |")
+    if len(untestable):
+        lines += ["", f"## Not testable at this scale ({len(untestable)})", "",
+                  "What the claim rests on did not form in the runs it compares (a run that did not learn, or a "
+                  "failed check of its mechanism: `bert_ablation.data.mechanisms.PRECONDITIONS`), so a verdict "
+                  "would compare noise. The check and its value:", "",
+                  "| id | claim | mechanism | why not testable | source |", "|---|---|---|---|---|"]
+        lines += ["| " + " | ".join(_md_cell(v) for v in (r.id, r.claim, r.mechanism, r.reason, r.source)) + " |"
+                  for r in untestable.itertuples()]
     return "\n".join(lines) + "\n"
 
 
 def write_claims(frame: pd.DataFrame, csv_path: str | Path, md_path: str | Path, alpha: float = 0.05,
-                 test: str = "welch", correction: str = "holm") -> None:
+                 test: str = "multibootstrap", correction: str = "holm") -> None:
     # `verdict` follows `correction` here, whichever correction the frame was judged with.
     frame = frame.assign(verdict=frame["verdict_holm" if correction == "holm" else "verdict_uncorrected"])
     with atomic_file(csv_path) as handle:
@@ -707,12 +750,15 @@ def write_claims(frame: pd.DataFrame, csv_path: str | Path, md_path: str | Path,
 
 
 def check_claims(provenance_paths: Iterable[str | Path], csv_path: str | Path, md_path: str | Path,
-                 claims_path: str | Path | None = None, alpha: float = 0.05, test: str = "welch",
-                 bootstrap_samples: int = 10000, seed: int = 0, correction: str = "holm") -> pd.DataFrame:
-    """Load claims and cells, judge, write CSV and Markdown; returns the verdict frame."""
+                 claims_path: str | Path | None = None, alpha: float = 0.05, test: str = "multibootstrap",
+                 bootstrap_samples: int = 10000, seed: int = 0, correction: str = "holm",
+                 preconditions: bool = True) -> pd.DataFrame:
+    """Load claims and cells, judge (each claim's mechanism checked first, unless ``preconditions``
+    is off), write CSV and Markdown; returns the verdict frame."""
     provenance_paths = list(provenance_paths) if not isinstance(provenance_paths, (str, Path)) else [provenance_paths]
     frame = judge_claims(load_claims(claims_path), cells_from_provenance(provenance_paths), alpha=alpha,
                          test=test, bootstrap_samples=bootstrap_samples, seed=seed, correction=correction,
-                         excluded=exclusions_from_provenance(provenance_paths))
+                         excluded=exclusions_from_provenance(provenance_paths),
+                         facts=facts_from_provenance(provenance_paths) if preconditions else None)
     write_claims(frame, csv_path, md_path, alpha=alpha, test=test, correction=correction)
     return frame

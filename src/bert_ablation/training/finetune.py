@@ -147,6 +147,24 @@ def _attempt_state(stem: Path, attempt: int) -> Path:
     return stem.with_name(f"{stem.name}.pt" if attempt == 0 else f"{stem.name}-retry{attempt}.pt")
 
 
+def chance_scores(spec, eval_features: dict) -> dict | None:
+    """Each evaluation split's accuracy (and binary F1, where the task reports it) of the best
+    constant classifier, every example given the one label that scores highest there: what a model
+    that learnt nothing of a classification task reaches, the level claims' preconditions ask a task
+    to rise above. None for other kinds."""
+    if spec.kind != "classification":
+        return None
+    out = {}
+    for split, features in eval_features.items():
+        labels = np.asarray(features["labels"])
+        shares = np.bincount(labels, minlength=len(spec.labels)) / max(len(labels), 1)
+        scores = {"accuracy": 100.0 * float(shares.max())}
+        if "f1" in spec.metrics and len(shares) > 1:  # always "1" (positive): precision = its share, recall 1
+            scores["f1"] = 100.0 * 2 * float(shares[1]) / (float(shares[1]) + 1)
+        out[split] = scores
+    return out
+
+
 def _retry_outcome(attempts: list[dict], no_retry: str | None) -> str:
     if len(attempts) == 1:
         if not attempts[0]["collapsed_to"]:
@@ -240,6 +258,7 @@ def finetune(checkpoint_dir: str, task_dir: str, task: str, head: str, settings:
                                 None if cache_dir is None else str(cache_dir))
 
     dev_split = spec.eval_splits[0]
+    chance = chance_scores(spec, eval_features)
     # The checkpoint and the task data by content: the task's source, path and sizes are what
     # built these files, and two runs on the same bytes are comparable whatever the config said.
     inputs = {"checkpoint": tree_digest(checkpoint_dir), "task_data": tree_digest(task_dir)}
@@ -290,7 +309,7 @@ def finetune(checkpoint_dir: str, task_dir: str, task: str, head: str, settings:
             "pretrain_spec_hash": pretrain_spec["spec_hash"],
             "finetune_hash": stable_hash(settings), "hyperparameters": settings["hp"],
             "train_examples": len(records["train"][spec.text_fields[0]]), "train_features": len(train_features["input_ids"]),
-            "dev_split": dev_split, "dev": scores[dev_split], "splits": scores,
+            "dev_split": dev_split, "dev": scores[dev_split], "splits": scores, "chance": chance,
             "dev_curve": [{"epoch": epoch, **values} for epoch, values in enumerate(curve, start=1)],
             "collapsed_to": collapsed,
             # Every attempt of this restart; the reported scores are the last one's.
