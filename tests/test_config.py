@@ -76,7 +76,7 @@ def test_default_config_is_valid_and_filled_with_defaults():
     ({"tasks__mnli__source": "local"}, r"tasks.mnli: source 'local' needs a path"),
     ({"pretrain__short_seq_steps": 700}, r"pretrain.short_seq_steps=700 at short_seq_length=128 needs fewer steps "
                                          r"than pretrain.steps=700 and a length below instances.max_seq_length=128"),
-    ({"claims__test": "ttest"}, r"claims.test: 'ttest' is not one of \['welch', 'bootstrap'\]"),
+    ({"claims__test": "ttest"}, r"claims.test: 'ttest' is not one of \['multibootstrap', 'welch', 'bootstrap'\]"),
     ({"model__architecture": "gpt2"}, r"model.architecture: 'gpt2' is not one of \['bert', 'roformer'\]"),
     ({"ablations__odd": {"objective": "mlm", "model": {"architecture": "modernbert"}}},
      r"ablations.odd: architecture: 'modernbert' is not one of \['bert', 'roformer'\]"),
@@ -103,7 +103,7 @@ def test_grid_points_and_runs_are_sorted_and_deterministic():
     assert keys == ["lr3e-05_bs16_ep3", "lr3e-05_bs32_ep3", "lr5e-05_bs16_ep3", "lr5e-05_bs32_ep3"]
     runs = plan.finetune_runs(config, ["table5"])
     assert runs == sorted(runs, key=dataclasses.astuple)
-    assert len(runs) == 5 * 5 * 4  # rows x tasks x grid points
+    assert len(runs) == 5 * 5 * 4 * 3  # rows x tasks x grid points x the world's pretraining seeds
     assert {r.head for r in runs if r.ablation == "ltr"} == {"linear", "bilstm"}
 
 

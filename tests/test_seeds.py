@@ -20,15 +20,16 @@ from bert_ablation.storage import read_json, write_json
 
 
 def _config(**pretrain):
+    """config.yaml with these pretrain keys in the world's layer (where its seeds live)."""
     config = cfg.load("config.yaml", [])
-    config["pretrain"].update(pretrain)
+    config["world_recipe"]["pretrain"].update(pretrain)
     return config
 
 
 # ----------------------------------------------------------------------------- the seed factor
 
 def test_seed_runs_keep_seed_zero_and_shift_every_seed_of_the_others():
-    one, three = _config(), _config(seeds=3)
+    one, three = _config(seeds=1), _config(seeds=3)
     assert plan.seed_runs(three, "bert_base") == ["bert_base", "bert_base.seed1", "bert_base.seed2"]
     # seed 0 is the run it always was: same spec, same hash, whatever pretrain.seeds says
     assert plan.resolve_ablation(three, "bert_base") == plan.resolve_ablation(one, "bert_base")
@@ -58,7 +59,7 @@ def test_table_cells_name_every_seed_run_and_the_schema_validates_the_count():
     assert [r for r, _ in cell.seed_runs()] == ["bert_base", "bert_base.seed1"]
     assert Cell(**json.loads(json.dumps(cell.__dict__))) == cell  # params round-trip (JSON lists -> tuples)
     with pytest.raises(cfg.ConfigError, match="seeds"):
-        cfg.validate({**cfg.load("config.yaml", []), "pretrain": {**config["pretrain"], "seeds": 0}})
+        cfg.validate({**config, "pretrain": {**config["pretrain"], "seeds": 0}})
 
 
 def _pretrain(tmp_path, run, seed, ppl, nsp=None, status="learnt"):
