@@ -163,6 +163,7 @@ def test_loss_curves_have_one_panel_per_objective_and_each_run_once(tmp_path):
     specs = [(a, "mlm_nsp", 700, 100.0 + 3 * k, 6.5 + 0.1 * k) for k, a in enumerate(mlm_nsp)]
     specs += [("no_nsp", "mlm", 700, 120.0, 6.0), ("ltr", "ltr", 700, 14.2, 5.5),
               ("no_pretraining", "mlm_nsp", 0, 512.0, 7.0)]
+    specs += [("bert_base.seed1", "mlm_nsp", 700, 101.0, 6.4)]  # a second pretraining seed: bert_base's entry
     runs = {a: _pretrain_run(tmp_path, a, o, steps, ppl, start) for a, o, steps, ppl, start in specs}
     plateau = read_json(runs["mask_0_0_100"][1])
     write_json(runs["mask_0_0_100"][1], {**plateau, "health": {"status": "plateau", "problems": [
@@ -172,16 +173,21 @@ def test_loss_curves_have_one_panel_per_objective_and_each_run_once(tmp_path):
                            [str(png), str(tmp_path / "pretraining_loss.pdf")])
     axes = [ax for ax in fig.axes if ax.lines]
     assert len(fig.axes) == len(axes) == 3  # MLM+NSP, MLM, LTR: three loss scales, never one axis
-    assert [ax.get_title() for ax in axes] == ["MLM + NSP (11 runs)", "MLM, no NSP (1 run)", "LTR, next token (1 run)"]
-    labels = [line.get_label() for ax in axes for line in ax.lines]
+    assert [ax.get_title() for ax in axes] == ["MLM + NSP (11 ablations)", "MLM, no NSP (1 ablation)",
+                                               "LTR, next token (1 ablation)"]
+    labels = [line.get_label() for ax in axes for line in ax.lines if not line.get_label().startswith("_")]
     drawn = [label.split(":")[0] for label in labels]
-    assert sorted(drawn) == sorted(a for a in runs if a != "no_pretraining")  # each run once, 0-step run not at all
-    assert "bert_base: ppl 100.0" in labels and "ltr: ppl 14.2" in labels
+    # each ablation once (its seeds under one label), the 0-step run not at all
+    assert sorted(drawn) == sorted(a for a in runs if a not in ("no_pretraining", "bert_base.seed1"))
+    assert "bert_base: ppl 100.0 / 101.0 (2 seeds)" in labels and "ltr: ppl 14.2" in labels
+    seed_lines = [line for line in axes[0].lines if line.get_color() == axes[0].lines[0].get_color()]
+    assert len(seed_lines) == 2 and seed_lines[1].get_alpha() < 1  # seed 1 drawn in bert_base's colour, fainter
     assert "mask_0_0_100: ppl 103.0 (not learnt: plateau)" in labels
     for ax in axes:
-        colours = [line.get_color() for line in ax.lines]
-        assert len(set(map(str, colours))) == len(colours)  # no colour repeats within a panel
-        assert [t.get_text() for t in ax.get_legend().get_texts()] == [line.get_label() for line in ax.lines]
+        labelled = [line for line in ax.lines if not line.get_label().startswith("_")]
+        colours = [line.get_color() for line in labelled]
+        assert len(set(map(str, colours))) == len(colours)  # no colour repeats between ablations of a panel
+        assert [t.get_text() for t in ax.get_legend().get_texts()] == [line.get_label() for line in labelled]
     assert axes[2].get_legend().get_title().get_text() == "held-out next-token perplexity"
     assert any("no_pretraining: ppl 512.0" in t.get_text() for t in fig.texts)
     assert png.stat().st_size > 10_000

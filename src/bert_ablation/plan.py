@@ -84,22 +84,26 @@ def run_name(ablation: str, index: int) -> str:
     return ablation if index == 0 else f"{ablation}{SEED_SUFFIX}{index}"
 
 
-def pretrain_seeds(config: dict, ablation: str) -> int:
-    """How many pretraining runs (seeds) ablation ``ablation`` gets: ``pretrain.seeds``, stacked as
-    every pretrain key is (top level < world_recipe < the ablation's own)."""
-    world, tuned = world_layers(config, ablation)
-    seeds = 1
-    for layer in (config["pretrain"], world.get("pretrain", {}), tuned.get("pretrain", {}),
-                  config["ablations"][ablation].get("pretrain", {})):
-        seeds = layer.get("seeds", seeds)
-    return seeds
+def pretrain_seeds(config: dict) -> int:
+    """How many pretraining runs (seeds) every ablation gets: ``pretrain.seeds``, at the top level
+    or in world_recipe (on the built-in world). One count for all ablations: a fine-tuning job
+    fine-tunes every seed's checkpoint (one process pays the imports once), so its outputs, the
+    same for every ablation, are seeds x restarts."""
+    return config.get("world_recipe", {}).get("pretrain", {}).get("seeds", config["pretrain"].get("seeds", 1)) \
+        if config["corpus"]["source"] == "synthetic" else config["pretrain"].get("seeds", 1)
+
+
+def job_restarts(config: dict) -> int:
+    """Fine-tuning restarts of one job: each pretraining seed's checkpoint x finetune.restarts
+    (restart k fine-tunes seed k // restarts; an imported checkpoint, its one model, all of them)."""
+    return pretrain_seeds(config) * config["finetune"]["restarts"]
 
 
 def seed_runs(config: dict, ablation: str) -> list[str]:
     """The pretraining runs of one ablation, seed 0 first (a checkpoint entry is its one run)."""
     if ablation in config.get("checkpoints", {}):
         return [ablation]
-    return [run_name(ablation, k) for k in range(pretrain_seeds(config, ablation))]
+    return [run_name(ablation, k) for k in range(pretrain_seeds(config))]
 
 
 def resolve_ablation(config: dict, name: str, check: bool = True) -> dict:
@@ -115,8 +119,8 @@ def resolve_ablation(config: dict, name: str, check: bool = True) -> dict:
     ablation_name, index = split_run(name)
     if check and ablation_name not in config["ablations"]:
         known("ablation", ablation_name, config["ablations"], "ablation", "config")
-    if check and index >= pretrain_seeds(config, ablation_name):
-        raise ConfigError(f"config: ablation '{ablation_name}' has {pretrain_seeds(config, ablation_name)} "
+    if check and index >= pretrain_seeds(config):
+        raise ConfigError(f"config: ablation '{ablation_name}' has {pretrain_seeds(config)} "
                           f"pretraining seed(s) (pretrain.seeds), so there is no run '{name}'.")
     from .models.objectives import OBJECTIVES
 
@@ -267,12 +271,11 @@ def _runs(config: dict, ablation: str) -> tuple:
 
 
 def finetune_runs(config: dict, names: list[str] | None = None) -> list[FinetuneRun]:
-    """The distinct fine-tuning jobs (one per pretraining seed and grid point) that the given
-    tables/figures need, sorted."""
-    return sorted({FinetuneRun(run, cell.step, cell.task, cell.head, point.key)
+    """The distinct fine-tuning jobs (one per grid point, every pretraining seed's checkpoint in
+    it) that the given tables/figures need, sorted."""
+    return sorted({FinetuneRun(cell.ablation, cell.step, cell.task, cell.head, point.key)
                    for name in (report_names(config) if names is None else names)
                    for cell in table_cells(config, name) if cell.source == "finetune"
-                   for run, _ in cell.seed_runs()
                    for point in grid_points(config, cell.task, cell.head)})
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..plan import Cell
+from ..plan import Cell, split_run
 from ..storage import atomic_file, canonical_json, read_json, write_json
 from ..training import health
 from . import paper
@@ -503,28 +503,39 @@ def plot_loss_curves(logs: dict[str, str], metrics: dict[str, str], paths: list[
     plt = _pyplot()
     from matplotlib.ticker import FuncFormatter
 
+    # One entry per ablation: its pretraining seeds (runs <ablation>.seed<k>) share its colour and
+    # style, and the label lists every seed's perplexity.
+    by_ablation: dict[str, list[str]] = {}
+    for run in sorted(logs, key=split_run):
+        by_ablation.setdefault(split_run(run)[0], []).append(run)
     runs, undrawn = {}, []
-    for ablation in sorted(logs):
-        m = read_json(metrics[ablation])
-        ppl = m.get("heldout_perplexity")
-        label = f"{ablation}: ppl {ppl:.1f}" if ppl is not None and math.isfinite(ppl) else f"{ablation}: ppl failed"
-        if health.not_learnt(m.get("health")):
-            label += f" (not learnt: {m['health']['status']})"
-        frame = pd.read_csv(logs[ablation])
-        if frame.empty:  # a run of 0 steps (no pretraining) has no curve
+    for ablation, seed_runs in by_ablation.items():
+        seed_metrics = [read_json(metrics[run]) for run in seed_runs]
+        ppls = [m.get("heldout_perplexity") for m in seed_metrics]
+        shown = " / ".join(f"{p:.1f}" if p is not None and math.isfinite(p) else "failed" for p in ppls)
+        label = f"{ablation}: ppl {shown}" + (f" ({len(seed_runs)} seeds)" if len(seed_runs) > 1 else "")
+        statuses = sorted({m["health"]["status"] for m in seed_metrics if health.not_learnt(m.get("health"))})
+        if statuses:
+            label += f" (not learnt: {', '.join(statuses)})"
+        frames = [pd.read_csv(logs[run]) for run in seed_runs]
+        if all(frame.empty for frame in frames):  # a run of 0 steps (no pretraining) has no curve
             undrawn.append(label)
             continue
-        runs.setdefault(m["objective"], []).append((ablation, label, frame, m.get("heldout_perplexity_kind", "")))
+        m = seed_metrics[0]
+        runs.setdefault(m["objective"], []).append((ablation, label, frames, m.get("heldout_perplexity_kind", "")))
     order = [o for o in _LOSS_PANELS if o in runs] + sorted(set(runs) - set(_LOSS_PANELS))
     n_rows = max((len(runs[o]) for o in order), default=0)
     fig, axes = plt.subplots(1, max(len(order), 1), figsize=(5.2 * max(len(order), 1), 4.2 + 0.16 * n_rows),
                              squeeze=False)
     for ax, objective in zip(axes[0], order):
         title, ylabel = _LOSS_PANELS.get(objective, (objective, "training loss"))
-        for (ablation, label, frame, _), (colour, style) in zip(runs[objective], _line_styles(len(runs[objective]))):
-            ax.plot(frame["step"], frame["loss"], label=label, color=colour, linestyle=style, linewidth=1.2)
+        for (ablation, label, frames, _), (colour, style) in zip(runs[objective], _line_styles(len(runs[objective]))):
+            for k, frame in enumerate(frames):  # seed 0 carries the label; later seeds fainter
+                ax.plot(frame["step"], frame["loss"], label=label if k == 0 else None, color=colour, linestyle=style,
+                        linewidth=1.2 if k == 0 else 0.8, alpha=1.0 if k == 0 else 0.55)
         kinds = sorted({kind for *_, kind in runs[objective] if kind})
-        ax.set_title(f"{title} ({len(runs[objective])} run{'s' if len(runs[objective]) > 1 else ''})", fontsize=10)
+        n = len(runs[objective])
+        ax.set_title(f"{title} ({n} ablation{'s' if n > 1 else ''})", fontsize=10)
         ax.set_xlabel("pretraining step")
         ax.set_ylabel(ylabel)
         ax.set_yscale("log")
