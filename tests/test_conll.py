@@ -151,7 +151,7 @@ def test_the_default_conll2003_is_a_parquet_copy_and_a_script_repo_is_refused_wi
     and a mirror (or folder) holding the script repo is refused naming the key and the fixes."""
     from bert_ablation.data.mirrors import MirrorError
     from bert_ablation.data.task_sources import hub_splits
-    from bert_ablation.data.tasks import TASKS
+    from bert_ablation.facts.tasks import TASKS
 
     assert TASKS["conll2003"].hub == {"path": "lhoestq/conll2003"}
     repo = tmp_path / "mirror" / "eriktks" / "conll2003"

@@ -17,7 +17,7 @@ from bert_ablation.data.mirrors import (
     write_mirror,
 )
 from bert_ablation.data.task_sources import build_task
-from bert_ablation.data.tasks import CONLL_LABELS, TASKS
+from bert_ablation.facts.tasks import CONLL_LABELS, TASKS
 from bert_ablation.models.checkpoints import CheckpointImportError, import_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -646,7 +646,7 @@ def _control(mechanism):
 
 
 def test_unknown_mechanisms_are_rejected_with_the_removable_ones():
-    from bert_ablation.data.mechanisms import REMOVABLE
+    from bert_ablation.facts.mechanisms import REMOVABLE
 
     with pytest.raises(ValueError, match="cannot remove 'nsp'.*" + ".*".join(REMOVABLE)):
         World(seed=0, scale=0.25, remove=["nsp"])

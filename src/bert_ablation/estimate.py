@@ -30,6 +30,8 @@ import math
 import os
 
 from . import plan
+from .facts.head_kinds import HEAD_KINDS
+from .facts.tasks import TASKS
 from .storage import write_json
 
 log = logging.getLogger(__name__)
@@ -151,8 +153,6 @@ def estimate(config: dict, names: list[str] | None = None) -> dict:
 def task_examples(config: dict, task: str) -> tuple[int, int] | None:
     """(training, evaluated) examples of a task: the built-in world's own sizes, else its standard
     dataset's (TASK_SIZES); None for a task with no standard dataset (ner)."""
-    from .data.tasks import TASKS
-
     settings = config["tasks"][task]
     if settings["source"] == "world":
         scale = config["world"]["scale"]
@@ -194,8 +194,6 @@ def finetune_job_estimate(config: dict, run: plan.FinetuneRun,
     """FLOPs of one fine-tuning job (every restart of one grid point) on ``examples`` (training,
     evaluated; default: the task's, ``task_examples``); None when the task's size is unknown
     before it is read."""
-    from .models.head_kinds import HEAD_KINDS
-
     examples = examples or task_examples(config, run.task)
     if examples is None:
         return None

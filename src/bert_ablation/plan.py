@@ -13,6 +13,8 @@ import dataclasses
 import itertools
 from dataclasses import dataclass, field
 
+from .facts.head_kinds import HEAD_KINDS
+from .facts.objectives import OBJECTIVES
 from .schema import ConfigError, known, schema_defaults
 from .storage import stable_hash
 
@@ -67,8 +69,6 @@ def resolve_ablation(config: dict, name: str, check: bool = True) -> dict:
     """
     if check and name not in config["ablations"]:
         known("ablation", name, config["ablations"], "ablation", "config")
-    from .models.objectives import OBJECTIVES
-
     ablation = config["ablations"][name]
     objective = OBJECTIVES[ablation["objective"]]
     world, tuned = world_layers(config, name)
@@ -146,8 +146,6 @@ def hp_key(lr: float, batch_size: int, epochs: int) -> str:
 def grid_points(config: dict, task: str, head: str = "linear") -> list[GridPoint]:
     """The task's grid: schema default < finetune.grid < tasks.<task>.grid < (for a frozen,
     feature-based head) finetune.feature_based_grid."""
-    from .models.head_kinds import HEAD_KINDS
-
     default = schema_defaults("finetune")["grid"]
     grid = {**default, **config["finetune"]["grid"], **config["tasks"][task].get("grid", {})}
     if HEAD_KINDS[head].frozen:

@@ -25,8 +25,8 @@ import os
 import numpy as np
 import torch
 
+from ..facts.tasks import TaskSpec
 from ..models.masking import IGNORE_INDEX
-from .tasks import TaskSpec
 
 log = logging.getLogger(__name__)
 

@@ -28,6 +28,8 @@ import random
 import re
 from pathlib import Path
 
+from ..facts.tasks import CONLL_LABELS, TASKS, WORLD_TASKS
+
 log = logging.getLogger(__name__)
 
 
@@ -115,8 +117,6 @@ def model_folder(hub_id: str, mirror: str, where: str) -> str:
 def hub_datasets(config: dict) -> list[tuple[str, dict]]:
     """(key, load_dataset args) of every hub dataset the config reads: tasks with source hub
     and the corpus's hf datasets."""
-    from .tasks import TASKS
-
     out = []
     for name, settings in config["tasks"].items():
         if settings["source"] == "hub":
@@ -155,8 +155,6 @@ def task_features(task: str):
     """The hub dataset's feature types for a task (GLUE config, SQuAD, CoNLL-2003)."""
     import datasets as ds
 
-    from .tasks import CONLL_LABELS, TASKS
-
     spec = TASKS[task]
     if spec.kind == "span":
         return ds.Features({"id": ds.Value("string"), "title": ds.Value("string"), "context": ds.Value("string"),
@@ -176,8 +174,7 @@ def task_rows(task: str, n: int, seed: int) -> dict[str, list[dict]]:
     """``n`` rows per split in the hub schema of ``task``: the built-in world's generator where it
     has one, else rows assembled from the world's sentences with labels drawn at random."""
     from .conll import DOCSTART
-    from .tasks import TASKS
-    from .world import WORLD_TASKS, World
+    from .world import World
 
     spec, world, rng = TASKS[task], World(seed=seed, scale=1.0), random.Random(seed)
     generated = task if task in WORLD_TASKS else ("conll2003" if spec.kind == "tagging" else None)

@@ -11,22 +11,10 @@ torch are imported by the methods that need them.
 
 from __future__ import annotations
 
-from collections import Counter
+from ..facts import kinds
 
 
-class TaskDataError(ValueError):
-    """Task records that do not fit the task's schema, naming the split, row and field."""
-
-
-class TaskKind:
-    name = ""
-    label_keys: tuple[str, ...] = ("labels",)  # the batch keys a training step needs
-    per_token = False  # logits per token (spans, tags) or one row per sequence
-    word_lists = False  # the text field holds a list of words (tagging) rather than a string
-
-    def output_width(self, num_labels: int) -> int:
-        return num_labels
-
+class TaskKind(kinds.TaskKind):
     def featurize(self, spec, records: dict, tokenizer, settings: dict, train: bool) -> dict:
         from .features import classification_features
 
@@ -43,17 +31,9 @@ class TaskKind:
         """The label predicted for every example, where a kind can collapse to one; else None."""
         return None
 
-    def check_label(self, spec, where: str, row: dict) -> None:
-        raise NotImplementedError
 
-    def summary(self, spec, records) -> dict:
-        return {}
-
-
-class Classification(TaskKind):
+class Classification(TaskKind, kinds.Classification):
     """One label per sequence, from the head's summary vector."""
-
-    name = "classification"
 
     def loss(self, logits, attention_mask, labels=None, start_positions=None, end_positions=None):
         import torch.nn.functional as F
@@ -72,24 +52,10 @@ class Classification(TaskKind):
         predicted = {int(o.argmax()) for o in outputs}
         return spec.labels[predicted.pop()] if len(predicted) == 1 else None
 
-    def check_label(self, spec, where, row):
-        label = row.get("label")
-        if not isinstance(label, int) or not 0 <= label < len(spec.labels):
-            raise TaskDataError(f"{where}: label {label!r} is not one of 0..{len(spec.labels) - 1} "
-                                f"({', '.join(spec.labels)}).")
 
-    def summary(self, spec, records):
-        return {"labels": dict(sorted(Counter(spec.labels[r["label"]] for r in records).items()))}
-
-
-class Regression(TaskKind):
+class Regression(TaskKind, kinds.Regression):
     """One score per sequence from the summary vector: a single output trained with mean squared
     error (HF's problem_type="regression")."""
-
-    name = "regression"
-
-    def output_width(self, num_labels):
-        return 1
 
     def loss(self, logits, attention_mask, labels=None, start_positions=None, end_positions=None):
         import torch.nn.functional as F
@@ -101,28 +67,9 @@ class Regression(TaskKind):
 
         return regression_scores([float(o[0]) for o in outputs], features["labels"])
 
-    def check_label(self, spec, where, row):
-        label, (low, high) = row.get("label"), spec.score_range
-        # NaN and infinities fail the range test too.
-        if isinstance(label, bool) or not isinstance(label, (int, float)) or not low <= label <= high:
-            raise TaskDataError(f"{where}: label {label!r} is not a score in [{low:g}, {high:g}].")
 
-    def summary(self, spec, records):
-        if not len(records):
-            return {}
-        scores = [r["label"] for r in records]
-        return {"scores": {"min": min(scores), "max": max(scores), "mean": round(sum(scores) / len(scores), 4)}}
-
-
-class Span(TaskKind):
+class Span(TaskKind, kinds.Span):
     """Start and end logits per token (SQuAD); the loss averages the two."""
-
-    name = "span"
-    label_keys = ("start_positions", "end_positions")
-    per_token = True
-
-    def output_width(self, num_labels):
-        return 2
 
     def featurize(self, spec, records, tokenizer, settings, train):
         from .features import span_features
@@ -148,21 +95,9 @@ class Span(TaskKind):
         references = {qid: a["text"] for qid, a in zip(records["id"], records["answers"])}
         return squad_scores(predictions, references)
 
-    def check_label(self, spec, where, row):
-        answers = row.get("answers") or {}
-        if not answers.get("text"):
-            raise TaskDataError(f"{where}: no answers.")
-        for text, start in zip(answers["text"], answers["answer_start"]):
-            if row["context"][start: start + len(text)] != text:
-                raise TaskDataError(f"{where}: answer '{text}' is not at answer_start={start} of the context.")
 
-
-class Tagging(TaskKind):
+class Tagging(TaskKind, kinds.Tagging):
     """One label per word; only labelled tokens (first sub-tokens) count."""
-
-    name = "tagging"
-    per_token = True
-    word_lists = True
 
     def featurize(self, spec, records, tokenizer, settings, train):
         from .features import tagging_features
@@ -185,15 +120,6 @@ class Tagging(TaskKind):
                        for out, positions in zip(outputs, features["word_positions"])]
         references = [[spec.labels[t] for t in tags] for tags in records["ner_tags"]]
         return ner_scores(predictions, references)
-
-    def check_label(self, spec, where, row):
-        tokens, tags = row.get("tokens"), row.get("ner_tags")
-        if not isinstance(tags, list) or len(tags) != len(tokens):
-            raise TaskDataError(f"{where}: 'ner_tags' must be a list with one tag per token ({len(tokens)} tokens).")
-        for k, tag in enumerate(tags):
-            if not isinstance(tag, int) or not 0 <= tag < len(spec.labels):
-                raise TaskDataError(f"{where}: ner_tags[{k}] = {tag!r} is not one of 0..{len(spec.labels) - 1} "
-                                    f"({', '.join(spec.labels)}).")
 
 
 TASK_KINDS: dict[str, TaskKind] = {kind.name: kind for kind in (Classification(), Regression(), Span(), Tagging())}

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import logging
 
+from ..facts.tasks import TASKS, TaskDataError, summarize, tag_names, validate_records, with_labels
 from ..storage import atomic_dir
 from .mirrors import dataset_args, load_hub_dataset
-from .tasks import TASKS, TaskDataError, summarize, tag_names, validate_records, with_labels
 
 log = logging.getLogger(__name__)
 

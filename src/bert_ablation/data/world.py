@@ -24,7 +24,7 @@ parameters learns in a minute and that the paper's ablations change:
   (NER); sentiment depends on negation and on the clause after "but" (SST-2).
 
 **Controls.** ``World(remove=(...))`` generates the same world with mechanisms taken out
-(names and one-line descriptions in ``mechanisms.py``), so that a claim which names a mechanism
+(names and one-line descriptions in ``facts/mechanisms.py``), so that a claim which names a mechanism
 can be shown to depend on it. Each removal keeps the entities and every task's sizes and labels,
 draws what it needs from random streams of its own (so the default world's draws stay as they
 were), and changes only what its mechanism needs:
@@ -57,10 +57,8 @@ import random
 from dataclasses import dataclass, replace
 from functools import cached_property
 
-from .mechanisms import REMOVABLE
-from .tasks import CONLL_LABELS, TASKS
-
-WORLD_TASKS = ("mnli", "qnli", "mrpc", "sst2", "squad", "conll2003")
+from ..facts.mechanisms import REMOVABLE
+from ..facts.tasks import CONLL_LABELS, TASKS, WORLD_TASKS
 
 JOBS = ("baker", "teacher", "doctor", "farmer", "painter", "pilot", "nurse", "lawyer", "miner",
         "singer", "tailor", "driver", "writer", "sailor", "cook", "judge", "dentist", "potter",

@@ -48,7 +48,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..data.mechanisms import MECHANISMS
+from ..facts.mechanisms import MECHANISMS
 from ..storage import atomic_file, derive_seed, read_json, read_yaml
 
 log = logging.getLogger(__name__)

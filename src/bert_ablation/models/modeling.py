@@ -28,6 +28,7 @@ from transformers.models.bert.modeling_bert import BertPooler
 from transformers.models.roformer.modeling_roformer import RoFormerOnlyMLMHead, RoFormerPreTrainedModel
 
 from ..data.task_kinds import TASK_KINDS
+from ..facts.architectures import ARCHITECTURES as FAMILY_FACTS
 from .heads import HEADS
 from .masking import IGNORE_INDEX, prediction_slots
 
@@ -185,14 +186,13 @@ class Architecture:
         return getattr(model, self.base_model_prefix)
 
 
+# (config builder, pretraining class, base model prefix) of each family that facts.architectures names.
+_FAMILIES = {
+    "bert": (bert_config, BertForAblationPretraining, "bert"),
+    "roformer": (roformer_config, RoFormerForAblationPretraining, "roformer"),
+}
 ARCHITECTURES: dict[str, Architecture] = {
-    a.name: a
-    for a in (
-        Architecture("bert", "BERT: post-LN, learned absolute positions (the paper's model)", bert_config,
-                     BertForAblationPretraining, "bert"),
-        Architecture("roformer", "RoFormer: BERT with rotary position embeddings", roformer_config,
-                     RoFormerForAblationPretraining, "roformer"),
-    )
+    name: Architecture(name, description, *_FAMILIES[name]) for name, description in FAMILY_FACTS.items()
 }
 
 

@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from ..data.features import build_feature_cache, pad_batch
 from ..data.task_kinds import TASK_KINDS
-from ..data.tasks import TASKS, with_labels
+from ..facts.tasks import TASKS, with_labels
 from ..models.heads import HEADS
 from ..models.modeling import FinetuneModel
 from ..rehearsal import peak_memory
