@@ -20,7 +20,7 @@ import torch
 from tqdm import tqdm
 
 from ..data.features import build_feature_cache, pad_batch
-from ..data.task_kinds import TASK_KINDS
+from ..evaluation.health import NOT_LEARNT
 from ..facts.tasks import TASKS, with_labels
 from ..models.heads import HEADS
 from ..models.modeling import FinetuneModel
@@ -28,7 +28,7 @@ from ..rehearsal import peak_memory
 from ..storage import atomic_file, derive_seed, read_json, stable_hash, tree_digest, write_json
 from .batching import epoch_batches
 from .engine import Engine, configure_threads, seed_everything
-from .health import NOT_LEARNT
+from .tasks import TASK_KINDS
 
 log = logging.getLogger(__name__)
 

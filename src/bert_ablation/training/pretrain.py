@@ -22,13 +22,13 @@ import torch
 from tqdm import tqdm
 
 from ..data.instances import STATIC_FIELDS, InstanceStore, instances_digest
+from ..evaluation import health
 from ..models.masking import IGNORE_INDEX, Masker, MaskingProcedure
 from ..models.modeling import ARCHITECTURES, pretraining_model
 from ..models.objectives import OBJECTIVES
 from ..plan import ablation_hash
 from ..rehearsal import peak_memory
 from ..storage import atomic_dir, atomic_file, derive_seed, file_digest, stable_hash, tree_digest, write_json
-from . import health
 from .batching import Prefetcher, epoch_batch_matrix
 from .distributed import Distributed
 from .engine import Engine, StepLog, configure_threads, seed_everything
