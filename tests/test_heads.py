@@ -266,7 +266,7 @@ def test_a_feature_based_job_leaves_no_cache_behind(tmp_path, tokenizer, encoder
     encoder.save_pretrained(tmp_path / "model")
     tokenizer.save_pretrained(tmp_path / "model")
     entry = {"hub": None, "revision": None, "path": str(tmp_path / "model")}
-    import_checkpoint("m", entry, str(tmp_path / "ck"), str(tmp_path / "ck.json"))
+    import_checkpoint("m", entry, str(tmp_path / "ck"), str(tmp_path / "ck.json"), plan.checkpoint_hash(entry))
     config = cfg.validate({"tasks": {"conll2003": {"n_train": 16, "n_dev": 8, "max_seq_length": 64}},
                            "finetune": {"precision": "fp32", "restarts": 1,
                                         "grid": {"lr": [1e-3], "batch_size": [8], "epochs": [1]}}})

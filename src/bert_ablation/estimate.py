@@ -29,10 +29,12 @@ import logging
 import math
 import os
 
+from . import config as cfg
 from . import plan
+from .data.corpus import CorpusError, input_files
 from .facts.head_kinds import HEAD_KINDS
 from .facts.tasks import TASKS
-from .storage import write_json
+from .storage import atomic_file, write_json
 
 log = logging.getLogger(__name__)
 
@@ -98,8 +100,6 @@ def corpus_text_bytes(config: dict) -> tuple[float | None, str]:
         return given * 1e9, "estimate.corpus_text_gb"
     source = config["corpus"]["source"]
     if source in ("text", "jsonl"):
-        from .data.corpus import input_files
-
         return float(sum(os.path.getsize(p) for p in input_files(config))), "the local files"
     if source == "synthetic":
         return 2e6 * config["world"]["scale"], "the generated world (~2 MB at scale 1)"
@@ -273,7 +273,6 @@ def pretrain_request(config: dict, ablation: str) -> dict:
 def corpus_text_bytes_known(config: dict) -> tuple[float | None, str]:
     """corpus_text_bytes, or unknown where the local files are missing: sizing a request is no
     place to report that (check_corpus_shards does, when the DAG is built)."""
-    from .data.corpus import CorpusError
 
     try:
         return corpus_text_bytes(config)
@@ -333,8 +332,6 @@ def markdown(result: dict) -> str:
 
 
 def write_estimate(config: dict, markdown_path: str, json_path: str) -> dict:
-    from .storage import atomic_file
-
     result = estimate(config)
     text = markdown(result)
     with atomic_file(markdown_path) as handle:
@@ -362,8 +359,6 @@ def presets_table(root: str) -> str:
     """One row per preset (config.yaml and presets/*.yaml under ``root``), every number from
     ``estimate`` of what the preset's header builds."""
     from pathlib import Path
-
-    from . import config as cfg
 
     base = Path(root) / "config.yaml"
     presets = [("(default)", [])] + [(p.stem, [str(p)]) for p in sorted((Path(root) / "presets").glob("*.yaml"))]

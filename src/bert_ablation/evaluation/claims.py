@@ -50,6 +50,7 @@ from scipy import stats
 
 from ..facts.mechanisms import MECHANISMS
 from ..storage import atomic_file, derive_seed, read_json, read_yaml
+from .paper import paper_tables
 
 log = logging.getLogger(__name__)
 
@@ -267,8 +268,6 @@ def cells_from_paper(restarts: int = 5, spread: float = 0.05) -> Cells:
     A sanity fixture: every claim must hold on the paper's own numbers. Perplexity stays a single
     value; figure5 uses the values read off the plot, columns = steps (thousands) as strings.
     """
-    from .paper import paper_tables
-
     noise = np.linspace(-spread, spread, restarts) if restarts > 1 else np.zeros(1)
     cells: Cells = {}
     for name, table in paper_tables().items():
