@@ -28,7 +28,6 @@ def _article(word: str) -> str:
     return "an" if word[0] in "aeiou" else "a"
 
 
-
 def detokenize(tokens: list[str]) -> tuple[str, list[int]]:
     """Join CoNLL-style tokens into text ("Mira , the baker ." -> "Mira, the baker.") and
     return each token's character offset."""

@@ -66,7 +66,6 @@ def _pseudo_word(rng, syllables: tuple[int, int], endings, taken: set[str]) -> s
             return word
 
 
-
 # A sentence is a list of (token, entity type or None, role) triples; role tags the tokens
 # that tasks ask about, e.g. ("job", person) on "baker".
 @dataclass(frozen=True)
