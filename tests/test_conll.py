@@ -3,7 +3,8 @@
 import pytest
 
 from bert_ablation.data.conll import ConllFormatError, file_labels, read_conll, to_bio, write_conll
-from bert_ablation.data.world import CONLL_LABELS, World
+from bert_ablation.data.world import World
+from bert_ablation.facts.tasks import CONLL_LABELS
 
 
 def _tags(record):

@@ -5,8 +5,7 @@ import json
 import pytest
 
 from bert_ablation.data.task_files import local_splits
-from bert_ablation.data.world import CONLL_LABELS
-from bert_ablation.facts.tasks import TASKS, TaskDataError, validate_records
+from bert_ablation.facts.tasks import CONLL_LABELS, TASKS, TaskDataError, validate_records
 
 
 def _tsv(path, rows):

@@ -54,10 +54,8 @@ The package follows the seams: ``lexicon`` (pseudo-words, word classes, the enti
 extending the one before, so that ``World`` is all three.
 """
 
-from ...facts.tasks import CONLL_LABELS, WORLD_TASKS
 from .corpus import detokenize
-from .lexicon import FOODS, HOBBIES, JOBS, NEGATIVE, POSITIVE, Person
+from .lexicon import FOODS, HOBBIES, JOBS, NEGATIVE, POSITIVE
 from .tasks import World
 
-__all__ = ["CONLL_LABELS", "FOODS", "HOBBIES", "JOBS", "NEGATIVE", "POSITIVE", "WORLD_TASKS", "Person", "World",
-           "detokenize"]
+__all__ = ["FOODS", "HOBBIES", "JOBS", "NEGATIVE", "POSITIVE", "World", "detokenize"]
