@@ -81,8 +81,8 @@ def probe(args) -> list[dict]:
 
     from bert_ablation import config as configuration
     from bert_ablation import plan
-    from bert_ablation.data.tasks import TASKS, with_labels
     from bert_ablation.data.tokenizer import load_tokenizer
+    from bert_ablation.facts.tasks import TASKS, with_labels
     from bert_ablation.models.modeling import load_encoder
     from bert_ablation.training.engine import configure_threads
     from bert_ablation.training.finetune import evaluate, featurize, restart_seeds, train_restart

@@ -59,9 +59,9 @@ from transformers import (
 
 from bert_ablation.data.features import classification_features, pad_batch
 from bert_ablation.data.instances import create_instances, encode, tokenize_documents, write_split
-from bert_ablation.data.tasks import TASKS
 from bert_ablation.data.tokenizer import train_wordpiece
 from bert_ablation.data.world import World
+from bert_ablation.facts.tasks import TASKS
 from bert_ablation.models.masking import IGNORE_INDEX, Masker, MaskingProcedure
 from bert_ablation.models.modeling import FinetuneModel, bert_config, model_config, pretraining_model
 from bert_ablation.models.objectives import OBJECTIVES

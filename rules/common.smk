@@ -9,7 +9,7 @@ from bert_ablation import estimate as cost
 from bert_ablation import plan, rehearsal
 from bert_ablation.data import corpus
 from bert_ablation.data.task_files import input_files as local_task_files
-from bert_ablation.data.tasks import TaskDataError
+from bert_ablation.facts.tasks import TaskDataError
 from bert_ablation.storage import canonical_json
 
 try:

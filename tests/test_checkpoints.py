@@ -32,7 +32,8 @@ def save_released(folder, tokenizer, vocab_size=None):
 def test_a_local_folder_is_imported_with_its_digests(tmp_path, tokenizer):
     folder = save_released(tmp_path / "download", tokenizer)
     entry = {"hub": None, "revision": None, "path": str(folder)}
-    metrics = import_checkpoint("mine", entry, str(tmp_path / "out"), str(tmp_path / "metrics.json"))
+    metrics = import_checkpoint("mine", entry, str(tmp_path / "out"), str(tmp_path / "metrics.json"),
+                                plan.checkpoint_hash(entry))
     final = tmp_path / "out" / "final"
     assert json.loads((final / "ablation.json").read_text()) == {
         "name": "mine", "step": "final", "spec_hash": plan.checkpoint_hash(entry), "source": entry}
@@ -48,7 +49,7 @@ def test_bad_checkpoints_are_refused_with_the_config_key(tmp_path, tokenizer):
     def refused(entry, match):
         with pytest.raises(CheckpointImportError, match=match):
             import_checkpoint("x", {"hub": None, "revision": None, "path": None, **entry}, str(tmp_path / "out"),
-                              str(tmp_path / "m.json"))
+                              str(tmp_path / "m.json"), "0")
         assert not (tmp_path / "out").exists() and not (tmp_path / "m.json").exists()
 
     refused({"path": str(tmp_path / "nowhere")}, r"checkpoints\.x\.path: '.*nowhere' does not exist")
@@ -77,7 +78,7 @@ def test_a_hub_id_that_cannot_be_fetched_names_the_key(tmp_path, monkeypatch):
     with pytest.raises(CheckpointImportError, match=r"checkpoints\.base\.hub: cannot fetch 'google-bert/bert-base-"
                                                     r"uncased' at revision main .*give its folder as checkpoints\.base\.path"):
         import_checkpoint("base", {"hub": "google-bert/bert-base-uncased", "revision": "main", "path": None},
-                          str(tmp_path / "out"), str(tmp_path / "m.json"))
+                          str(tmp_path / "out"), str(tmp_path / "m.json"), "0")
 
 
 @pytest.mark.parametrize("entry, message", [
@@ -167,7 +168,8 @@ def test_an_electra_discriminator_fine_tunes_with_a_fresh_pooler(tmp_path, token
                                pad_token_id=tokenizer.pad_token_id)).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     entry = {"hub": None, "revision": None, "path": str(folder)}
-    metrics = import_checkpoint("electra", entry, str(tmp_path / "ck"), str(tmp_path / "ck.json"))
+    metrics = import_checkpoint("electra", entry, str(tmp_path / "ck"), str(tmp_path / "ck.json"),
+                                plan.checkpoint_hash(entry))
     assert metrics["model_type"] == "electra" and metrics["model"]["layers"] == 2
     config = cfg.validate({"tasks": {"sst2": {"n_train": 32, "n_dev": 16, "max_seq_length": 64}},
                            "finetune": {"precision": "fp32", "grid": {"lr": [1e-3], "batch_size": [8], "epochs": [1]}}})

@@ -3,7 +3,8 @@
 import pytest
 
 from bert_ablation.data.conll import ConllFormatError, file_labels, read_conll, to_bio, write_conll
-from bert_ablation.data.world import CONLL_LABELS, World
+from bert_ablation.data.world import World
+from bert_ablation.facts.tasks import CONLL_LABELS
 
 
 def _tags(record):
@@ -149,9 +150,9 @@ def test_missing_document_ids_turn_document_context_off_loudly(tokenizer, caplog
 def test_the_default_conll2003_is_a_parquet_copy_and_a_script_repo_is_refused_with_the_fix(tmp_path, no_network):
     """datasets >= 4 refuses eriktks/conll2003's loading script: the default is a script-free copy,
     and a mirror (or folder) holding the script repo is refused naming the key and the fixes."""
-    from bert_ablation.data.mirrors import MirrorError
     from bert_ablation.data.task_sources import hub_splits
-    from bert_ablation.data.tasks import TASKS
+    from bert_ablation.facts.tasks import TASKS
+    from bert_ablation.hub import MirrorError
 
     assert TASKS["conll2003"].hub == {"path": "lhoestq/conll2003"}
     repo = tmp_path / "mirror" / "eriktks" / "conll2003"

@@ -19,7 +19,7 @@ from bert_ablation.data.corpus import (
     load_corpus,
     split_sentences,
 )
-from bert_ablation.data.mirrors import MirrorError
+from bert_ablation.hub import MirrorError
 
 # A Wikipedia-style article: a title, prose, a heading, lists and a table.
 ARTICLE = """Ada Lovelace

@@ -10,7 +10,7 @@ from bert_ablation import config as cfg
 from bert_ablation import plan
 from bert_ablation.data.task_files import local_splits
 from bert_ablation.data.task_sources import build_task
-from bert_ablation.data.tasks import TASKS, TaskDataError, validate_records
+from bert_ablation.facts.tasks import TASKS, TaskDataError, validate_records
 
 
 def _tsv(path, rows):

@@ -8,8 +8,8 @@ import torch
 from transformers import BertModel
 
 from bert_ablation.data.features import classification_features, pad_batch, tagging_features
-from bert_ablation.data.tasks import TASKS
 from bert_ablation.evaluation.metrics import ner_scores
+from bert_ablation.facts.tasks import TASKS
 from bert_ablation.models.heads import HEADS
 from bert_ablation.models.masking import IGNORE_INDEX
 from bert_ablation.models.modeling import FinetuneModel, bert_config
@@ -228,7 +228,7 @@ def test_the_feature_cache_keeps_fp16_first_sub_tokens_on_disk_not_layers_x_toke
 
 
 def test_head_modules_are_built_from_the_torch_free_head_kinds():
-    from bert_ablation.models.head_kinds import HEAD_KINDS
+    from bert_ablation.facts.head_kinds import HEAD_KINDS
 
     assert list(HEADS) == list(HEAD_KINDS)
     for name, kind in HEAD_KINDS.items():
@@ -266,7 +266,7 @@ def test_a_feature_based_job_leaves_no_cache_behind(tmp_path, tokenizer, encoder
     encoder.save_pretrained(tmp_path / "model")
     tokenizer.save_pretrained(tmp_path / "model")
     entry = {"hub": None, "revision": None, "path": str(tmp_path / "model")}
-    import_checkpoint("m", entry, str(tmp_path / "ck"), str(tmp_path / "ck.json"))
+    import_checkpoint("m", entry, str(tmp_path / "ck"), str(tmp_path / "ck.json"), plan.checkpoint_hash(entry))
     config = cfg.validate({"tasks": {"conll2003": {"n_train": 16, "n_dev": 8, "max_seq_length": 64}},
                            "finetune": {"precision": "fp32", "restarts": 1,
                                         "grid": {"lr": [1e-3], "batch_size": [8], "epochs": [1]}}})

@@ -1,9 +1,10 @@
-"""Pretraining health (training/health.py) and fine-tuning's collapse retries.
+"""Pretraining health (evaluation/health.py) and fine-tuning's collapse retries.
 
 The classifier on crafted numbers, then the real pretrain code on a micro corpus a 1-layer model
 learns in 40 steps (each sentence runs on through a fixed cycle of 16 words): a learnt run is
 quiet; a rate of 1e-7 stays on the plateau, a rate of 20 diverges, each with its WARNING block.
 """
+import dataclasses
 import json
 import logging
 import math
@@ -16,11 +17,11 @@ from bert_ablation import config as cfg
 from bert_ablation import plan
 from bert_ablation.data.corpus import build_corpus
 from bert_ablation.data.instances import build_instances
-from bert_ablation.data.task_kinds import TASK_KINDS
 from bert_ablation.data.tokenizer import build_tokenizer, count_words
+from bert_ablation.evaluation import health
 from bert_ablation.evaluation.tables import load_runs
-from bert_ablation.training import health
 from bert_ablation.training.pretrain import pretrain
+from bert_ablation.training.tasks import TASK_KINDS
 
 LEARNT = {"steps": 100, "heldout_perplexity": 6.3, "unigram_perplexity": 160.0, "heldout_lm_accuracy": 0.59,
           "unigram_accuracy": 0.066, "last_layer_cosine": 0.15, "final_train_loss": 2.5,
@@ -159,6 +160,12 @@ def sst2(tmp_path_factory, tokenizer):
     return root, config
 
 
+def collapse_as(monkeypatch, constant_prediction):
+    """Classification's collapse check replaced by ``constant_prediction(spec, outputs)``."""
+    kind = TASK_KINDS["classification"]
+    monkeypatch.setitem(TASK_KINDS, "classification", dataclasses.replace(kind, constant_prediction=constant_prediction))
+
+
 def finetune_once(root, config, name, checkpoint="ck", **retry):
     from bert_ablation.training.finetune import finetune
 
@@ -177,11 +184,11 @@ def test_a_collapsed_restart_is_retried_at_a_third_of_the_rate(sst2, monkeypatch
     root, config = sst2
     calls = []
 
-    def first_collapses(self, spec, outputs):
+    def first_collapses(spec, outputs):
         calls.append(len(outputs))
         return "positive" if len(calls) == 1 else None
 
-    monkeypatch.setattr(type(TASK_KINDS["classification"]), "constant_prediction", first_collapses)
+    collapse_as(monkeypatch, first_collapses)
     with caplog.at_level(logging.WARNING, logger="bert_ablation.training.finetune"):
         path, metrics = finetune_once(root, config, "retried", max_retries=2, lr_divisor=3)
     retry = metrics["collapse_retry"]
@@ -193,7 +200,7 @@ def test_a_collapsed_restart_is_retried_at_a_third_of_the_rate(sst2, monkeypatch
     assert metrics["hyperparameters"]["lr"] == 3e-3  # the grid point it was selected as
     assert "retrying at lr 0.001 (finetune.collapse_retry)" in caplog.text
     # the retry is the run a fresh job at lr / 3 would have trained: same seeds, same numbers
-    monkeypatch.setattr(type(TASK_KINDS["classification"]), "constant_prediction", lambda self, s, o: None)
+    collapse_as(monkeypatch, lambda s, o: None)
     _, direct = finetune_once(root, cfg.deep_merge(config, {"finetune": {"grid": {"lr": [1e-3]}}}), "direct",
                               max_retries=0)
     assert direct["dev"] == metrics["dev"] and direct["dev_curve"] == metrics["dev_curve"]
@@ -203,7 +210,7 @@ def test_a_collapsed_restart_is_retried_at_a_third_of_the_rate(sst2, monkeypatch
 
 def test_retries_stop_after_max_retries(sst2, monkeypatch):
     root, config = sst2
-    monkeypatch.setattr(type(TASK_KINDS["classification"]), "constant_prediction", lambda self, s, o: "negative")
+    collapse_as(monkeypatch, lambda s, o: "negative")
     _, metrics = finetune_once(root, config, "stuck", max_retries=2, lr_divisor=2)
     retry = metrics["collapse_retry"]
     assert [a["lr"] for a in retry["attempts"]] == pytest.approx([3e-3, 1.5e-3, 7.5e-4])
@@ -221,7 +228,7 @@ def test_an_encoder_that_did_not_learn_is_not_retried(sst2, monkeypatch):
     shutil.copytree(root / "ck", root / "ck_plateau")
     spec = json.loads((root / "ck_plateau" / "ablation.json").read_text())
     (root / "ck_plateau" / "ablation.json").write_text(json.dumps({**spec, "health": "plateau"}))
-    monkeypatch.setattr(type(TASK_KINDS["classification"]), "constant_prediction", lambda self, s, o: "negative")
+    collapse_as(monkeypatch, lambda s, o: "negative")
     _, metrics = finetune_once(root, config, "plateau", checkpoint="ck_plateau", max_retries=2, lr_divisor=3)
     retry = metrics["collapse_retry"]
     assert retry["retries"] == 0 and len(retry["attempts"]) == 1

@@ -1,7 +1,6 @@
 import numpy as np
 import pytest
 
-from bert_ablation.data.features import best_spans
 from bert_ablation.evaluation.metrics import (
     classification_scores,
     normalize_answer,
@@ -9,6 +8,7 @@ from bert_ablation.evaluation.metrics import (
     squad_f1,
     squad_scores,
 )
+from bert_ablation.evaluation.scoring import best_spans
 
 
 @pytest.mark.parametrize("raw, normal", [

@@ -8,16 +8,16 @@ import pytest
 from transformers import AutoModel, AutoTokenizer
 
 from bert_ablation import config as cfg
+from bert_ablation import plan
 from bert_ablation.data.corpus import build_corpus, load_corpus
 from bert_ablation.data.mirrors import (
-    MirrorError,
-    dataset_args,
     hub_datasets,
     released_config,
     write_mirror,
 )
 from bert_ablation.data.task_sources import build_task
-from bert_ablation.data.tasks import CONLL_LABELS, TASKS
+from bert_ablation.facts.tasks import CONLL_LABELS, TASKS
+from bert_ablation.hub import MirrorError, dataset_args
 from bert_ablation.models.checkpoints import CheckpointImportError, import_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -92,7 +92,7 @@ def test_checkpoints_import_from_the_mirror_with_the_released_shapes(paper_mirro
     config, out, _ = paper_mirror
     for name, entry in config["checkpoints"].items():
         metrics = import_checkpoint(name, {**entry, "hub_mirror": str(out)}, str(tmp_path / name),
-                                    str(tmp_path / f"{name}.json"))
+                                    str(tmp_path / f"{name}.json"), plan.checkpoint_hash(entry))
         facts, lowercase = released_config(entry["hub"])
         assert metrics["model"]["layers"] == facts["num_hidden_layers"]
         assert metrics["model"]["hidden"] == facts["hidden_size"] and metrics["vocab_size"] == 30522
@@ -121,7 +121,7 @@ def test_a_missing_mirror_copy_names_the_key_and_how_to_fill_it(tmp_path, no_net
         dataset_args({"path": "nyu-mll/glue", "name": "mnli"}, str(tmp_path), "tasks.mnli.hub")
     entry = {"hub": "google-bert/bert-base-uncased", "revision": None, "path": None, "hub_mirror": str(tmp_path)}
     with pytest.raises(CheckpointImportError, match="checkpoints.base.hub: hub_mirror is set but"):
-        import_checkpoint("base", entry, str(tmp_path / "out"), str(tmp_path / "m.json"))
+        import_checkpoint("base", entry, str(tmp_path / "out"), str(tmp_path / "m.json"), "0")
     # a local folder is no hub id: read as it is, mirror or not
     assert dataset_args({"path": str(tmp_path)}, str(tmp_path / "m"), "k") == {"path": str(tmp_path)}
     assert dataset_args({"path": "a/b", "revision": "refs/convert/parquet"}, None, "k")["revision"] == "refs/convert/parquet"

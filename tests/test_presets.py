@@ -3,7 +3,7 @@ import pytest
 
 from bert_ablation import config as cfg
 from bert_ablation import plan
-from bert_ablation.models.head_kinds import HEAD_KINDS
+from bert_ablation.facts.head_kinds import HEAD_KINDS
 from tests.test_workflow import ROOT, planned_jobs, snakemake
 
 

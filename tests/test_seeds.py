@@ -10,7 +10,7 @@ import pytest
 
 from bert_ablation import config as cfg
 from bert_ablation import plan
-from bert_ablation.data import mechanisms
+from bert_ablation.facts import mechanisms
 from bert_ablation.evaluation import preconditions
 from bert_ablation.evaluation.claims import judge_claims
 from bert_ablation.evaluation.statistics import Difference, Sample, design, seeds_needed

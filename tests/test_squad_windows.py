@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from conftest import WORDS
 
-from bert_ablation.data.features import best_spans, span_features
+from bert_ablation.data.features import span_features
+from bert_ablation.evaluation.scoring import best_spans
 
 
 def run_squad_windows(doc_tokens: list, max_tokens_for_doc: int, doc_stride: int) -> list[tuple[int, int]]:

@@ -5,8 +5,7 @@ import json
 import pytest
 
 from bert_ablation.data.task_files import local_splits
-from bert_ablation.data.tasks import TASKS, TaskDataError, validate_records
-from bert_ablation.data.world import CONLL_LABELS
+from bert_ablation.facts.tasks import CONLL_LABELS, TASKS, TaskDataError, validate_records
 
 
 def _tsv(path, rows):
@@ -299,7 +298,7 @@ def test_hub_source_runs_load_dataset_on_a_hub_layout_folder(tmp_path, no_networ
 
 
 def test_an_answer_not_at_its_answer_start_is_reported_with_its_row(tmp_path):
-    from bert_ablation.data.tasks import validate_records
+    from bert_ablation.facts.tasks import validate_records
 
     record = {"id": "q1", "title": "t", "context": "Paris is in France.", "question": "Where is Paris?",
               "answers": {"text": ["France"], "answer_start": [3]}}
@@ -329,7 +328,7 @@ def test_ner_reads_its_label_set_from_the_training_file(tmp_path, caplog):
     import datasets
 
     from bert_ablation.data.task_sources import build_task
-    from bert_ablation.data.tasks import with_labels
+    from bert_ablation.facts.tasks import with_labels
 
     splits, dropped = local_splits("ner", {"path": str(_wnut(tmp_path / "wnut"))})
     assert dropped == {} and set(splits) == {"train", "validation", "test"}
@@ -421,7 +420,7 @@ def test_ner_fine_tunes_and_scores_with_its_own_labels(tmp_path, tokenizer):
     from bert_ablation import config as cfg
     from bert_ablation import plan
     from bert_ablation.data.task_sources import build_task
-    from bert_ablation.data.tasks import with_labels
+    from bert_ablation.facts.tasks import with_labels
     from bert_ablation.models.modeling import bert_config
     from bert_ablation.storage import write_json
     from bert_ablation.training.finetune import evaluate, featurize, finetune

@@ -144,7 +144,7 @@ def test_every_table_figure_and_the_claims_are_written(run):
     assert len(claims) >= 20 and set(claims["verdict"]) <= {"reproduced", "contradicted", "inconclusive",
                                                              "not testable", "not evaluated"}
     # 20 micro steps learn nothing: a claim is judged unless it compares a run the health check
-    # marked not learnt (training/health.py), and then it says so
+    # marked not learnt (evaluation/health.py), and then it says so
     health = {a: read_json(run / f"results/pretrain/{a}/metrics.json")["health"]["status"]
               for a in ("bert_base", "no_nsp", "ltr", "no_pretraining")}
     assert health["no_pretraining"] == "exempt" and set(health.values()) <= {"learnt", "plateau", "collapsed", "exempt"}

@@ -9,8 +9,8 @@ import pytest
 from test_workflow import MICRO, planned_jobs, snakemake
 
 from bert_ablation.data.conll import write_conll
-from bert_ablation.data.tasks import TASKS
 from bert_ablation.data.world import World
+from bert_ablation.facts.tasks import TASKS
 
 pytestmark = pytest.mark.integration
 

@@ -21,17 +21,8 @@ import pytest
 from sklearn.feature_extraction.text import CountVectorizer
 from sklearn.linear_model import LogisticRegression
 
-from bert_ablation.data.world import (
-    CONLL_LABELS,
-    FOODS,
-    HOBBIES,
-    JOBS,
-    NEGATIVE,
-    POSITIVE,
-    WORLD_TASKS,
-    World,
-    detokenize,
-)
+from bert_ablation.data.world import FOODS, HOBBIES, JOBS, NEGATIVE, POSITIVE, World, detokenize
+from bert_ablation.facts.tasks import CONLL_LABELS, WORLD_TASKS
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
@@ -210,7 +201,7 @@ def test_documents_are_deterministic_and_depend_on_the_seed(small):
 
 def test_generation_does_not_depend_on_the_process_hash_seed(mid):
     """Python's str hash is randomised per process; the world must not use it."""
-    code = ("import hashlib, json; from bert_ablation.data.world import World, WORLD_TASKS; "
+    code = ("import hashlib, json; from bert_ablation.data.world import World; from bert_ablation.facts.tasks import WORLD_TASKS; "
             f"w = World(0, {TASK_SCALE}); print(hashlib.sha256(json.dumps([w.documents()] + "
             "[w.task(n, 30, 10) for n in WORLD_TASKS]).encode()).hexdigest())")
     expected = hashlib.sha256(json.dumps([mid.documents()] + [mid.task(n, 30, 10)
@@ -646,7 +637,7 @@ def _control(mechanism):
 
 
 def test_unknown_mechanisms_are_rejected_with_the_removable_ones():
-    from bert_ablation.data.mechanisms import REMOVABLE
+    from bert_ablation.facts.mechanisms import REMOVABLE
 
     with pytest.raises(ValueError, match="cannot remove 'nsp'.*" + ".*".join(REMOVABLE)):
         World(seed=0, scale=0.25, remove=["nsp"])

@@ -7,9 +7,9 @@ import tempfile
 
 from bert_ablation import config as cfg
 from bert_ablation import plan
+from bert_ablation.evaluation.health import PretrainingHealthError
 from bert_ablation.rehearsal import rehearse
 from bert_ablation.training.distributed import torchrun_command
-from bert_ablation.training.health import PretrainingHealthError
 from bert_ablation.training.pretrain import pretrain
 from bert_ablation.workflow import job_logging, params_json
 

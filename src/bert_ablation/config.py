@@ -14,6 +14,9 @@ import difflib
 import jsonschema
 import yaml
 
+from .facts.head_kinds import HEAD_KINDS
+from .facts.objectives import OBJECTIVES
+from .facts.tasks import TASKS, WORLD_TASKS
 from .plan import (
     FINAL_STEP,
     PRETRAIN_METRICS,
@@ -196,10 +199,6 @@ def deep_merge(base: dict, update: dict) -> dict:
 # --- cross-field rules ----------------------------------------------------------------------
 
 def _check_semantics(config: dict, source: str) -> None:
-    from .data.tasks import TASKS
-    from .data.world import WORLD_TASKS
-    from .models.objectives import OBJECTIVES
-
     schema_defs = schema()["definitions"]
     recipe = config["world_recipe"]
     for group in ("model", "masking", "pretrain"):
@@ -312,9 +311,6 @@ def _check_cell(config: dict, cell: Cell, where: str, source: str) -> None:
     """One table cell. A checkpoint row (a released or local model) gets the checks that need no
     loading; its shape (e.g. the layers a feature-based head reads) is checked when it is
     imported and fine-tuned."""
-    from .data.tasks import TASKS
-    from .models.head_kinds import HEAD_KINDS
-
     row_where, column_where = f"{where}.rows.{cell.row}", f"{where}.columns.{cell.column}"
     checkpoint = cell.origin == "checkpoint"
     if checkpoint:

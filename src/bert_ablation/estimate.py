@@ -29,8 +29,12 @@ import logging
 import math
 import os
 
+from . import config as cfg
 from . import plan
-from .storage import write_json
+from .data.corpus import CorpusError, input_files
+from .facts.head_kinds import HEAD_KINDS
+from .facts.tasks import TASKS
+from .storage import atomic_file, write_json
 
 log = logging.getLogger(__name__)
 
@@ -96,8 +100,6 @@ def corpus_text_bytes(config: dict) -> tuple[float | None, str]:
         return given * 1e9, "estimate.corpus_text_gb"
     source = config["corpus"]["source"]
     if source in ("text", "jsonl"):
-        from .data.corpus import input_files
-
         return float(sum(os.path.getsize(p) for p in input_files(config))), "the local files"
     if source == "synthetic":
         return 2e6 * config["world"]["scale"], "the generated world (~2 MB at scale 1)"
@@ -151,8 +153,6 @@ def estimate(config: dict, names: list[str] | None = None) -> dict:
 def task_examples(config: dict, task: str) -> tuple[int, int] | None:
     """(training, evaluated) examples of a task: the built-in world's own sizes, else its standard
     dataset's (TASK_SIZES); None for a task with no standard dataset (ner)."""
-    from .data.tasks import TASKS
-
     settings = config["tasks"][task]
     if settings["source"] == "world":
         scale = config["world"]["scale"]
@@ -194,8 +194,6 @@ def finetune_job_estimate(config: dict, run: plan.FinetuneRun,
     """FLOPs of one fine-tuning job (every restart of one grid point) on ``examples`` (training,
     evaluated; default: the task's, ``task_examples``); None when the task's size is unknown
     before it is read."""
-    from .models.head_kinds import HEAD_KINDS
-
     examples = examples or task_examples(config, run.task)
     if examples is None:
         return None
@@ -275,7 +273,6 @@ def pretrain_request(config: dict, ablation: str) -> dict:
 def corpus_text_bytes_known(config: dict) -> tuple[float | None, str]:
     """corpus_text_bytes, or unknown where the local files are missing: sizing a request is no
     place to report that (check_corpus_shards does, when the DAG is built)."""
-    from .data.corpus import CorpusError
 
     try:
         return corpus_text_bytes(config)
@@ -335,8 +332,6 @@ def markdown(result: dict) -> str:
 
 
 def write_estimate(config: dict, markdown_path: str, json_path: str) -> dict:
-    from .storage import atomic_file
-
     result = estimate(config)
     text = markdown(result)
     with atomic_file(markdown_path) as handle:
@@ -364,8 +359,6 @@ def presets_table(root: str) -> str:
     """One row per preset (config.yaml and presets/*.yaml under ``root``), every number from
     ``estimate`` of what the preset's header builds."""
     from pathlib import Path
-
-    from . import config as cfg
 
     base = Path(root) / "config.yaml"
     presets = [("(default)", [])] + [(p.stem, [str(p)]) for p in sorted((Path(root) / "presets").glob("*.yaml"))]

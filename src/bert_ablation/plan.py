@@ -13,6 +13,8 @@ import dataclasses
 import itertools
 from dataclasses import dataclass, field
 
+from .facts.head_kinds import HEAD_KINDS
+from .facts.objectives import OBJECTIVES
 from .schema import ConfigError, known, schema_defaults
 from .storage import stable_hash
 
@@ -122,8 +124,6 @@ def resolve_ablation(config: dict, name: str, check: bool = True) -> dict:
     if check and index >= pretrain_seeds(config):
         raise ConfigError(f"config: ablation '{ablation_name}' has {pretrain_seeds(config)} "
                           f"pretraining seed(s) (pretrain.seeds), so there is no run '{name}'.")
-    from .models.objectives import OBJECTIVES
-
     ablation = config["ablations"][ablation_name]
     objective = OBJECTIVES[ablation["objective"]]
     world, tuned = world_layers(config, ablation_name)
@@ -203,8 +203,6 @@ def hp_key(lr: float, batch_size: int, epochs: int) -> str:
 def grid_points(config: dict, task: str, head: str = "linear") -> list[GridPoint]:
     """The task's grid: schema default < finetune.grid < tasks.<task>.grid < (for a frozen,
     feature-based head) finetune.feature_based_grid."""
-    from .models.head_kinds import HEAD_KINDS
-
     default = schema_defaults("finetune")["grid"]
     grid = {**default, **config["finetune"]["grid"], **config["tasks"][task].get("grid", {})}
     if HEAD_KINDS[head].frozen:

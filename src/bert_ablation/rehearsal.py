@@ -21,8 +21,12 @@ import math
 import os
 import statistics
 
+from . import estimate as cost
 from . import plan
+from .config import validate
+from .estimate import estimate, layer_parameters
 from .schema import ConfigError, known, schema_defaults
+from .storage import atomic_file, write_json
 
 # The hub datasets' split sizes (examples), for the full-run fine-tuning estimate: a rehearsal
 # reads a few examples from a mirror and cannot count them. From the datasets' cards.
@@ -47,7 +51,6 @@ def rehearse(config: dict) -> dict:
     """
     if not config.get("rehearse"):
         return config
-    from .config import validate
 
     budget = config["rehearsal"]
     if budget["batch_size"] % budget["accumulation_steps"]:
@@ -121,21 +124,6 @@ def _one_point(grid: dict, budget: dict) -> dict:
 
 def _smaller(value: int | None, cap: int) -> int:
     return cap if value is None else min(value, cap)
-
-
-def peak_memory(device) -> dict:
-    """This process's peak memory so far, in MB: its resident set (RSS: what a CPU job needs,
-    torch and the data included) and, on a GPU, the allocator's peak (what the device needs)."""
-    import resource
-    import sys
-
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kB on Linux, bytes on macOS
-    peak = {"peak_rss_mb": round(rss / (1 << 20 if sys.platform == "darwin" else 1 << 10), 1)}
-    if str(device).startswith("cuda"):
-        import torch
-
-        peak["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated(device) / (1 << 20), 1)
-    return peak
 
 
 # --- the report: from what the rehearsal measured to the full run ----------------------------
@@ -219,8 +207,6 @@ def _full_examples(config: dict, task: str, split: str) -> int | None:
 
 def report(full: dict, rehearsed: dict, requests: dict, root: str = ".") -> dict:
     """Each rule's measured rehearsal and its extrapolated full run, beside the profile's requests."""
-    from . import estimate as cost
-    from .estimate import estimate
 
     at = lambda *parts: os.path.join(root, *parts)  # noqa: E731
     benchmarks = {os.path.relpath(p, at("logs")): _benchmark(p) for p in glob.glob(at("logs", "**", "*.benchmark.tsv"),
@@ -384,7 +370,6 @@ def _checkpoint_parameters(checkpoint: str) -> int | None:
     if not os.path.exists(config_path):
         return None
     c = _read_json(config_path)
-    from .estimate import layer_parameters
 
     h = c["hidden_size"]
     return (c["num_hidden_layers"] * layer_parameters(h, c["intermediate_size"])
@@ -495,8 +480,6 @@ def markdown(result: dict, title: str) -> str:
 
 def write_report(full: dict, rehearsed: dict, requests: dict, markdown_path: str, json_path: str,
                  title: str = "", root: str = ".") -> dict:
-    from .storage import atomic_file, write_json
-
     result = report(full, rehearsed, requests, root)
     with atomic_file(markdown_path) as handle:
         handle.write(markdown(result, title))

@@ -14,7 +14,7 @@ import os
 import sys
 import traceback
 
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+from .runtime import LOG_FORMAT
 
 
 @contextlib.contextmanager

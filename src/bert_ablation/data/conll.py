@@ -16,8 +16,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ..facts.tasks import CONLL_LABELS
 from ..storage import atomic_file
-from .tasks import CONLL_LABELS
 
 DOCSTART = "-DOCSTART-"
 _INDEX = {label: i for i, label in enumerate(CONLL_LABELS)}

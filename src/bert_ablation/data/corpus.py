@@ -29,7 +29,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, NamedTuple
 
+from ..hub import dataset_args, load_hub_dataset
 from ..storage import atomic_dir
+from .world import World
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +51,6 @@ WHOLE = Shard(0, 1)
 
 
 def synthetic_documents(config: dict, shard: Shard = WHOLE, dropped: Counter | None = None) -> Iterator[Document]:
-    from .world import World
 
     world = config["world"]
     documents = World(seed=world["seed"], scale=world["scale"], remove=world.get("remove", ())).documents()
@@ -307,7 +308,6 @@ def hf_documents(config: dict, shard: Shard = WHOLE, dropped: Counter | None = N
     ``rows_per_document`` rows). A shard streams only its share: a contiguous range of documents,
     read from the data files that hold it (``hub_shard_rows``), never the whole dataset; nothing is
     prepared in the HF cache. With ``hub_mirror`` set, hub ids are read from the mirror."""
-    from .mirrors import dataset_args, load_hub_dataset
 
     hf = config["corpus"]["hf"]
     for i, spec in enumerate(hf["datasets"]):

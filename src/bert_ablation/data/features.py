@@ -1,11 +1,12 @@
-"""Task records -> model inputs, and model outputs -> task predictions.
+"""Task records -> model inputs, by task kind (``featurize``); decoding the outputs back into
+predictions is evaluation's (``evaluation.scoring``).
 
 Classification and regression: segment A (and B) truncated to max_seq_length. Span QA follows
 the BERT / HF run_qa recipe: the question (cut to max_query_length tokens) followed by windows
 of the context of max_seq_length tokens; doc_stride is either the overlap of consecutive windows
 (HF's stride) or, as in google-research/bert run_squad.py, the step between their starts
 (doc_stride_meaning). A window that does not contain the whole answer is trained to point at
-[CLS]. At evaluation the best span over all windows of a question wins, with score
+[CLS]. At evaluation (``evaluation.scoring.best_spans``) the best span over all windows of a question wins, with score
 start_logit(i) + end_logit(j), j >= i, at most max_answer_length tokens, from the n_best starts
 and ends of each window; with max_context, a start counts only in the window where that token
 has the most context (run_squad.py's rule). A question with no valid span gets no prediction.
@@ -25,8 +26,8 @@ import os
 import numpy as np
 import torch
 
+from ..facts.tasks import TaskSpec
 from ..models.masking import IGNORE_INDEX
-from .tasks import TaskSpec
 
 log = logging.getLogger(__name__)
 
@@ -229,6 +230,29 @@ def tagging_features(records, tokenizer, max_seq_length: int, document_context: 
     return features
 
 
+def _sequence_features(spec: TaskSpec, records, tokenizer, settings: dict, train: bool) -> dict:
+    return classification_features(spec, records, tokenizer, settings["max_seq_length"])
+
+
+def _span_features(spec: TaskSpec, records, tokenizer, settings: dict, train: bool) -> dict:
+    return span_features(records, tokenizer, settings, train)
+
+
+def _tagging_features(spec: TaskSpec, records, tokenizer, settings: dict, train: bool) -> dict:
+    return tagging_features(records, tokenizer, settings["max_seq_length"], settings["document_context"])
+
+
+# How records of each task kind (facts.kinds.KINDS) become features: classification and
+# regression alike (one row per sequence), SQuAD windows, NER words.
+FEATURIZERS = {"classification": _sequence_features, "regression": _sequence_features,
+               "span": _span_features, "tagging": _tagging_features}
+
+
+def featurize(spec: TaskSpec, records, tokenizer, settings: dict, train: bool) -> dict:
+    """A split's records as the model's inputs (and labels), as the task's kind builds them."""
+    return FEATURIZERS[spec.kind](spec, records, tokenizer, settings, train)
+
+
 class FeatureCache:
     """A frozen encoder's layers for every example, in fp16 on a disk memmap, read per batch.
 
@@ -317,31 +341,6 @@ def pad_batch(features: dict, index, pad_id: int, label_keys: tuple[str, ...]) -
         else:
             batch[key] = torch.tensor(values)  # class indices -> int64, regression scores -> float32
     return batch
-
-
-def best_spans(records, features: dict, start_logits: list[np.ndarray], end_logits: list[np.ndarray],
-               n_best: int, max_answer_length: int) -> dict[str, str]:
-    """The highest-scoring valid span of each question over all of its windows: id -> text.
-
-    Where span_features marked max-context windows (``features["max_context"]``, the task's
-    max_context setting), a span may start only at a token in its max-context window. A question
-    with no valid span has no entry: the official SQuAD script scores it 0, whatever its answers."""
-    best: dict[int, tuple[float, str]] = {}
-    max_context = features.get("max_context")
-    for k, (starts, ends) in enumerate(zip(start_logits, end_logits)):
-        example = features["example"][k]
-        offsets = features["offsets"][k]
-        context = records["context"][example]
-        for s in np.argsort(starts)[::-1][:n_best]:
-            if offsets[s] is None or (max_context is not None and not max_context[k][s]):
-                continue
-            for e in np.argsort(ends)[::-1][:n_best]:
-                if offsets[e] is None or e < s or e - s + 1 > max_answer_length:
-                    continue
-                score = float(starts[s] + ends[e])
-                if example not in best or score > best[example][0]:
-                    best[example] = (score, context[offsets[s][0]: offsets[e][1]])
-    return {records["id"][i]: best[i][1] for i in range(len(records["id"])) if i in best}
 
 
 @torch.no_grad()

@@ -28,7 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..storage import atomic_dir, derive_seed, file_digest, read_json, write_json
 from .corpus import CorpusError, iter_documents
+from .tokenizer import load_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -249,7 +251,6 @@ def tokenize_documents(documents, tokenizer, batch_documents: int = 1000) -> Tok
 
 def write_split(folder: Path, arrays: dict[str, np.ndarray]) -> dict[str, str]:
     """One split's stored fields as .npy files in ``folder``; returns their SHA-256 by file name."""
-    from ..storage import file_digest
 
     folder.mkdir(parents=True)
     fields = [f for f in (*FIELDS, *STATIC_FIELDS) if f in arrays]
@@ -262,6 +263,7 @@ def static_masks(input_ids: np.ndarray, tokenizer, settings: dict, seed: int, bl
     """google-research/bert's static masks for every row, drawn a block of rows at a time."""
     import torch
 
+    # Imported here: keeps torch out of the instances job unless it draws static masks.
     from ..models.masking import Masker, MaskingProcedure
 
     # Only the selection is stored; each run applies its own [MASK]/same/random mix (apply_static),
@@ -283,8 +285,6 @@ def build_instances(corpus_dir: str, tokenizer_dir: str, packing: str, settings:
     """The instances of one corpus shard, written to ``out_dir/{train,heldout}/<field>.npy`` with
     a manifest (counts and SHA-256 of every file). Shard k seeds from instances.seed + 2k (train)
     and + 2k + 1 (heldout), so an unsharded corpus gives what it always gave."""
-    from ..storage import atomic_dir, derive_seed, write_json
-    from .tokenizer import load_tokenizer
 
     tokenizer = load_tokenizer(tokenizer_dir)
     manifest = {"packing": packing, "max_seq_length": settings["max_seq_length"], "shard": shard,
@@ -322,8 +322,6 @@ def build_instances(corpus_dir: str, tokenizer_dir: str, packing: str, settings:
 
 
 def read_manifest(shard_dir: str) -> dict:
-    from ..storage import read_json
-
     return read_json(os.path.join(shard_dir, MANIFEST))
 
 

@@ -11,6 +11,9 @@ weights, to rehearse a preset without the hub:
     python -m bert_ablation.data.mirrors --configfile presets/released.yaml --out mirror/
     snakemake ... --configfile presets/released.yaml --config hub_mirror=mirror/
 
+Reading through a mirror (and the errors that name what to set) is ``bert_ablation.hub``'s; this
+module writes one.
+
 Dataset repos are written as the hub holds a parquet dataset: ``README.md`` whose YAML front
 matter lists ``configs:`` with their ``data_files`` per split, and ``<config>/<split>-00000-of-00001.parquet``
 files carrying the dataset's feature types (ClassLabel names, sequences) in their schema metadata.
@@ -28,86 +31,14 @@ import random
 import re
 from pathlib import Path
 
+from .. import config as cfg
+from ..facts.tasks import CONLL_LABELS, TASKS, WORLD_TASKS
+from ..hub import MirrorError, is_hub_id, mirror_folder
+from .conll import DOCSTART
+from .tokenizer import tokenizer_from_vocab
+from .world import World
+
 log = logging.getLogger(__name__)
-
-
-class MirrorError(ValueError):
-    """A hub id the mirror does not hold, or one the generator cannot write; names the key and fix."""
-
-
-# ------------------------------------------------------------------ reading through a mirror
-
-def mirror_folder(mirror: str, repo_id: str) -> Path:
-    """``<mirror>/<owner>/<name>``: where a cluster's ``--local-dir MIRROR/ID`` download puts it."""
-    return Path(mirror) / repo_id
-
-
-def is_hub_id(path: str) -> bool:
-    """A hub id, not a local folder: ``owner/name`` or ``name`` that is no existing path."""
-    return not os.path.exists(path) and not os.path.isabs(path) and path.count("/") <= 1
-
-
-def dataset_args(args: dict, mirror: str | None, where: str) -> dict:
-    """``load_dataset`` arguments reading ``args['path']`` from the mirror when one is set.
-
-    The mirror holds one snapshot per repo, laid out as its main branch (or the revision the
-    cluster downloaded): ``revision`` names a hub ref and has no meaning in a folder, so it is
-    dropped (and logged); ``data_files`` stay, relative to the mirrored repo as on the hub."""
-    if not mirror or not is_hub_id(args["path"]):
-        return dict(args)
-    folder = mirror_folder(mirror, args["path"])
-    if not folder.is_dir():
-        raise MirrorError(f"{where}: hub_mirror is set but {folder} does not exist; fill it on a machine with "
-                          f"network access (huggingface-cli download --repo-type dataset {args['path']} "
-                          f"--local-dir {folder}) or run python -m bert_ablation.data.mirrors for a synthetic "
-                          "stand-in (docs/hub.md).")
-    out = {k: v for k, v in args.items() if k != "revision"}
-    if args.get("revision"):
-        log.info("%s: revision %s ignored: read from the mirror's copy %s", where, args["revision"], folder)
-    out["path"] = str(folder)
-    return out
-
-
-_SCRIPT_REFUSAL = re.compile(r"Dataset scripts are no longer supported, but found (\S+)")
-
-
-def load_hub_dataset(args: dict, where: str, builder: bool = False, **extra):
-    """``datasets.load_dataset(**args, **extra)`` (``load_dataset_builder`` with ``builder``), its
-    refusal of a loading-script dataset (datasets >= 4 runs none) and a hub it cannot reach turned
-    into what to set instead, under the config key ``where``."""
-    import datasets
-
-    try:
-        if builder:
-            return datasets.load_dataset_builder(**{k: v for k, v in args.items() if k != "split"}, **extra)
-        return datasets.load_dataset(**args, **extra)
-    except ConnectionError as err:  # offline mode, or a compute node without internet
-        if not is_hub_id(args["path"]):
-            raise
-        raise MirrorError(
-            f"{where}: cannot reach the hub for {args['path']} ({str(err).splitlines()[0] if str(err) else err!r}), "
-            "and it is not in this node's HF cache. On nodes without internet set hub_mirror to a folder filled on a "
-            f"node with network access (huggingface-cli download --repo-type dataset {args['path']} --local-dir "
-            f"<hub_mirror>/{args['path']}; docs/hub.md).") from None
-    except RuntimeError as err:
-        found = _SCRIPT_REFUSAL.search(str(err))
-        if not found:
-            raise
-        raise MirrorError(
-            f"{where}: {args['path']} is a loading-script dataset ({found.group(1)}), which datasets "
-            f">= 4 (installed: {datasets.__version__}) refuses to run. Read a script-free copy instead: "
-            f"add revision: refs/convert/parquet (the hub's parquet conversion of the same repo), or set path "
-            f"to a parquet copy's id (README, Data sources, lists the checked ones), or download the files and "
-            f"give them as a local folder (path) or data_files.") from None
-
-
-def model_folder(hub_id: str, mirror: str, where: str) -> str:
-    folder = mirror_folder(mirror, hub_id)
-    if not (folder / "config.json").is_file():
-        raise MirrorError(f"{where}: hub_mirror is set but {folder} holds no config.json; fill it on a machine "
-                          f"with network access (huggingface-cli download {hub_id} --local-dir {folder}) "
-                          "or run python -m bert_ablation.data.mirrors for a synthetic stand-in (docs/hub.md).")
-    return str(folder)
 
 
 # ------------------------------------------------------------------ the hub ids a config reads
@@ -115,8 +46,6 @@ def model_folder(hub_id: str, mirror: str, where: str) -> str:
 def hub_datasets(config: dict) -> list[tuple[str, dict]]:
     """(key, load_dataset args) of every hub dataset the config reads: tasks with source hub
     and the corpus's hf datasets."""
-    from .tasks import TASKS
-
     out = []
     for name, settings in config["tasks"].items():
         if settings["source"] == "hub":
@@ -155,8 +84,6 @@ def task_features(task: str):
     """The hub dataset's feature types for a task (GLUE config, SQuAD, CoNLL-2003)."""
     import datasets as ds
 
-    from .tasks import CONLL_LABELS, TASKS
-
     spec = TASKS[task]
     if spec.kind == "span":
         return ds.Features({"id": ds.Value("string"), "title": ds.Value("string"), "context": ds.Value("string"),
@@ -175,9 +102,6 @@ def task_features(task: str):
 def task_rows(task: str, n: int, seed: int) -> dict[str, list[dict]]:
     """``n`` rows per split in the hub schema of ``task``: the built-in world's generator where it
     has one, else rows assembled from the world's sentences with labels drawn at random."""
-    from .conll import DOCSTART
-    from .tasks import TASKS
-    from .world import WORLD_TASKS, World
 
     spec, world, rng = TASKS[task], World(seed=seed, scale=1.0), random.Random(seed)
     generated = task if task in WORLD_TASKS else ("conll2003" if spec.kind == "tagging" else None)
@@ -227,7 +151,6 @@ def corpus_features(spec: dict):
 def corpus_rows(spec: dict, n: int, seed: int) -> list[dict]:
     """Documents of the built-in world as the hub holds text: an article per row (a title line and
     one paragraph per line, as Wikipedia's text) or, with rows_per_document > 1, one sentence per row."""
-    from .world import World
 
     documents = World(seed=seed, scale=1.0).documents()[:n]
     field, wiki = spec["text_field"], "wikipedia" in spec["path"]
@@ -332,7 +255,6 @@ def wordpiece_vocabulary(size: int, lowercase: bool, seed: int) -> list[str]:
     """A WordPiece vocabulary of exactly ``size`` entries laid out as BERT's: [PAD] 0, [unused*]
     1-99, [UNK] [CLS] [SEP] [MASK] 100-103, then characters, their ## continuations, the world's
     words and generated ## pieces to fill up."""
-    from .world import World
 
     vocab = ["[PAD]"] + [f"[unused{i}]" for i in range(99)] + ["[UNK]", "[CLS]", "[SEP]", "[MASK]"]
     chars = [chr(c) for c in range(33, 127) if not (lowercase and chr(c).isupper())]
@@ -358,8 +280,6 @@ def write_model_repo(folder: Path, hub_id: str, seed: int) -> dict:
 
     import torch
     from transformers import BertConfig, BertForPreTraining
-
-    from .tokenizer import tokenizer_from_vocab
 
     config_dict, lowercase = released_config(hub_id)
     folder.mkdir(parents=True, exist_ok=True)
@@ -413,8 +333,6 @@ def write_mirror(config: dict, out: str, examples: int = 200, documents: int = 3
 
 
 def main(argv: list[str] | None = None) -> None:
-    from .. import config as cfg
-
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--configfile", nargs="+", default=[], help="preset(s) merged over --base, as snakemake does")
     parser.add_argument("--base", default="config.yaml", help="the workflow's config.yaml")

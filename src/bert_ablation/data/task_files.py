@@ -33,8 +33,8 @@ import io
 import json
 from pathlib import Path
 
+from ..facts.tasks import TASKS, TaskDataError
 from .conll import ConllFormatError, file_labels, read_conll
-from .tasks import TASKS, TaskDataError
 
 # GLUE: the folder name in the GLUE download, default file per split, the columns that
 # become the hub's text fields, the label column, and the label strings in hub index order

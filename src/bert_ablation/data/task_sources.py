@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import logging
 
+from ..facts.tasks import TASKS, TaskDataError, summarize, tag_names, validate_records, with_labels
+from ..hub import dataset_args, load_hub_dataset
 from ..storage import atomic_dir
-from .mirrors import dataset_args, load_hub_dataset
-from .tasks import TASKS, TaskDataError, summarize, tag_names, validate_records, with_labels
+from .conll import DOCSTART
+from .task_files import local_splits
+from .world import World
 
 log = logging.getLogger(__name__)
 
@@ -18,8 +21,6 @@ log = logging.getLogger(__name__)
 
 
 def world_splits(name: str, settings: dict, world: dict) -> tuple[dict, dict]:
-    from .world import World
-
     # world.scale grows the task sizes with the world's entities and corpus.
     scale = world["scale"]
     generated = World(seed=world["seed"], scale=scale, remove=world.get("remove", ()))  # remove: a control world
@@ -51,7 +52,6 @@ def documents_from_docstart(where: str, rows):
     """A tagging split with document ids: those it has, or ones recovered from its ``-DOCSTART-``
     rows (which are then dropped: they are not sentences), or, with neither, the split as it is
     (the NER features then warn that document context is off)."""
-    from .conll import DOCSTART
 
     if "document" in rows.column_names:
         return rows
@@ -72,8 +72,6 @@ def documents_from_docstart(where: str, rows):
 
 
 def local_file_splits(name: str, settings: dict, world: dict) -> tuple[dict, dict]:
-    from .task_files import local_splits
-
     return local_splits(name, settings)
 
 

@@ -48,8 +48,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..data.mechanisms import MECHANISMS
+from ..facts.mechanisms import MECHANISMS
 from ..storage import atomic_file, derive_seed, read_json, read_yaml
+from .paper import paper_tables
 from .preconditions import facts_from_provenance, failed_check
 from .statistics import TESTS, Difference, Sample, holm, seeds_needed, welch_interval
 
@@ -284,8 +285,6 @@ def cells_from_paper(restarts: int = 5, spread: float = 0.05, seeds: int = 1) ->
     A sanity fixture: every claim must hold on the paper's own numbers. Perplexity has one value
     per seed; figure5 uses the values read off the plot, columns = steps (thousands) as strings.
     """
-    from .paper import paper_tables
-
     draws = seeds * restarts
     noise = np.linspace(-spread, spread, draws) if draws > 1 else np.zeros(1)
     labels = np.repeat([str(k) for k in range(seeds)], restarts)
@@ -731,7 +730,7 @@ def to_markdown(frame: pd.DataFrame, alpha: float, test: str, correction: str = 
     if len(untestable):
         lines += ["", f"## Not testable at this scale ({len(untestable)})", "",
                   "What the claim rests on did not form in the runs it compares (a run that did not learn, or a "
-                  "failed check of its mechanism: `bert_ablation.data.mechanisms.PRECONDITIONS`), so a verdict "
+                  "failed check of its mechanism: `bert_ablation.facts.mechanisms.PRECONDITIONS`), so a verdict "
                   "would compare noise. The check and its value:", "",
                   "| id | claim | mechanism | why not testable | source |", "|---|---|---|---|---|"]
         lines += ["| " + " | ".join(_md_cell(v) for v in (r.id, r.claim, r.mechanism, r.reason, r.source)) + " |"

@@ -1,6 +1,6 @@
 """Manipulation checks: did the mechanism a claim rests on form in the runs the claim uses?
 
-``data/mechanisms.py`` names, per mechanism, the checks (``PRECONDITIONS``) and what each means
+``facts/mechanisms.py`` names, per mechanism, the checks (``PRECONDITIONS``) and what each means
 (``CHECKS``); this module measures them from the tables' provenance, which records each cell's
 pretraining runs (one per seed: health, NSP accuracy, perplexity ratio, last-layer cosine) and,
 for classification tasks, the constant classifier's score (``chance``). A claim that fails one is
@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.mechanisms import ABOVE_CHANCE, NSP_ACCURACY, PRECONDITIONS
+from ..facts.mechanisms import ABOVE_CHANCE, NSP_ACCURACY, PRECONDITIONS
 from ..storage import read_json
-from ..training import health
+from . import health
 
 Key = tuple[str, str, str]
 

@@ -27,8 +27,7 @@ import pandas as pd
 
 from ..plan import Cell, split_run
 from ..storage import atomic_file, canonical_json, read_json, write_json
-from ..training import health
-from . import paper
+from . import health, paper
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ import os
 import shutil
 from pathlib import Path
 
-from ..plan import checkpoint_hash
+from ..hub import MirrorError, model_folder
 from ..storage import atomic_dir, file_digest, write_json
 
 log = logging.getLogger(__name__)
@@ -31,13 +31,13 @@ class CheckpointImportError(ValueError):
     """A checkpoint entry that cannot serve as a row: says which key, what is wrong and the fix."""
 
 
-def import_checkpoint(name: str, source: dict, out_dir: str, metrics_path: str) -> dict:
+def import_checkpoint(name: str, source: dict, out_dir: str, metrics_path: str, spec_hash: str) -> dict:
+    """``spec_hash`` is the entry's identity as the plan computes it (``plan.checkpoint_hash``),
+    recorded as a pretraining run records its own, so that results name the checkpoint they came from."""
     where = f"checkpoints.{name}"
     if source.get("path"):
         folder = _local_folder(where, source["path"])
     elif source.get("hub_mirror"):  # the mirror's copy of the hub repo, read as a local folder
-        from ..data.mirrors import MirrorError, model_folder
-
         try:
             folder = model_folder(source["hub"], source["hub_mirror"], f"{where}.hub")
         except MirrorError as err:
@@ -51,7 +51,7 @@ def import_checkpoint(name: str, source: dict, out_dir: str, metrics_path: str) 
         final = Path(tmp) / "final"
         shutil.copytree(folder, final, ignore=shutil.ignore_patterns(".*"))
         digests = {f.name: file_digest(str(f), length=64) for f in sorted(final.iterdir()) if f.is_file()}
-        spec = {"name": name, "step": "final", "spec_hash": checkpoint_hash(source), "source": source}
+        spec = {"name": name, "step": "final", "spec_hash": spec_hash, "source": source}
         write_json(final / "ablation.json", spec)
     metrics = {
         "ablation": name, "spec_hash": spec["spec_hash"], "source": source,

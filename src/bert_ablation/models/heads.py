@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from transformers import PretrainedConfig
 
-from .head_kinds import HEAD_KINDS, HeadKind
+from ..facts.head_kinds import HEAD_KINDS, HeadKind
 
 
 def last_token_index(attention_mask: torch.Tensor) -> torch.Tensor:

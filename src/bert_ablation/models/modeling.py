@@ -27,7 +27,8 @@ from transformers import (
 from transformers.models.bert.modeling_bert import BertPooler
 from transformers.models.roformer.modeling_roformer import RoFormerOnlyMLMHead, RoFormerPreTrainedModel
 
-from ..data.task_kinds import TASK_KINDS
+from ..facts.architectures import ARCHITECTURES as FAMILY_FACTS
+from ..facts.kinds import KINDS
 from .heads import HEADS
 from .masking import IGNORE_INDEX, prediction_slots
 
@@ -185,14 +186,13 @@ class Architecture:
         return getattr(model, self.base_model_prefix)
 
 
+# (config builder, pretraining class, base model prefix) of each family that facts.architectures names.
+_FAMILIES = {
+    "bert": (bert_config, BertForAblationPretraining, "bert"),
+    "roformer": (roformer_config, RoFormerForAblationPretraining, "roformer"),
+}
 ARCHITECTURES: dict[str, Architecture] = {
-    a.name: a
-    for a in (
-        Architecture("bert", "BERT: post-LN, learned absolute positions (the paper's model)", bert_config,
-                     BertForAblationPretraining, "bert"),
-        Architecture("roformer", "RoFormer: BERT with rotary position embeddings", roformer_config,
-                     RoFormerForAblationPretraining, "roformer"),
-    )
+    name: Architecture(name, description, *_FAMILIES[name]) for name, description in FAMILY_FACTS.items()
 }
 
 
@@ -233,10 +233,41 @@ class FinetuneOutput:
     logits: torch.Tensor  # (B, C) for classification, (B, 1) regression, (B, T, 2) spans, (B, T, C) tags
 
 
+# The fine-tuning loss of each task kind (facts.kinds.KINDS), as cramming's classification model
+# computes its own by problem type: (logits, attention mask, the kind's label keys) ->
+# (loss or None without labels, the logits as the task reads them).
+def _classification_loss(logits, attention_mask, labels=None, start_positions=None, end_positions=None):
+    return (None if labels is None else F.cross_entropy(logits, labels)), logits
+
+
+def _regression_loss(logits, attention_mask, labels=None, start_positions=None, end_positions=None):
+    # A single output trained with mean squared error (HF's problem_type="regression").
+    return (None if labels is None else F.mse_loss(logits.squeeze(-1).float(), labels.float())), logits
+
+
+def _span_loss(logits, attention_mask, labels=None, start_positions=None, end_positions=None):
+    # Padding can never be an answer boundary; the loss averages the start and end losses.
+    logits = logits.masked_fill(~attention_mask.bool().unsqueeze(-1), torch.finfo(logits.dtype).min)
+    if start_positions is None:
+        return None, logits
+    return (F.cross_entropy(logits[..., 0], start_positions) + F.cross_entropy(logits[..., 1], end_positions)) / 2, logits
+
+
+def _tagging_loss(logits, attention_mask, labels=None, start_positions=None, end_positions=None):
+    # Only labelled tokens (first sub-tokens) count.
+    if labels is None:
+        return None, logits
+    return F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=IGNORE_INDEX), logits
+
+
+TASK_LOSSES = {"classification": _classification_loss, "regression": _regression_loss, "span": _span_loss,
+               "tagging": _tagging_loss}
+
+
 class FinetuneModel(nn.Module):
-    """A pretrained encoder, a head from ``HEADS`` and a task output layer whose width and loss
-    are the task kind's (``task_kinds.TASK_KINDS``: classification and regression read the head's
-    summary vector, span and tagging its per-token outputs).
+    """A pretrained encoder, a head from ``HEADS`` and a task output layer whose width is the task
+    kind's (``facts.kinds.KINDS``: classification and regression read the head's summary vector,
+    span and tagging its per-token outputs) and whose loss is the kind's (``TASK_LOSSES``).
 
     With a feature-based head the encoder is frozen: no gradient, no dropout, and the
     optimizer never sees its parameters.
@@ -244,10 +275,11 @@ class FinetuneModel(nn.Module):
 
     def __init__(self, encoder: PreTrainedModel, kind: str, num_labels: int, head: str, dropout: float):
         super().__init__()
-        if kind not in TASK_KINDS:
-            raise ValueError(f"unknown task kind '{kind}'; known: {', '.join(TASK_KINDS)}")
+        if kind not in KINDS:
+            raise ValueError(f"unknown task kind '{kind}'; known: {', '.join(KINDS)}")
         self.encoder = encoder
-        self.kind = TASK_KINDS[kind]
+        self.kind = KINDS[kind]
+        self.task_loss = TASK_LOSSES[kind]
         self.head = HEADS[head](encoder.config, encoder.pooler)
         self.frozen = self.head.frozen
         if self.frozen:
@@ -281,5 +313,5 @@ class FinetuneModel(nn.Module):
             logits = self.output(self.dropout(self.head.tokens(hidden, attention_mask, word_index)))  # (B, T, 2 or C)
         else:
             logits = self.output(self.dropout(self.head.summary(hidden, attention_mask)))  # (B, C) or (B, 1)
-        loss, logits = self.kind.loss(logits, attention_mask, labels, start_positions, end_positions)
+        loss, logits = self.task_loss(logits, attention_mask, labels, start_positions, end_positions)
         return FinetuneOutput(loss, logits)

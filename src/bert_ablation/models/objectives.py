@@ -1,28 +1,21 @@
-"""Pretraining objectives: what the model predicts, and from which inputs.
-
-An objective is independent of how inputs are packed (sentence pairs or contiguous text):
-``packings`` lists those it accepts, the first being its default.
+"""Pretraining objectives at work: how each makes a batch's targets. What an objective is
+(causal, NSP, the packings it accepts) is a fact of ``facts.objectives``; ``OBJECTIVES`` here
+holds the same entries with ``targets`` added.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # torch stays out of config validation's imports: objectives are planning facts too
-    import torch
+import torch
 
-    from .masking import Masker
+from ..facts import objectives
+from .masking import IGNORE_INDEX, Masker
 
 
 @dataclass(frozen=True)
-class Objective:
-    name: str
-    description: str
-    causal: bool  # left-to-right attention and next-token targets instead of masked tokens
-    nsp: bool  # adds the next-sentence-prediction loss on the pooled [CLS]
-    packings: tuple[str, ...]
-
+class Objective(objectives.Objective):
     def targets(self, batch: dict, masker: Masker, generator: torch.Generator) -> dict:
         """Add the objective's labels to a batch of clean inputs (and corrupt them if masked): with
         the masks stored in the batch (static masking) or drawn from ``generator`` (dynamic)."""
@@ -46,23 +39,12 @@ def next_token_labels(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> 
     Our pretraining model scores position t against labels[:, t] without shifting, unlike
     HF's causal-LM heads, which shift internally; so exactly one shift happens either way.
     """
-    import torch
-
-    from .masking import IGNORE_INDEX
-
     labels = torch.full_like(input_ids, IGNORE_INDEX)
     labels[:, :-1] = torch.where(attention_mask[:, 1:].bool(), input_ids[:, 1:], IGNORE_INDEX)
     return labels
 
 
 OBJECTIVES: dict[str, Objective] = {
-    o.name: o
-    for o in (
-        Objective("mlm_nsp", "masked LM + next sentence prediction (BERT)", causal=False, nsp=True,
-                  packings=("nsp_pairs",)),
-        Objective("mlm", "masked LM only (No NSP)", causal=False, nsp=False,
-                  packings=("contiguous", "nsp_pairs")),
-        Objective("ltr", "left-to-right LM (LTR & No NSP, GPT-like)", causal=True, nsp=False,
-                  packings=("contiguous", "nsp_pairs")),
-    )
+    name: Objective(**dataclasses.asdict(facts))
+    for name, facts in objectives.OBJECTIVES.items()
 }

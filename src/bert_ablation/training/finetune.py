@@ -20,15 +20,16 @@ import torch
 from tqdm import tqdm
 
 from ..data.features import build_feature_cache, pad_batch
-from ..data.task_kinds import TASK_KINDS
-from ..data.tasks import TASKS, with_labels
+from ..data.tokenizer import load_tokenizer
+from ..evaluation.health import NOT_LEARNT
+from ..facts.tasks import TASKS, with_labels
 from ..models.heads import HEADS
-from ..models.modeling import FinetuneModel
-from ..rehearsal import peak_memory
+from ..models.modeling import FinetuneModel, load_encoder
+from ..runtime import peak_memory
 from ..storage import atomic_file, derive_seed, read_json, stable_hash, tree_digest, write_json
 from .batching import epoch_batches
 from .engine import Engine, configure_threads, seed_everything
-from .health import NOT_LEARNT
+from .tasks import TASK_KINDS
 
 log = logging.getLogger(__name__)
 
@@ -220,9 +221,6 @@ def finetune(checkpoint_dir: str, task_dir: str, task: str, head: str, settings:
     completes removes its state.
     ``stop_after_epochs`` interrupts the job after that many epochs in all, as a kill would (tests)."""
     import datasets
-
-    from ..data.tokenizer import load_tokenizer
-    from ..models.modeling import load_encoder
 
     configure_threads(threads)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")

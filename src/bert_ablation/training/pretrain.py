@@ -22,13 +22,14 @@ import torch
 from tqdm import tqdm
 
 from ..data.instances import STATIC_FIELDS, InstanceStore, instances_digest
+from ..data.tokenizer import load_tokenizer
+from ..evaluation import health
 from ..models.masking import IGNORE_INDEX, Masker, MaskingProcedure
 from ..models.modeling import ARCHITECTURES, pretraining_model
 from ..models.objectives import OBJECTIVES
 from ..plan import ablation_hash
-from ..rehearsal import peak_memory
+from ..runtime import LOG_FORMAT, peak_memory
 from ..storage import atomic_dir, atomic_file, derive_seed, file_digest, stable_hash, tree_digest, write_json
-from . import health
 from .batching import Prefetcher, epoch_batch_matrix
 from .distributed import Distributed
 from .engine import Engine, StepLog, configure_threads, seed_everything
@@ -277,8 +278,6 @@ class PretrainingRun:
 
 def prepare(spec: dict, instances_dir, tokenizer_dir: str, state_root: str, device: str | None,
             short_instances_dir, dist: Distributed) -> PretrainingRun:
-    from ..data.tokenizer import load_tokenizer
-
     train = spec["pretrain"]
     short_steps = train["short_seq_steps"]
     if short_steps and not short_instances_dir:
@@ -489,8 +488,6 @@ def main(argv: list[str] | None = None) -> None:
     with open(path, encoding="utf-8") as handle:
         kwargs = json.load(handle)
     if Distributed.from_env().is_main:
-        from ..workflow import LOG_FORMAT
-
         logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     pretrain(**kwargs)
 

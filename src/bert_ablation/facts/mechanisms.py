@@ -32,7 +32,7 @@ REMOVABLE = ("heldout_words", "right_context", "cross_segment", "context_ambigui
 
 # What must have formed in the runs a claim uses before its verdict means anything (a
 # manipulation check). Every claim also needs its runs to pass the pretraining health check
-# (not on the plateau, not diverged, not collapsed: training/health.py). A claim whose check
+# (not on the plateau, not diverged, not collapsed: evaluation/health.py). A claim whose check
 # fails is "not testable at this scale", with the check and its value, never "inconclusive".
 # evaluation/preconditions.py measures each check from the tables' provenance.
 CHECKS = {

@@ -1,6 +1,6 @@
 """Fine-tuning tasks: the registry of what each task is (kind, fields, labels, splits, metrics,
 hub dataset) and the checks every source's records pass. The one place these facts live: the
-sources (``task_sources``: the built-in world, the hub, local files) read them from here.
+sources (``data.task_sources``: the built-in world, the hub, local files) read them from here.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import dataclasses
 import logging
 from dataclasses import dataclass, field
 
-from .task_kinds import TASK_KINDS, TaskDataError  # noqa: F401  (TaskDataError: re-exported)
+from .kinds import KINDS, TaskDataError
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,9 @@ TASKS: dict[str, TaskSpec] = {
     )
 }
 
-
+# The tasks the built-in world (data.world) generates, in its order; config validation refuses
+# source: world for any other.
+WORLD_TASKS = ("mnli", "qnli", "mrpc", "sst2", "squad", "conll2003")
 
 
 def with_labels(spec: TaskSpec, train) -> TaskSpec:
@@ -93,7 +95,7 @@ def tag_names(split) -> tuple[str, ...]:
 
 def validate_records(spec: TaskSpec, split: str, records) -> None:
     """Check every record before any training: fields present, labels in range, answers in context."""
-    kind = TASK_KINDS[spec.kind]
+    kind = KINDS[spec.kind]
     for i, row in enumerate(records):
         where = f"{spec.name}/{split} row {i}"
         for name in spec.text_fields:
@@ -107,7 +109,7 @@ def validate_records(spec: TaskSpec, split: str, records) -> None:
 def summarize(spec: TaskSpec, records, dropped: dict[str, list[int]]) -> dict:
     """What a split holds: rows, the label counts (regression: the score range) and the rows the
     loader dropped, by reason, with the first lines they were on."""
-    summary = {"rows": len(records), **TASK_KINDS[spec.kind].summary(spec, records)}
+    summary = {"rows": len(records), **KINDS[spec.kind].summary(spec, records)}
     if dropped:
         summary["dropped"] = {reason: {"rows": len(lines), "lines": lines[:20]} for reason, lines in dropped.items()}
     return summary
