@@ -161,7 +161,8 @@ def task_source(wildcards):
 
 
 def pretrain_spec_hash(wildcards):
-    return plan.spec_hash(config, wildcards.ablation)
+    """Per checkpoint a fine-tuning job reads (one per pretraining seed): the run's spec hash."""
+    return [plan.spec_hash(config, run) for run in plan.seed_runs(config, wildcards.ablation)]
 
 
 # Cluster requests sized by the plan (bert_ablation.estimate: the job's estimated FLOPs at
@@ -195,7 +196,8 @@ def finetune_settings(wildcards):
 
 
 def restart_outputs():
-    return [path("finetune", restart=k) for k in range(config["finetune"]["restarts"])]
+    # every pretraining seed's restarts: seed s writes restarts s x restarts .. (s + 1) x restarts - 1
+    return [path("finetune", restart=k) for k in range(plan.job_restarts(config))]
 
 
 def table_cells(wildcards):
@@ -215,7 +217,7 @@ def finetune_metrics(names):
     return [
         path("finetune", **dataclasses.asdict(run), restart=k)
         for run in plan.finetune_runs(config, names)
-        for k in range(config["finetune"]["restarts"])
+        for k in range(plan.job_restarts(config))
     ]
 
 
@@ -236,8 +238,8 @@ def checkpoint_metrics(names):
 def finetune_checkpoints(wildcards):
     """The folder of checkpoints a fine-tuning job reads: a pretraining run's, or an imported one's."""
     if wildcards.ablation in config["checkpoints"]:
-        return path("imported", "checkpoints", checkpoint=wildcards.ablation)
-    return path("pretrain", "checkpoints", ablation=wildcards.ablation)
+        return [path("imported", "checkpoints", checkpoint=wildcards.ablation)]
+    return [path("pretrain", "checkpoints", ablation=run) for run in plan.seed_runs(config, wildcards.ablation)]
 
 
 def checkpoint_source(wildcards):

@@ -40,17 +40,23 @@ def test_seed_runs_keep_seed_zero_and_shift_every_seed_of_the_others():
     hashes = {plan.spec_hash(three, run) for run in plan.seed_runs(three, "bert_base")}
     assert len(hashes) == 3
     assert len(plan.pretrain_runs(three)) == 3 * len(plan.pretrain_runs(one))
-    assert len(plan.finetune_runs(three)) == 3 * len(plan.finetune_runs(one))
+    # one fine-tuning job per grid point fine-tunes every seed's checkpoint: seeds x restarts outputs
+    assert plan.finetune_runs(three) == plan.finetune_runs(one)
+    assert plan.job_restarts(three) == 3 * three["finetune"]["restarts"] and plan.job_restarts(one) == 1
     with pytest.raises(cfg.ConfigError, match="has 3 pretraining seed"):
         plan.resolve_ablation(three, "bert_base.seed3")
 
 
-def test_a_seed_set_apart_stays_fixed_across_seed_runs_and_an_ablation_may_set_its_own_count():
+def test_a_seed_set_apart_stays_fixed_across_seed_runs_and_the_count_is_one_for_all():
     config = _config(seeds=2, data_seed=7)
     runs = [plan.resolve_ablation(config, r)["pretrain"] for r in plan.seed_runs(config, "bert_base")]
     assert [r["seed"] for r in runs] == [0, 1] and [r["data_seed"] for r in runs] == [7, 7]
-    config["ablations"]["ltr"]["pretrain"] = {**config["ablations"]["ltr"].get("pretrain", {}), "seeds": 4}
-    assert plan.pretrain_seeds(config, "ltr") == 4 and plan.pretrain_seeds(config, "bert_base") == 2
+    # the world's count is the world's: a preset on real text sets its own at the top level
+    real = {**config, "corpus": {**config["corpus"], "source": "text"}}
+    assert plan.pretrain_seeds(config) == 2 and plan.pretrain_seeds(real) == config["pretrain"]["seeds"] == 1
+    config["ablations"]["ltr"]["pretrain"] = {"seeds": 4}
+    with pytest.raises(cfg.ConfigError, match="pretrain.seeds.*one count for every ablation"):
+        cfg.validate(config)
 
 
 def test_table_cells_name_every_seed_run_and_the_schema_validates_the_count():

@@ -198,6 +198,13 @@ def deep_merge(base: dict, update: dict) -> dict:
 
 # --- cross-field rules ----------------------------------------------------------------------
 
+def _check_global_seeds(pretrain: dict, where: str, source: str) -> None:
+    if "seeds" in pretrain:
+        raise ConfigError(f"{source}: {where}.seeds: pretrain.seeds is one count for every ablation (a fine-tuning "
+                          "job fine-tunes every seed's checkpoint, so all ablations share it); set it at the top "
+                          "level (pretrain.seeds) or, for the built-in world, in world_recipe.pretrain.seeds.")
+
+
 def _check_semantics(config: dict, source: str) -> None:
     schema_defs = schema()["definitions"]
     recipe = config["world_recipe"]
@@ -206,6 +213,7 @@ def _check_semantics(config: dict, source: str) -> None:
             known(f"{group} key", key, schema_defs[group]["properties"], f"world_recipe.{group}", source)
     for name, tuned in recipe["ablations"].items():
         known("ablation", name, config["ablations"], f"world_recipe.ablations.{name}", source)
+        _check_global_seeds(tuned.get("pretrain", {}), f"world_recipe.ablations.{name}.pretrain", source)
         for group, keys in tuned.items():
             for key in keys:
                 known(f"{group} key", key, schema_defs[group]["properties"], f"world_recipe.ablations.{name}.{group}",
@@ -214,6 +222,7 @@ def _check_semantics(config: dict, source: str) -> None:
         where = f"ablations.{name}"
         ablation = config["ablations"][name]
         known("objective", ablation["objective"], OBJECTIVES, f"{where}.objective", source)
+        _check_global_seeds(ablation.get("pretrain", {}), f"{where}.pretrain", source)
         for group in ("model", "masking", "pretrain"):
             for key in ablation.get(group, {}):
                 allowed = schema_defs[group]["properties"]

@@ -200,7 +200,8 @@ def finetune_job_estimate(config: dict, run: plan.FinetuneRun,
     train, evaluated = examples
     model, head = run_model(config, run.ablation), HEAD_KINDS[run.head]
     length = config["tasks"][run.task]["max_seq_length"]
-    epochs, restarts = plan.grid_point(config, run.task, run.head, run.hp).epochs, config["finetune"]["restarts"]
+    # a job fine-tunes every pretraining seed's checkpoint, finetune.restarts times each
+    epochs, restarts = plan.grid_point(config, run.task, run.head, run.hp).epochs, plan.job_restarts(config)
     n, layers, hidden = non_embedding_parameters(model), model["layers"], model["hidden"]
     attention = layers * hidden * length  # per token, forward: 4 L H T (scores and values)
     if head.frozen:  # heads.py: a two-layer BiLSTM (H a direction) over the combined layers
@@ -239,7 +240,7 @@ def finetune_estimate(config: dict, names: list[str] | None = None) -> dict:
         entry["flops"] += job["flops"]
     for entry in by_task.values():
         entry["gpu_hours"] = entry["flops"] / (settings["finetune_mfu"] * settings["peak_tflops"] * 1e12) / 3600
-    return {"jobs": len(runs), "restarts": config["finetune"]["restarts"], "by_task": by_task,
+    return {"jobs": len(runs), "restarts": plan.job_restarts(config), "by_task": by_task,
             "flops": sum(e["flops"] for e in by_task.values()),
             "gpu_hours": sum(e["gpu_hours"] for e in by_task.values()), "unknown_tasks": sorted(unknown)}
 

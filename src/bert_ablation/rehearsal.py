@@ -319,10 +319,10 @@ def report(full: dict, rehearsed: dict, requests: dict, root: str = ".") -> dict
             full_steps = math.ceil(n_full * ratio / longest.batch_size) * longest.epochs
             eval_factor = (dev_full / min(dev_done, dev_full) if dev_full and dev_done else 1.0) * longest.epochs / hp["epochs"]
             restart = full_steps * step * longest.batch_size / hp["batch_size"] + evaluation * eval_factor
-            full_seconds = restart * full["finetune"]["restarts"]
+            full_seconds = restart * plan.job_restarts(full)
             length = full["tasks"][task]["max_seq_length"]  # every input at full length: an upper bound
             flops = 6 * (checkpoint_params or 0) * n_full * ratio * length * longest.epochs
-            gpu_seconds = flops / flops_per_second * full["finetune"]["restarts"] if checkpoint_params else None
+            gpu_seconds = flops / flops_per_second * plan.job_restarts(full) if checkpoint_params else None
         peak = metrics.get("peak_gpu_mb") or metrics.get("peak_rss_mb")
         rows.append({
             "rule": "finetune", "job": os.path.relpath(os.path.dirname(os.path.dirname(path)), at("results", "finetune")),

@@ -209,17 +209,51 @@ def _train_until_not_collapsed(encoder, spec, head: str, train_features: dict, s
     return engine, curve, attempts
 
 
-def finetune(checkpoint_dir: str, task_dir: str, task: str, head: str, settings: dict, outputs: list[str],
-             threads: int | None = None, device: str | None = None, expected_spec_hash: str | None = None,
-             state_root: str | None = None, stop_after_epochs: int | None = None) -> list[dict] | None:
-    """Fine-tune ``checkpoint_dir`` on ``task`` once per output path (restart k -> outputs[k]).
-    ``expected_spec_hash``: the pretraining run the config asks for; another one is refused.
+def finetune(checkpoint_dirs: str | list[str], task_dir: str, task: str, head: str, settings: dict,
+             outputs: list[str], threads: int | None = None, device: str | None = None,
+             expected_spec_hash: str | list[str | None] | None = None, state_root: str | None = None,
+             stop_after_epochs: int | None = None) -> list[dict] | None:
+    """``state_root``: where an interrupted job's work survives (outside Snakemake's declared
+    outputs, which it deletes before a rerun), keyed by the settings and the inputs' digests: a
+    finished restart's metrics are reused, an unfinished one resumes after its last epoch. A job
+    that completes removes its state. ``stop_after_epochs`` interrupts the job after that many
+    epochs in all, as a kill would (tests).
+
+    Fine-tune every checkpoint of ``checkpoint_dirs`` (one per pretraining seed, seed 0 first) on
+    ``task``: the outputs are split evenly, seed s taking restarts s x n .. (s + 1) x n - 1, so one
+    process (one ~4 s import of torch and transformers) serves every seed. Restart k's seeds come
+    from (finetune.seed, k): distinct across pretraining seeds. ``expected_spec_hash``: per
+    checkpoint, the pretraining run the config asks for; another one is refused. Returns every
+    restart's metrics, or None if interrupted."""
+    dirs = [checkpoint_dirs] if isinstance(checkpoint_dirs, str) else list(checkpoint_dirs)
+    hashes = expected_spec_hash if isinstance(expected_spec_hash, list) else [expected_spec_hash] * len(dirs)
+    if not dirs or len(outputs) % len(dirs) or len(hashes) != len(dirs):
+        raise ValueError(f"{len(outputs)} outputs cannot be split over {len(dirs)} checkpoints "
+                         f"({len(hashes)} expected spec hashes).")
+    per_seed = len(outputs) // len(dirs)
+    budget = None if stop_after_epochs is None else [stop_after_epochs]  # shared: "after that many epochs in all"
+    results = []
+    for index, (checkpoint_dir, spec_hash) in enumerate(zip(dirs, hashes)):
+        done = _finetune_checkpoint(checkpoint_dir, task_dir, task, head, settings,
+                                    outputs[index * per_seed:(index + 1) * per_seed], index * per_seed, threads,
+                                    device, spec_hash, state_root, budget)
+        if done is None:
+            return None
+        results += done
+    return results
+
+
+def _finetune_checkpoint(checkpoint_dir: str, task_dir: str, task: str, head: str, settings: dict,
+                         outputs: list[str], first_restart: int, threads: int | None, device: str | None,
+                         expected_spec_hash: str | None, state_root: str | None,
+                         budget: list[int] | None) -> list[dict] | None:
+    """Fine-tune ``checkpoint_dir`` on ``task`` once per output path (restart first_restart + i -> outputs[i]).
 
     ``state_root``: where an interrupted job's work survives (outside Snakemake's declared outputs,
     which it deletes before a rerun), keyed by the settings and the inputs' digests: a finished
     restart's metrics are reused, an unfinished one resumes after its last epoch. A job that
     completes removes its state.
-    ``stop_after_epochs`` interrupts the job after that many epochs in all, as a kill would (tests)."""
+    ``budget``: epochs left before the job stops as a kill would (``stop_after_epochs``, tests)."""
     import datasets
 
     configure_threads(threads)
@@ -277,9 +311,8 @@ def finetune(checkpoint_dir: str, task_dir: str, task: str, head: str, settings:
     if state_root is not None:
         state_dir = Path(state_root) / stable_hash([settings, inputs, task, head])
         state_dir.mkdir(parents=True, exist_ok=True)
-    budget = None if stop_after_epochs is None else [stop_after_epochs]
     results = []
-    for restart, path in enumerate(outputs):
+    for restart, path in enumerate(outputs, start=first_restart):
         seeds = restart_seeds(settings["seed"], restart)
         finished = state_dir / f"restart{restart}.json" if state_dir else None
         if finished is not None and finished.exists():  # done before the job was interrupted
