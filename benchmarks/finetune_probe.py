@@ -1,6 +1,6 @@
 """Fine-tune a finished run's checkpoints at settings its config does not hold, and (for sentence
 classification) HF's own classification model on the same weights, features and rate with a
-plain shuffled loop: the probe behind README, "The recipe" (length grouping, learning rates).
+plain shuffled loop: the probe behind docs/recipe.md (length grouping, learning rates).
 
     python benchmarks/finetune_probe.py --results results --ablation no_pretraining --task sst2 \
         --lr 1e-3 --epochs 3 --group-by-length --reference

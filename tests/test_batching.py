@@ -44,7 +44,7 @@ def test_length_grouping_gives_world_fine_tuning_batches_one_sentence_form_so_fi
     """Why finetune.group_by_length is off: 1,000 examples fit in one megabatch, so grouped batches
     each hold one length, which in the world's SST-2 means one sentence form (plain, negated or
     contrasted), and the forms pull an adjective's weight in opposite directions from batch to
-    batch; from random init SST-2 then stays at chance (README, "The recipe")."""
+    batch; from random init SST-2 then stays at chance (docs/recipe.md)."""
     from collections import Counter
 
     from bert_ablation.config import schema

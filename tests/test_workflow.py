@@ -168,7 +168,7 @@ def test_the_report_holds_the_tables_figures_and_claims(run):
 
 
 def test_finetune_probe_reruns_a_finished_runs_checkpoint_beside_the_hf_reference(run):
-    """benchmarks/finetune_probe.py (README, "The recipe"): one restart per setting, scores in range."""
+    """benchmarks/finetune_probe.py (docs/recipe.md): one restart per setting, scores in range."""
     import json
 
     command = [sys.executable, str(ROOT / "benchmarks" / "finetune_probe.py"), "--results", str(run / "results"),
