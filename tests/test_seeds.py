@@ -10,11 +10,11 @@ import pytest
 
 from bert_ablation import config as cfg
 from bert_ablation import plan
-from bert_ablation.facts import mechanisms
 from bert_ablation.evaluation import preconditions
 from bert_ablation.evaluation.claims import judge_claims
 from bert_ablation.evaluation.statistics import Difference, Sample, design, seeds_needed
 from bert_ablation.evaluation.tables import write_table
+from bert_ablation.facts import mechanisms
 from bert_ablation.plan import Cell
 from bert_ablation.storage import read_json, write_json
 

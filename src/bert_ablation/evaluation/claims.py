@@ -49,9 +49,9 @@ import numpy as np
 import pandas as pd
 
 from ..facts.mechanisms import MECHANISMS
-from ..storage import atomic_file, derive_seed, read_json, read_yaml
+from ..storage import atomic_file, derive_seed, read_yaml
 from .paper import paper_tables
-from .preconditions import facts_from_provenance, failed_check
+from .preconditions import facts_from_provenance, failed_check, provenance_cells
 from .statistics import TESTS, Difference, Sample, holm, seeds_needed, welch_interval
 
 __all__ = ["holm", "welch_interval"]  # re-exported: the statistics live in statistics.py
@@ -240,42 +240,26 @@ def cells_from_provenance(paths: str | Path | Iterable[str | Path]) -> Cells:
     pretrained at the same seeds are paired; provenance from before seeds were recorded: one seed.
     Cell order follows the files, which is what column selectors (@first, @last) resolve against.
     """
-    if isinstance(paths, (str, Path)):
-        paths = [paths]
     cells: Cells = {}
-    for path in paths:
-        document = read_json(path)
-        table = document.get("table") or Path(path).name.split(".")[0]
-        for cell in document["cells"]:
-            key = (table, str(cell["row"]), str(cell["column"]))
-            if key in cells:
-                raise ValueError(f"{path}: cell {key} appears twice.")
-            runs = cell.get("seed_runs") or []
-            labels = [json.dumps(r.get("seeds"), sort_keys=True) if r.get("seeds") else str(r.get("seed_index"))
-                      for r in runs]
-            # Fine-tuning cells list restarts; a pretraining cell (perplexity) one value per seed.
-            restarts = cell["restarts"] if "restarts" in cell else [{"value": cell["value"]}]
-            values = [r["value"] for r in restarts]
-            seeds = [labels[r["pretrain_seed"]] if labels and r.get("pretrain_seed") is not None
-                     else str(r.get("pretrain_seed", 0)) for r in restarts]
-            cells[key] = Sample.of(np.asarray(values, dtype=float), seeds)
+    for path, key, cell in provenance_cells(paths):
+        if key in cells:
+            raise ValueError(f"{path}: cell {key} appears twice.")
+        runs = cell.get("seed_runs") or []
+        labels = [json.dumps(r.get("seeds"), sort_keys=True) if r.get("seeds") else str(r.get("seed_index"))
+                  for r in runs]
+        # Fine-tuning cells list restarts; a pretraining cell (perplexity) one value per seed.
+        restarts = cell["restarts"] if "restarts" in cell else [{"value": cell["value"]}]
+        seeds = [labels[r["pretrain_seed"]] if labels and r.get("pretrain_seed") is not None
+                 else str(r.get("pretrain_seed", 0)) for r in restarts]
+        cells[key] = Sample.of(np.asarray([r["value"] for r in restarts], dtype=float), seeds)
     return cells
 
 
 def exclusions_from_provenance(paths: str | Path | Iterable[str | Path]) -> dict[tuple[str, str, str], str]:
     """(table, row, column) -> why the cell measures nothing: its pretraining run did not learn
     (the provenance's ``not_learnt``, written by tables.py from the run's ``health``)."""
-    if isinstance(paths, (str, Path)):
-        paths = [paths]
-    excluded = {}
-    for path in paths:
-        document = read_json(path)
-        table = document.get("table") or Path(path).name.split(".")[0]
-        for cell in document["cells"]:
-            if cell.get("not_learnt"):
-                excluded[(table, str(cell["row"]), str(cell["column"]))] = (
-                    f"pretraining run '{cell.get('ablation', cell['row'])}' did not learn ({cell['not_learnt']})")
-    return excluded
+    return {key: f"pretraining run '{cell.get('ablation', cell['row'])}' did not learn ({cell['not_learnt']})"
+            for _, key, cell in provenance_cells(paths) if cell.get("not_learnt")}
 
 
 def cells_from_paper(restarts: int = 5, spread: float = 0.05, seeds: int = 1) -> Cells:

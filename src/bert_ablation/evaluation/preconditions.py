@@ -9,7 +9,7 @@ not testable at this scale: its verdict would compare noise, or the absence of w
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -21,18 +21,20 @@ from . import health
 Key = tuple[str, str, str]
 
 
-def facts_from_provenance(paths: str | Path | Iterable[str | Path]) -> dict[Key, dict]:
-    """(table, row, column) -> what the checks read: the cell's pretraining runs and chance level."""
-    if isinstance(paths, (str, Path)):
-        paths = [paths]
-    facts = {}
-    for path in paths:
+def provenance_cells(paths: str | Path | Iterable[str | Path]) -> Iterator[tuple[str, Key, dict]]:
+    """(file, (table, row, column), cell) of every cell of results/tables/<table>.provenance.json
+    files, in file order."""
+    for path in [paths] if isinstance(paths, (str, Path)) else paths:
         document = read_json(path)
         table = document.get("table") or Path(path).name.split(".")[0]
         for cell in document["cells"]:
-            facts[(table, str(cell["row"]), str(cell["column"]))] = {
-                "seed_runs": cell.get("seed_runs") or [], "chance": cell.get("chance")}
-    return facts
+            yield str(path), (table, str(cell["row"]), str(cell["column"])), cell
+
+
+def facts_from_provenance(paths: str | Path | Iterable[str | Path]) -> dict[Key, dict]:
+    """(table, row, column) -> what the checks read: the cell's pretraining runs and chance level."""
+    return {key: {"seed_runs": cell.get("seed_runs") or [], "chance": cell.get("chance")}
+            for _, key, cell in provenance_cells(paths)}
 
 
 def _task_learnt(keys: list[Key], facts: Mapping[Key, dict], means: Mapping[Key, float]) -> str | None:
@@ -64,24 +66,24 @@ def _nsp_formed(keys, facts, means) -> str | None:
     return None
 
 
+def _worst_above(keys, facts, measure: str, level: float) -> dict | None:
+    """The claim's run with the highest ``measure`` above ``level``, or None."""
+    above = [r for r in _runs(keys, facts) if r.get(measure) is not None and r[measure] > level]
+    return max(above, key=lambda r: r[measure]) if above else None
+
+
 def _left_plateau(keys, facts, means) -> str | None:
-    ratios = [r for r in _runs(keys, facts) if r.get("perplexity_ratio") is not None]
-    stuck = [r for r in ratios if r["perplexity_ratio"] > health.PLATEAU_RATIO]
-    if stuck:
-        worst = max(stuck, key=lambda r: r["perplexity_ratio"])
-        return (f"left_plateau: run {worst['run']} ends at {worst['perplexity_ratio']:.2f} x the unigram perplexity "
-                f"(needs at most {health.PLATEAU_RATIO:g})")
-    return None
+    worst = _worst_above(keys, facts, "perplexity_ratio", health.PLATEAU_RATIO)
+    return None if worst is None else (
+        f"left_plateau: run {worst['run']} ends at {worst['perplexity_ratio']:.2f} x the unigram perplexity "
+        f"(needs at most {health.PLATEAU_RATIO:g})")
 
 
 def _no_collapse(keys, facts, means) -> str | None:
-    cosines = [r for r in _runs(keys, facts) if r.get("last_layer_cosine") is not None]
-    collapsed = [r for r in cosines if r["last_layer_cosine"] > health.COLLAPSE_COSINE]
-    if collapsed:
-        worst = max(collapsed, key=lambda r: r["last_layer_cosine"])
-        return (f"no_collapse: run {worst['run']}'s last-layer token states have mean cosine "
-                f"{worst['last_layer_cosine']:.2f} (needs at most {health.COLLAPSE_COSINE:g})")
-    return None
+    worst = _worst_above(keys, facts, "last_layer_cosine", health.COLLAPSE_COSINE)
+    return None if worst is None else (
+        f"no_collapse: run {worst['run']}'s last-layer token states have mean cosine "
+        f"{worst['last_layer_cosine']:.2f} (needs at most {health.COLLAPSE_COSINE:g})")
 
 
 MEASURES = {"task_learnt": _task_learnt, "nsp_formed": _nsp_formed, "left_plateau": _left_plateau,
