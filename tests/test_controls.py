@@ -80,3 +80,31 @@ def test_the_switch_reaches_the_corpus_and_the_tasks_the_workflow_builds(tmp_pat
     expected = control.task("mrpc", 1000, 300, seed=0)["validation"]
     assert list(mrpc["sentence1"]) == [r["sentence1"] for r in expected]
     assert list(mrpc["label"]) == [r["label"] for r in expected]
+
+
+def test_the_controls_table_flags_a_removed_mechanisms_claim_reproduced_and_a_moved_negative_control(tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    import pandas as pd
+
+    spec = importlib.util.spec_from_file_location("controls_table", Path(__file__).parents[1] / "benchmarks/controls_table.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    columns = ["id", "mechanism", "verdict", "effect", "ci_low", "ci_high", "reason"]
+    rows = {"default": [("mlm-beats-ltr-squad", "right_context", "inconclusive", 2.0, -1.0, 5.0, ""),
+                        ("more-heads-lower-ppl", "capacity", "inconclusive", 0.5, -0.2, 1.2, ""),
+                        ("nsp-helps-mnli", "cross_segment", "not testable", float("nan"), float("nan"), float("nan"),
+                         "not testable at this scale (cross_segment): nsp_formed: run x ...")],
+            "control": [("mlm-beats-ltr-squad", "right_context", "reproduced", 4.0, 3.0, 5.0, ""),
+                        ("more-heads-lower-ppl", "capacity", "contradicted", -0.5, -1.0, -0.1, ""),
+                        ("nsp-helps-mnli", "cross_segment", "inconclusive", 0.1, -1.0, 1.0, "")]}
+    for name, records in rows.items():
+        (tmp_path / name / "results").mkdir(parents=True)
+        pd.DataFrame(records, columns=columns).to_csv(tmp_path / name / "results" / "claims.csv", index=False)
+    table, problems = module.controls_table(tmp_path / "default", {"right_context": tmp_path / "control"})
+    assert problems == ["mlm-beats-ltr-squad: reproduced without its mechanism right_context",
+                        "more-heads-lower-ppl (capacity, a model property): inconclusive -> contradicted without "
+                        "right_context"]
+    assert "| `mlm-beats-ltr-squad` | right_context | inconclusive, +2.00 [-1.00, +5.00] | reproduced, +4.00" in table
+    assert "nsp-helps-mnli" not in table  # neither the removed mechanism's nor a model property's
