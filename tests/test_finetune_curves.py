@@ -108,3 +108,31 @@ def test_an_interrupted_job_resumes_to_the_uninterrupted_result(setup):
     for got, want in zip(resumed, expected):
         assert got["dev_curve"] == want["dev_curve"] and got["dev"] == want["dev"]
     assert not saved.exists() and not list(state.iterdir())  # a completed job leaves no state behind
+
+
+def test_one_job_fine_tunes_each_pretraining_seeds_checkpoint_with_its_share_of_the_restarts(setup, tokenizer):
+    """Two checkpoints (pretraining seeds), 4 outputs: seed 0 takes restarts 0-1, seed 1 restarts 2-3,
+    each from its own checkpoint, restart k's seeds from k; the first seed's restarts are exactly a
+    one-checkpoint job's, and a checkpoint of another config is refused before any training."""
+    root, config = setup
+    torch.manual_seed(1)
+    pretraining_model(MODEL, len(tokenizer), tokenizer.pad_token_id, causal=False).save_pretrained(root / "ck1")
+    tokenizer.save_pretrained(root / "ck1")
+    write_json(root / "ck1" / "ablation.json", {"name": "tiny_roformer.seed1", "step": 0, "spec_hash": "1"})
+    config = {**config, "finetune": {**config["finetune"], "grid": {"lr": [1e-3], "batch_size": [8], "epochs": [1]}}}
+    settings = plan.finetune_settings(config, "sst2", "linear", plan.grid_points(config, "sst2")[0].key)
+    outputs = [str(root / "seeds" / f"seed{k}" / "metrics.json") for k in range(4)]
+    results = finetune([str(root / "ck"), str(root / "ck1")], str(root / "task"), "sst2", "linear", settings, outputs,
+                       threads=1, device="cpu", expected_spec_hash=["0", "1"])
+    assert [m["ablation"] for m in results] == ["tiny_roformer"] * 2 + ["tiny_roformer.seed1"] * 2
+    assert [m["restart"] for m in results] == [0, 1, 2, 3] and len({m["init_seed"] for m in results}) == 4
+    single = [str(root / "single" / f"seed{k}" / "metrics.json") for k in range(2)]
+    alone = finetune(str(root / "ck"), str(root / "task"), "sst2", "linear", settings, single, threads=1, device="cpu")
+    assert [m["dev_curve"] for m in alone] == [m["dev_curve"] for m in results[:2]]
+    refused = [str(root / "refused" / f"seed{k}" / "metrics.json") for k in range(4)]
+    with pytest.raises(Exception, match="ck1 was pretrained with another config"):
+        finetune([str(root / "ck"), str(root / "ck1")], str(root / "task"), "sst2", "linear", settings, refused,
+                 threads=1, device="cpu", expected_spec_hash=["0", "x"])
+    assert not (root / "refused").exists()  # seed 0 was not trained first
+    with pytest.raises(ValueError, match="3 outputs cannot be split over 2 checkpoints"):
+        finetune([str(root / "ck"), str(root / "ck1")], str(root / "task"), "sst2", "linear", settings, outputs[:3])

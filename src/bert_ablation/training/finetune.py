@@ -230,23 +230,32 @@ def finetune(checkpoint_dirs: str | list[str], task_dir: str, task: str, head: s
     if not dirs or len(outputs) % len(dirs) or len(hashes) != len(dirs):
         raise ValueError(f"{len(outputs)} outputs cannot be split over {len(dirs)} checkpoints "
                          f"({len(hashes)} expected spec hashes).")
+    for checkpoint_dir, spec_hash in zip(dirs, hashes):  # every checkpoint before any training
+        _check_spec_hash(checkpoint_dir, spec_hash)
     per_seed = len(outputs) // len(dirs)
     budget = None if stop_after_epochs is None else [stop_after_epochs]  # shared: "after that many epochs in all"
     results = []
-    for index, (checkpoint_dir, spec_hash) in enumerate(zip(dirs, hashes)):
+    for index, checkpoint_dir in enumerate(dirs):
         done = _finetune_checkpoint(checkpoint_dir, task_dir, task, head, settings,
                                     outputs[index * per_seed:(index + 1) * per_seed], index * per_seed, threads,
-                                    device, spec_hash, state_root, budget)
+                                    device, state_root, budget)
         if done is None:
             return None
         results += done
     return results
 
 
+def _check_spec_hash(checkpoint_dir: str, expected_spec_hash: str | None) -> None:
+    found = read_json(f"{checkpoint_dir}/ablation.json")["spec_hash"]
+    if expected_spec_hash and found != expected_spec_hash:
+        raise CheckpointError(f"{checkpoint_dir} was pretrained with another config (spec hash {found}, this "
+                              f"config's is {expected_spec_hash}); rebuild it with snakemake --forcerun pretrain, or "
+                              f"delete {Path(checkpoint_dir).parent}.")
+
+
 def _finetune_checkpoint(checkpoint_dir: str, task_dir: str, task: str, head: str, settings: dict,
                          outputs: list[str], first_restart: int, threads: int | None, device: str | None,
-                         expected_spec_hash: str | None, state_root: str | None,
-                         budget: list[int] | None) -> list[dict] | None:
+                         state_root: str | None, budget: list[int] | None) -> list[dict] | None:
     """Fine-tune ``checkpoint_dir`` on ``task`` once per output path (restart first_restart + i -> outputs[i]).
 
     ``state_root``: where an interrupted job's work survives (outside Snakemake's declared outputs,
@@ -260,10 +269,6 @@ def _finetune_checkpoint(checkpoint_dir: str, task_dir: str, task: str, head: st
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     spec = TASKS[task]
     pretrain_spec = read_json(f"{checkpoint_dir}/ablation.json")
-    if expected_spec_hash and pretrain_spec["spec_hash"] != expected_spec_hash:
-        raise CheckpointError(f"{checkpoint_dir} was pretrained with another config (spec hash "
-                              f"{pretrain_spec['spec_hash']}, this config's is {expected_spec_hash}); rebuild it with "
-                              f"snakemake --forcerun pretrain, or delete {Path(checkpoint_dir).parent}.")
     tokenizer = load_tokenizer(checkpoint_dir)
     encoder = load_encoder(checkpoint_dir)
     if encoder.config.vocab_size < len(tokenizer):
