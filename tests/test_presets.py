@@ -117,6 +117,11 @@ PROTOCOLS = {
     # own_corpus_example.yaml: "the recipe is the default one (rotary encoder, lr 4e-3, dropout 0, 700 x 16,
     # warmup 350)": config.yaml's generic recipe, no world_recipe (its corpus is text)
     "own_corpus_example": ({**WORLD, "warmup_steps": 350}, WORLD_SHAPES, {"no_pretraining": NO_PRETRAINING}),
+    # own_corpus_budget.yaml: own_corpus_example's recipe, BERT-Base also at "1x, 5x and 10x the default 700 steps"
+    "own_corpus_budget": ({**WORLD, "warmup_steps": 350}, WORLD_SHAPES, {
+        "no_pretraining": NO_PRETRAINING, "bert_base_5x": {"steps": 3500}, "bert_base_10x": {"steps": 7000}}),
+    # verdicts.yaml: the default world at 10 pretraining seeds, nothing else changed
+    "verdicts": (WORLD, WORLD_SHAPES, {"size_wide_deep": {"lr": 2e-3}, "no_pretraining": NO_PRETRAINING}),
     # base.yaml: "200k steps x 256 x 128 tokens", lr 1e-4, 10k warmup, BERT's encoder with dropout 0.1
     "base": ({"lr": 1e-4, "warmup_steps": 10_000, "dropout": 0.1, "batch_size": 256, "steps": 200_000,
               "architecture": "bert"}, PAPER_SHAPES, {"no_pretraining": NO_PRETRAINING}),

@@ -91,6 +91,8 @@ def local_run(tmp_path_factory):
     local["conll2003"] = {"source": "local", "path": str(root / "conll")}
     config = {
         "corpus": {"source": "text", "text": {"paths": [str(root / "corpus.txt")]}},
+        # a text corpus takes the top-level seed count (the world's lives in world_recipe): two here
+        "pretrain": {"seeds": 2},
         "tasks": local,
         "tables": {"glue_extra": {"rows": {"BERT-Base": {"ablation": "bert_base"}},
                                   "columns": {"STS-B (Spearman)": {"task": "stsb", "metric": "spearman"},
