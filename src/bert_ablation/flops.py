@@ -13,8 +13,8 @@ projection at scored positions, the MLM transform, the pooler, a classifier, an 
 
 What W counts is the caller's: the estimate uses N, every non-embedding parameter of the encoder
 layers (biases and LayerNorms included, ``estimate.non_embedding_parameters``, Kaplan's N); the
-benchmark counts matmul weights only (``matmul_weights``), as MFU does. Not counted: embeddings,
-LayerNorm, softmax, biases' additions, the loss and the optimizer.
+benchmark counts matmul weights only (``matmul_weights``), as MFU does. Not counted beyond W:
+embedding lookups, softmax, the loss and the optimizer.
 """
 
 from __future__ import annotations
