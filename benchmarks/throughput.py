@@ -57,6 +57,7 @@ from transformers import (
     get_linear_schedule_with_warmup,
 )
 
+from bert_ablation import flops
 from bert_ablation.data.features import classification_features, pad_batch
 from bert_ablation.data.instances import create_instances, encode, tokenize_documents, write_split
 from bert_ablation.data.tokenizer import train_wordpiece
@@ -212,10 +213,10 @@ def step_memory(device: torch.device, out: dict):
 # ----------------------------------------------------------------------------- FLOPs
 
 def step_flops(config, lengths, head_positions: int, pooled_rows: int, pooled_out: int) -> float:
-    """Matmul FLOPs of one training step; backward costs twice the forward, so 6 per weight
-    per token (2 forward + 4 backward), as in Kaplan et al. and PaLM's MFU:
+    """Matmul FLOPs of one training step, by the FLOP model the cost estimate uses
+    (src/bert_ablation/flops.py): backward costs twice the forward, so 6 per weight per token:
 
-        6 * L * (4H^2 + 2HI) * sum(len)      encoder projections and FFN (non-embedding weights)
+        6 * L * (4H^2 + 2HI) * sum(len)      encoder projections and FFN (matmul weights)
       + 12 * L * H * sum(len^2)              attention scores and weighted values (full, even if causal)
       + 6 * (H^2 + HV) * head_positions      MLM head: transform + vocabulary projection
       + 6 * (H^2 + H * out) * pooled_rows    pooler + NSP / classification layer
@@ -224,9 +225,10 @@ def step_flops(config, lengths, head_positions: int, pooled_rows: int, pooled_ou
     (model FLOPs). Embedding lookups, LayerNorm, softmax, biases and the optimizer are not counted.
     """
     L, H, F, V = config.num_hidden_layers, config.hidden_size, config.intermediate_size, config.vocab_size
-    lengths = torch.as_tensor(lengths, dtype=torch.float64)
-    return float(6 * L * (4 * H * H + 2 * H * F) * lengths.sum() + 12 * L * H * (lengths**2).sum()
-                 + 6 * (H * H + H * V) * head_positions + 6 * (H * H + H * pooled_out) * pooled_rows)
+    encoder = flops.sequences_forward(flops.matmul_weights(L, H, F), L, H, lengths)
+    mlm_head = (flops.dense_forward(H, H) + flops.dense_forward(H, V)) * int(head_positions)
+    pooled = (flops.dense_forward(H, H) + flops.dense_forward(H, pooled_out)) * int(pooled_rows)
+    return float(flops.TRAINED * (encoder + mlm_head + pooled))
 
 
 # ----------------------------------------------------------------------------- data

@@ -11,9 +11,9 @@ rule import_checkpoint:
     conda:
         "../envs/bert-ablation.yaml"
     log:
-        "logs/checkpoints/{checkpoint}.log",
+        log_path("import_checkpoint"),
     benchmark:
-        "logs/checkpoints/{checkpoint}.benchmark.tsv"
+        benchmark_path("import_checkpoint")
     resources:
         mem_mb=8000,
         runtime=60,

@@ -48,12 +48,39 @@ wildcard_constraints:
 PATHS = {
     "corpus": "results/corpus/shard-{shard}",
     "word_counts": "results/word_counts/shard-{shard}.tsv",
+    "tokenizer": "results/tokenizer",
     "instances": "results/instances/{packing}/len{length}/shard-{shard}",
+    "tasks": "results/tasks/{task}",
     "pretrain": "results/pretrain/{ablation}",
     "imported": "results/checkpoints/{checkpoint}",
     "finetune": "results/finetune/{ablation}/{step}/{task}/{head}/{hp}/seed{restart}/metrics.json",
     "table": "results/tables/{table}",
     "figure": "results/figures/{table}",
+    # the stems below take their extensions (.png/.pdf, .csv/.md, .md/.json) where the rule names them
+    "finetune_curves": "results/figures/curves/{ablation}/{step}/{task}/{head}/{hp}",
+    "loss_curves": "results/figures/pretraining_loss",
+    "claims": "results/claims",
+    "estimate": "results/estimate",
+    "rehearsal": "results/rehearsal",
+}
+
+# Each rule's log and benchmark file under logs/, by rule name: <stem>.log and <stem>.benchmark.tsv
+# (log_path, benchmark_path). rehearsal.report reads a job's rule from its benchmark's first folder.
+LOGS = {
+    "corpus": "corpus/shard-{shard}",
+    "word_counts": "word_counts/shard-{shard}",
+    "tokenizer": "tokenizer",
+    "instances": "instances/{packing}-len{length}-shard-{shard}",
+    "tasks": "tasks/{task}",
+    "pretrain": "pretrain/{ablation}",
+    "import_checkpoint": "checkpoints/{checkpoint}",
+    "finetune": "finetune/{ablation}/{step}/{task}/{head}/{hp}",
+    "finetune_curves": "figures/curves/{ablation}/{step}/{task}/{head}/{hp}",
+    "table": "tables/{table}",
+    "loss_curves": "tables/pretraining_loss",
+    "claims": "claims",
+    "estimate": "estimate",
+    "rehearsal": "rehearsal",
 }
 
 
@@ -65,6 +92,16 @@ class _KeepWildcards(dict):
 def path(name, *inside, **values):
     """PATHS[name] with ``values`` filled in, and ``inside`` (file or folder names) below it."""
     return os.path.join(PATHS[name].format_map(_KeepWildcards(values)), *inside)
+
+
+def log_path(rule):
+    """The rule's log file (its wildcards kept)."""
+    return f"logs/{LOGS[rule]}.log"
+
+
+def benchmark_path(rule):
+    """The rule's Snakemake benchmark file, beside its log."""
+    return f"logs/{LOGS[rule]}.benchmark.tsv"
 
 
 def as_param(obj):

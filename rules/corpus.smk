@@ -10,9 +10,9 @@ rule corpus:
     conda:
         "../envs/bert-ablation.yaml"
     log:
-        "logs/corpus/shard-{shard}.log",
+        log_path("corpus"),
     benchmark:
-        "logs/corpus/shard-{shard}.benchmark.tsv"
+        benchmark_path("corpus")
     resources:
         mem_mb=4000,
         runtime=60,

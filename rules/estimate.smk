@@ -5,14 +5,14 @@ localrules:
 # What the configuration will cost, before anything runs: snakemake --cores 1 estimate --configfile presets/X.yaml
 rule estimate:
     output:
-        markdown="results/estimate.md",
-        json="results/estimate.json",
+        markdown=f"{path('estimate')}.md",
+        json=f"{path('estimate')}.json",
     params:
         config=as_param(config),
     log:
-        "logs/estimate.log",
+        log_path("estimate"),
     benchmark:
-        "logs/estimate.benchmark.tsv"
+        benchmark_path("estimate")
     resources:
         mem_mb=1000,
         runtime=5,

@@ -21,9 +21,9 @@ rule finetune:
     conda:
         "../envs/bert-ablation.yaml"
     log:
-        "logs/finetune/{ablation}/{step}/{task}/{head}/{hp}.log",
+        log_path("finetune"),
     benchmark:
-        "logs/finetune/{ablation}/{step}/{task}/{head}/{hp}.benchmark.tsv"
+        benchmark_path("finetune")
     script:
         "../workflow_scripts/finetune.py"
 
@@ -34,14 +34,14 @@ rule finetune_curves:
     input:
         restart_outputs(),
     output:
-        png="results/figures/curves/{ablation}/{step}/{task}/{head}/{hp}.png",
-        pdf="results/figures/curves/{ablation}/{step}/{task}/{head}/{hp}.pdf",
+        png=f"{path('finetune_curves')}.png",
+        pdf=f"{path('finetune_curves')}.pdf",
     conda:
         "../envs/bert-ablation.yaml"
     log:
-        "logs/figures/curves/{ablation}/{step}/{task}/{head}/{hp}.log",
+        log_path("finetune_curves"),
     benchmark:
-        "logs/figures/curves/{ablation}/{step}/{task}/{head}/{hp}.benchmark.tsv"
+        benchmark_path("finetune_curves")
     resources:
         mem_mb=1000,
         runtime=10,

@@ -10,9 +10,9 @@ rule instances:
     conda:
         "../envs/bert-ablation.yaml"
     log:
-        "logs/instances/{packing}-len{length}-shard-{shard}.log",
+        log_path("instances"),
     benchmark:
-        "logs/instances/{packing}-len{length}-shard-{shard}.benchmark.tsv"
+        benchmark_path("instances")
     resources:
         mem_mb=8000,
         runtime=60,

@@ -27,8 +27,8 @@ rule pretrain:
     conda:
         "../envs/bert-ablation.yaml"
     log:
-        "logs/pretrain/{ablation}.log",
+        log_path("pretrain"),
     benchmark:
-        "logs/pretrain/{ablation}.benchmark.tsv"
+        benchmark_path("pretrain")
     script:
         "../workflow_scripts/pretrain.py"

@@ -21,8 +21,8 @@ rule rehearsal:
         # rehearsal.tables: only those tables' jobs (the released preset's), else every one
         [p for name in config["rehearsal"]["tables"] for p in table_outputs(name)] or all_outputs(rehearsal=False),
     output:
-        markdown="results/rehearsal.md",
-        json="results/rehearsal.json",
+        markdown=f"{path('rehearsal')}.md",
+        json=f"{path('rehearsal')}.json",
     params:
         full=as_param(full_config),
         rehearsed=as_param(config),
@@ -30,7 +30,7 @@ rule rehearsal:
         profile=os.path.join(workflow.basedir, "profiles", "slurm", "config.yaml"),
         title=" + ".join(os.path.basename(f) for f in workflow.configfiles),
     log:
-        "logs/rehearsal.log",
+        log_path("rehearsal"),
     resources:
         mem_mb=1000,
         runtime=10,

@@ -23,9 +23,9 @@ rule table:
     conda:
         "../envs/bert-ablation.yaml"
     log:
-        "logs/tables/{table}.log",
+        log_path("table"),
     benchmark:
-        "logs/tables/{table}.benchmark.tsv"
+        benchmark_path("table")
     resources:
         mem_mb=2000,
         runtime=10,
@@ -39,15 +39,15 @@ rule loss_curves:
         # objective and held-out perplexity of each run: its panel and its legend label
         metrics=[path("pretrain", "metrics.json", ablation=a) for a in pretrain_logs()],
     output:
-        png=report("results/figures/pretraining_loss.png", caption="../report/loss_curves.rst",
+        png=report(f"{path('loss_curves')}.png", caption="../report/loss_curves.rst",
                    category="Pretraining"),
-        pdf="results/figures/pretraining_loss.pdf",
+        pdf=f"{path('loss_curves')}.pdf",
     conda:
         "../envs/bert-ablation.yaml"
     log:
-        "logs/tables/pretraining_loss.log",
+        log_path("loss_curves"),
     benchmark:
-        "logs/tables/pretraining_loss.benchmark.tsv"
+        benchmark_path("loss_curves")
     resources:
         mem_mb=2000,
         runtime=10,
@@ -59,16 +59,16 @@ rule claims:
     input:
         provenance_files(),
     output:
-        csv=report("results/claims.csv", caption="../report/claims.rst", category="Claims"),
-        md="results/claims.md",
+        csv=report(f"{path('claims')}.csv", caption="../report/claims.rst", category="Claims"),
+        md=f"{path('claims')}.md",
     params:
         settings=claims_settings(),
     conda:
         "../envs/bert-ablation.yaml"
     log:
-        "logs/claims.log",
+        log_path("claims"),
     benchmark:
-        "logs/claims.benchmark.tsv"
+        benchmark_path("claims")
     resources:
         mem_mb=2000,
         runtime=10,

@@ -2,15 +2,15 @@ rule tasks:
     input:
         task_files,
     output:
-        directory("results/tasks/{task}"),
+        directory(path("tasks")),
     params:
         source=task_source,
     conda:
         "../envs/bert-ablation.yaml"
     log:
-        "logs/tasks/{task}.log",
+        log_path("tasks"),
     benchmark:
-        "logs/tasks/{task}.benchmark.tsv"
+        benchmark_path("tasks")
     resources:
         mem_mb=4000,
         runtime=60,

@@ -9,9 +9,9 @@ rule word_counts:
     conda:
         "../envs/bert-ablation.yaml"
     log:
-        "logs/word_counts/shard-{shard}.log",
+        log_path("word_counts"),
     benchmark:
-        "logs/word_counts/shard-{shard}.benchmark.tsv"
+        benchmark_path("word_counts")
     resources:
         mem_mb=4000,
         runtime=60,
@@ -23,15 +23,15 @@ rule tokenizer:
     input:
         [path("word_counts", shard=k) for k in corpus_shards()],
     output:
-        directory("results/tokenizer"),
+        directory(path("tokenizer")),
     params:
         tokenizer=as_param(config["tokenizer"]),
     conda:
         "../envs/bert-ablation.yaml"
     log:
-        "logs/tokenizer.log",
+        log_path("tokenizer"),
     benchmark:
-        "logs/tokenizer.benchmark.tsv"
+        benchmark_path("tokenizer")
     resources:
         mem_mb=8000,
         runtime=60,

@@ -8,19 +8,16 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from bert_ablation.evaluation.claim_spec import ClaimError, load_claims, validate_claims
 from bert_ablation.evaluation.claims import (
-    ClaimError,
     cells_from_paper,
     cells_from_provenance,
     check_claims,
     exclusions_from_provenance,
-    holm,
     judge_claims,
-    load_claims,
-    validate_claims,
-    welch_interval,
-    write_claims,
 )
+from bert_ablation.evaluation.claims_report import write_claims
+from bert_ablation.evaluation.statistics import holm, welch_interval
 
 CLEAR_HIGH = [80.0, 80.4, 79.8, 80.2, 80.1]
 CLEAR_LOW = [70.0, 70.3, 69.9, 70.2, 69.8]

@@ -150,3 +150,24 @@ def test_plan_objects_are_frozen_and_cross_the_params_boundary_as_their_fields()
     point = plan.grid_points(config, "mnli")[0]
     assert point.key == plan.hp_key(point.lr, point.batch_size, point.epochs)
     assert plan.finetune_settings(config, "mnli", "linear", point.key)["hp"] == dataclasses.asdict(point)
+
+
+def test_a_finetuning_jobs_settings_are_typed_and_write_the_json_they_always_wrote():
+    """FinetuneSettings has one field per finetune key of the schema (grids aside), plus the task's
+    settings and the grid point; its params() are the JSON document jobs received before it existed,
+    so every finetune_hash stays (the hash below is the default config's, from before)."""
+    from bert_ablation.schema import schema
+    from bert_ablation.storage import stable_hash
+
+    keys = set(schema()["properties"]["finetune"]["properties"]) - {"grid", "feature_based_grid"}
+    assert {f.name for f in dataclasses.fields(plan.FinetuneSettings)} == keys | {"task", "hp"}
+    config = cfg.validate(BASE)
+    settings = plan.FinetuneSettings.from_config(config, "sst2", "linear", "lr0.001_bs16_ep3")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        settings.dropout = 0.0
+    assert settings.collapse_retry.lr_divisor == config["finetune"]["collapse_retry"]["lr_divisor"]
+    assert settings.hp == plan.grid_point(config, "sst2", "linear", "lr0.001_bs16_ep3")
+    params = plan.finetune_settings(config, "sst2", "linear", "lr0.001_bs16_ep3")
+    assert params == settings.params() and params["adam_betas"] == config["finetune"]["adam_betas"]
+    assert not set(plan.TASK_DATA_KEYS) & set(params["task"])
+    assert stable_hash(params) == "2112d9ca6841"

@@ -13,7 +13,7 @@ import pytest
 
 from bert_ablation import config as cfg
 from bert_ablation.data.world import World
-from bert_ablation.evaluation.claims import ClaimError, load_claims, validate_claims
+from bert_ablation.evaluation.claim_spec import ClaimError, load_claims, validate_claims
 from bert_ablation.facts.mechanisms import MECHANISMS, REMOVABLE
 from tests.test_workflow import ROOT, planned_jobs
 

@@ -8,7 +8,7 @@ import torch
 from bert_ablation import config as cfg
 from bert_ablation import plan
 from bert_ablation.data.task_sources import build_task
-from bert_ablation.evaluation.curves import plot_finetune_curves
+from bert_ablation.evaluation.plots import plot_finetune_curves
 from bert_ablation.models.modeling import pretraining_model
 from bert_ablation.storage import write_json
 from bert_ablation.training.finetune import finetune

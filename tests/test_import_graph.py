@@ -19,11 +19,12 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "bert_ablation"
 # Named by the module's first part under bert_ablation (a package or a top-level module).
 LAYERS = (
     ("facts",),  # torch-free facts: task specs and kinds, heads, objectives, mechanisms, families
-    ("storage", "runtime", "schema", "hub"),  # files and hashes, a job's log format and memory, the schema, hub reads
+    ("storage", "runtime", "schema", "hub", "flops"),  # files and hashes, a job's log and memory, the schema, hub
+    # reads, the FLOP model
     ("plan", "config"),  # what a validated config asks to run
     ("models",),  # encoder families, masking, objectives' targets, heads, checkpoint import
     ("data",),  # corpus, tokenizer, instances, tasks, features (static masking uses models.masking)
-    ("evaluation",),  # scoring, metrics, health, tables, claims
+    ("evaluation",),  # scoring, metrics, health, tables, plots, claims
     ("training",),  # the engine and the two loops: data in, models trained, evaluation's scores
     ("estimate", "rehearsal", "workflow"),  # whole-config reports and the Snakemake glue
 )

@@ -13,7 +13,7 @@ from test_workflow import planned_jobs
 
 from bert_ablation import config as cfg
 from bert_ablation import plan
-from bert_ablation.evaluation.claims import load_claims
+from bert_ablation.evaluation.claim_spec import load_claims
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()

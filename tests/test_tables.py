@@ -155,7 +155,7 @@ def _pretrain_run(tmp_path, ablation, objective, steps, ppl, start):
 
 
 def test_loss_curves_have_one_panel_per_objective_and_each_run_once(tmp_path):
-    from bert_ablation.evaluation.tables import plot_loss_curves
+    from bert_ablation.evaluation.plots import plot_loss_curves
 
     # The default config's 14 runs: 12 MLM+NSP (one of 0 steps), one MLM, one LTR.
     mlm_nsp = ["bert_base", "mask_0_0_100", "mask_0_20_80", "mask_100_0_0", "mask_80_0_20", "mask_80_20_0",
@@ -252,7 +252,7 @@ def test_a_steps_figure_of_any_name_gets_the_papers_curve_by_its_paper_table(tmp
 def _health_table(tmp_path, monkeypatch, pretrain_health, collapsed):
     """A two-row SST-2 table: BERT-Base (learnt) and 100/0/0 (whose run's health is given); the
     100/0/0 restarts collapse as ``collapsed`` says. Returns the outputs and the drawn figure."""
-    from bert_ablation.evaluation import tables
+    from bert_ablation.evaluation import plots
 
     paths, cells = [], []
     for ablation, row in (("bert_base", "BERT-Base"), ("mask_100_0_0", "100/0/0")):
@@ -276,7 +276,7 @@ def _health_table(tmp_path, monkeypatch, pretrain_health, collapsed):
     outputs = {ext: str(tmp_path / f"t.{ext}") for ext in ("csv", "md", "tex", "png", "pdf")}
     outputs["provenance"] = str(tmp_path / "t.provenance.json")
     drawn = []
-    monkeypatch.setattr(tables, "save_figure", lambda fig, paths: drawn.append(fig))
+    monkeypatch.setattr(plots, "save_figure", lambda fig, paths: drawn.append(fig))
     write_table(cells, "table8", paths, [str(tmp_path / f"{a}.pretrain.json") for a in ("bert_base", "mask_100_0_0")],
                 outputs)
     return outputs, drawn[0]

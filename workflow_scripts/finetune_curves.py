@@ -1,5 +1,5 @@
 """Snakemake entry point: the per-epoch dev curves of one fine-tuning grid point's restarts."""
-from bert_ablation.evaluation.curves import plot_finetune_curves
+from bert_ablation.evaluation.plots import plot_finetune_curves
 from bert_ablation.workflow import job_logging
 
 with job_logging(snakemake.log[0]):

@@ -1,7 +1,7 @@
 """Snakemake entry point: the pretraining loss of every ablation, one panel per objective."""
 from pathlib import Path
 
-from bert_ablation.evaluation.tables import plot_loss_curves
+from bert_ablation.evaluation.plots import plot_loss_curves
 from bert_ablation.workflow import job_logging
 
 with job_logging(snakemake.log[0]):

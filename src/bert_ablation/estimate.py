@@ -1,7 +1,8 @@
 """What a configuration will cost before it runs: tokens, FLOPs and GPU-hours per pretraining
 run, and the disk the data stages and checkpoints take (``snakemake estimate``).
 
-FLOPs per trained token (forward + backward = 3x forward; PaLM, Chowdhery et al. 2022, App. B):
+FLOPs per trained token (forward + backward = 3x forward; the model is ``flops.py``'s, which
+the throughput benchmark's MFU shares):
   6 x N            N = non-embedding parameters (the encoder layers, exact for our models)
   + 12 x L x H x T attention scores and values at sequence length T
   + 6 x H x V x p  the vocabulary projection, at the share p of positions that are scored
@@ -34,6 +35,7 @@ from . import plan
 from .data.corpus import CorpusError, input_files
 from .facts.head_kinds import HEAD_KINDS
 from .facts.tasks import TASKS
+from .flops import TRAINED, dense_forward, token_forward
 from .storage import atomic_file, write_json
 
 log = logging.getLogger(__name__)
@@ -86,7 +88,8 @@ def run_estimate(spec: dict, vocab_size: int, max_seq_length: int) -> dict:
     tokens = flops = 0
     for steps, length in phases:
         phase_tokens = steps * train["batch_size"] * length
-        per_token = 6 * n + 12 * model["layers"] * model["hidden"] * length + 6 * model["hidden"] * vocab_size * scored
+        per_token = (TRAINED * token_forward(n, model["layers"], model["hidden"], length)
+                     + TRAINED * dense_forward(model["hidden"], vocab_size) * scored)
         tokens += phase_tokens
         flops += phase_tokens * per_token
     return {"ablation": spec["name"], "steps": train["steps"], "batch_size": train["batch_size"],
@@ -203,7 +206,6 @@ def finetune_job_estimate(config: dict, run: plan.FinetuneRun,
     # a job fine-tunes every pretraining seed's checkpoint, finetune.restarts times each
     epochs, restarts = plan.grid_point(config, run.task, run.head, run.hp).epochs, plan.job_restarts(config)
     n, layers, hidden = non_embedding_parameters(model), model["layers"], model["hidden"]
-    attention = layers * hidden * length  # per token, forward: 4 L H T (scores and values)
     if head.frozen:  # heads.py: a two-layer BiLSTM (H a direction) over the combined layers
         read = len(head.layers) if head.layers else layers + 1
         lstm = lstm_parameters(hidden * (read if head.mode == "concat" else 1), hidden, 2)
@@ -211,16 +213,17 @@ def finetune_job_estimate(config: dict, run: plan.FinetuneRun,
         read, lstm = 0, lstm_parameters(hidden, hidden, 1)
     else:
         read, lstm = 0, 0
-    encoder_forward = 2 * n + 4 * attention
+    # per token, forward: the encoder at the task's length, the head's LSTM at 2 FLOPs a weight
+    encoder_forward, lstm_forward = token_forward(n, layers, hidden, length), 2 * lstm
     if head.frozen and config["finetune"]["cache_features"]:
         flops = (train + evaluated) * length * encoder_forward + restarts * epochs * length * (
-            train * 6 * lstm + evaluated * 2 * lstm)
+            train * TRAINED * lstm_forward + evaluated * lstm_forward)
     elif head.frozen:
-        flops = restarts * epochs * length * ((train + evaluated) * encoder_forward + train * 6 * lstm
-                                              + evaluated * 2 * lstm)
+        flops = restarts * epochs * length * ((train + evaluated) * encoder_forward + train * TRAINED * lstm_forward
+                                              + evaluated * lstm_forward)
     else:
-        flops = restarts * epochs * length * (train * (3 * encoder_forward + 6 * lstm)
-                                              + evaluated * (encoder_forward + 2 * lstm))
+        flops = restarts * epochs * length * (train * TRAINED * (encoder_forward + lstm_forward)
+                                              + evaluated * (encoder_forward + lstm_forward))
     return {"task": run.task, "train_examples": train, "evaluated_examples": evaluated, "epochs": epochs,
             "length": length, "flops": float(flops), "layers_read": read, "model": model}
 

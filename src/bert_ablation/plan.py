@@ -3,8 +3,8 @@
 Pure functions of a config that ``config.validate`` has checked and filled with defaults: the
 complete spec of each pretraining run and its hash, the fine-tuning grid, the cells of every
 table and figure, and the distinct jobs behind them. Plan objects are typed and frozen
-(``GridPoint``, ``Cell``, ``FinetuneRun``); what a job stores on disk (a run's spec, a fine-tuning
-job's settings) stays a JSON document. Torch-free: every ``snakemake`` start imports this.
+(``GridPoint``, ``Cell``, ``FinetuneRun``, a fine-tuning job's ``FinetuneSettings``); what a job
+stores on disk (a run's spec, a fine-tuning job's settings) stays a JSON document. Torch-free: every ``snakemake`` start imports this.
 """
 
 from __future__ import annotations
@@ -71,6 +71,62 @@ class FinetuneRun:
     task: str
     head: str
     hp: str
+
+
+@dataclass(frozen=True)
+class CollapseRetry:
+    """``finetune.collapse_retry``: a restart that collapsed (one class for every dev example) is
+    trained again from the same seeds at a lower rate."""
+    max_retries: int  # retries per collapsed restart; 0 = never retry
+    lr_divisor: float  # each retry trains at the previous attempt's learning rate divided by this
+
+
+# A task's keys that say where its data comes from and how much of it: they shape the task's
+# data (the tasks rule's params), not the job, so a job's settings leave them out.
+TASK_DATA_KEYS = ("grid", "n_train", "n_dev", "hub", "source", "path", "files", "max_train_examples",
+                  "max_eval_examples")
+
+
+@dataclass(frozen=True)
+class FinetuneSettings:
+    """One fine-tuning job's settings, typed: ``finetune:`` without its grids, the task's settings,
+    the job's grid point. Every field's meaning and default: config.schema.yaml, ``finetune``.
+
+    Built once per job from the validated config (``from_config``); the job receives ``params()``,
+    the JSON document it always received, so Snakemake's params and the job's ``finetune_hash``
+    (every metrics.json) do not change. Values stay as the config gives them (a ``0`` stays an
+    int): the JSON, and so the hash, is the config's own.
+    """
+    restarts: int  # per grid point and pretraining seed: same checkpoint, other head init and data order
+    seed: int  # base seed: restart k's init and data-order seeds derive from (seed, k)
+    warmup_ratio: float  # share of steps in linear warmup
+    weight_decay: float  # decoupled weight decay, not on biases and LayerNorm
+    grad_clip: float  # global gradient-norm clip; 0 disables
+    adam_betas: tuple[float, float]
+    adam_eps: float
+    dropout: float  # of the task head
+    adam_bias_correction: bool  # False: BERT's original BertAdam
+    eval_batch_size: int  # batch size of dev (and test) evaluation
+    group_by_length: bool  # batch examples of similar length together
+    cache_features: bool  # feature-based heads: the frozen encoder runs once per example
+    precision: str  # as pretrain.precision
+    collapse_retry: CollapseRetry
+    # tasks.<task> without TASK_DATA_KEYS: sequence lengths, SQuAD windows and answers, NER context
+    # (a plain dict: featurising reads it by key, data.features)
+    task: dict
+    hp: GridPoint
+
+    @classmethod
+    def from_config(cls, config: dict, task: str, head: str, hp: str) -> FinetuneSettings:
+        finetune = {k: v for k, v in config["finetune"].items() if k not in ("grid", "feature_based_grid")}
+        return cls(**{**finetune, "adam_betas": tuple(finetune["adam_betas"]),
+                      "collapse_retry": CollapseRetry(**finetune["collapse_retry"]),
+                      "task": {k: v for k, v in config["tasks"][task].items() if k not in TASK_DATA_KEYS},
+                      "hp": grid_point(config, task, head, hp)})
+
+    def params(self) -> dict:
+        """The job's JSON params: every field, nested dataclasses as dicts, the betas a list (as YAML gives them)."""
+        return {**dataclasses.asdict(self), "adam_betas": list(self.adam_betas)}
 
 
 def split_run(run: str) -> tuple[str, int]:
@@ -290,10 +346,6 @@ def checkpoint_runs(config: dict, names: list[str] | None = None) -> list[str]:
 
 
 def finetune_settings(config: dict, task: str, head: str, hp: str) -> dict:
-    """Everything a fine-tuning job depends on besides its checkpoint and data: its params."""
-    settings = {k: v for k, v in config["finetune"].items() if k not in ("grid", "feature_based_grid")}
-    settings["task"] = {k: v for k, v in config["tasks"][task].items()
-                        if k not in ("grid", "n_train", "n_dev", "hub", "source", "path", "files",
-                                     "max_train_examples", "max_eval_examples")}
-    settings["hp"] = dataclasses.asdict(grid_point(config, task, head, hp))  # the job's JSON params
-    return settings
+    """Everything a fine-tuning job depends on besides its checkpoint and data: its params, the
+    JSON document of its ``FinetuneSettings``."""
+    return FinetuneSettings.from_config(config, task, head, hp).params()

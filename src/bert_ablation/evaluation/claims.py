@@ -39,53 +39,37 @@ from __future__ import annotations
 import json
 import logging
 import math
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from ..facts.mechanisms import MECHANISMS
-from ..storage import atomic_file, derive_seed, read_yaml
+from ..storage import derive_seed
+from .claim_spec import (
+    CONTRADICTED,
+    INCONCLUSIVE,
+    NOT_EVALUATED,
+    NOT_TESTABLE,
+    REPRODUCED,
+    load_claims,
+    validate_claims,
+)
+from .claims_report import write_claims
 from .paper import paper_tables
 from .preconditions import facts_from_provenance, failed_check, provenance_cells
-from .statistics import TESTS, Difference, Sample, holm, seeds_needed, welch_interval
-
-__all__ = ["holm", "welch_interval"]  # re-exported: the statistics live in statistics.py
+from .statistics import TESTS, Difference, Sample, holm
 
 log = logging.getLogger(__name__)
 
 # (table, row, column) -> the cell's values with the pretraining seed of each (a bare array: one seed)
 Cells = dict[tuple[str, str, str], "Sample | np.ndarray"]
 
-REPRODUCED, CONTRADICTED, INCONCLUSIVE = "reproduced", "contradicted", "inconclusive"
-NOT_TESTABLE, NOT_EVALUATED = "not testable", "not evaluated"
-VERDICTS = (REPRODUCED, CONTRADICTED, INCONCLUSIVE, NOT_TESTABLE, NOT_EVALUATED)
 CORRECTIONS = ("none", "holm")
 COLUMNS = ["id", "claim", "source", "kind", "mechanism", "verdict", "verdict_uncorrected", "verdict_holm", "effect",
            "ci_low", "ci_high", "comparisons", "p", "p_holm", "p_reversed", "p_reversed_holm", "tests", "method",
            "seeds", "floor", "reason"]
-
-# `mechanism` (optional; every packaged claim has one): what produces the finding, a name of
-# mechanisms.MECHANISMS, so that a control world without it can be checked to lose the claim.
-_COMMON = {"id", "claim", "source", "kind", "table", "column", "mechanism"}
-_RANKED = {"margin", "lower_is_better"}  # kinds that reduce to "a > b + margin"
-# Per kind: required fields and optional ones (beyond _COMMON). Exactly one of `rows`/`cells` for order.
-_FIELDS = {
-    "greater": ({"better", "worse"}, _RANKED),
-    "order": (set(), _RANKED | {"rows", "cells"}),
-    "best": ({"row"}, _RANKED | {"among"}),
-    "worst": ({"row"}, _RANKED | {"among"}),
-    "close": ({"cells", "tolerance"}, set()),
-}
-_SELECTOR = re.compile(r"^@(first|last|-?\d+)$")
-
-
-class ClaimError(ValueError):
-    """A claim in the YAML is malformed; the message names the claim and the field."""
 
 
 class _Unavailable(LookupError):
@@ -95,139 +79,6 @@ class _Unavailable(LookupError):
 class _Excluded(_Unavailable):
     """A referenced cell comes from a pretraining run that did not learn, or a check that the claim's
     mechanism formed failed (preconditions.py): the claim is not testable at this scale."""
-
-
-# ----------------------------------------------------------------------------- loading
-
-def load_claims(path: str | Path | None = None) -> list[dict]:
-    """Read and validate claims (default: the packaged evaluation/claims.yaml)."""
-    if path is None:
-        text, where = resources.files(__package__).joinpath("claims.yaml").read_text(), "evaluation/claims.yaml"
-    else:
-        text, where = Path(path).read_text(), str(path)
-    document = read_yaml(text)
-    claims = document.get("claims") if isinstance(document, Mapping) else document
-    if not isinstance(claims, list):
-        raise ClaimError(f"{where}: expected a list of claims under the key 'claims'.")
-    return validate_claims(claims, where)
-
-
-def validate_claims(claims: Iterable[Mapping], where: str = "claims") -> list[dict]:
-    """Check every claim and return normalised copies (cell refs complete, `rows` turned into `cells`).
-
-    Idempotent, so judge_claims can re-validate claims that load_claims already normalised.
-    """
-    seen: set[str] = set()
-    normalised = []
-    for position, raw in enumerate(claims):
-        if not isinstance(raw, Mapping):
-            raise ClaimError(f"{where}: claim #{position + 1} is not a mapping.")
-        name = raw.get("id", f"#{position + 1}")
-        if name in seen:
-            raise ClaimError(f"{where}: claim '{name}': duplicate id.")
-        seen.add(name)
-        normalised.append(_validate_claim(dict(raw), f"{where}: claim '{name}'"))
-    return normalised
-
-
-def _validate_claim(claim: dict, label: str) -> dict:
-    def fail(field: str, message: str):
-        raise ClaimError(f"{label}: field '{field}': {message}")
-
-    for field in ("id", "claim", "source", "kind"):
-        if not isinstance(claim.get(field), str) or not claim[field].strip():
-            fail(field, "missing (a non-empty string is required).")
-    if not re.fullmatch(r"[a-z0-9][a-z0-9-]*", claim["id"]):
-        fail("id", "use a lowercase slug (letters, digits, hyphens).")
-    kind = claim["kind"]
-    if kind not in _FIELDS:
-        fail("kind", f"unknown kind '{kind}' (expected one of {', '.join(_FIELDS)}).")
-    if "mechanism" in claim and (not isinstance(claim["mechanism"], str) or claim["mechanism"] not in MECHANISMS):
-        fail("mechanism", f"unknown mechanism {claim['mechanism']!r} (expected one of {', '.join(MECHANISMS)}).")
-    required, optional = _FIELDS[kind]
-    for field in sorted(required - claim.keys()):
-        fail(field, f"missing (required for kind '{kind}').")
-    for field in sorted(claim.keys() - _COMMON - required - optional):
-        fail(field, f"not a field of kind '{kind}'.")
-    for field in ("table", "column"):
-        if field in claim:
-            claim[field] = _label(claim[field], lambda m: fail(field, m))
-
-    out = {k: claim[k] for k in ("id", "claim", "source", "kind")}
-    out.update({k: claim[k] for k in ("table", "column", "mechanism") if k in claim})
-
-    def ref(value, field):
-        return _ref(value, claim, lambda m: fail(field, m))
-
-    if kind in ("greater", "order", "best", "worst"):
-        out["margin"] = _number(claim.get("margin", 0.0), lambda m: fail("margin", m), minimum=0.0)
-        if not isinstance(claim.get("lower_is_better", False), bool):
-            fail("lower_is_better", "must be true or false.")
-        out["lower_is_better"] = claim.get("lower_is_better", False)
-    if kind == "greater":
-        out["better"], out["worse"] = ref(claim["better"], "better"), ref(claim["worse"], "worse")
-    elif kind == "order":
-        if ("rows" in claim) == ("cells" in claim):
-            fail("rows", "give exactly one of 'rows' (row names) or 'cells' (cell refs), best first.")
-        field = "rows" if "rows" in claim else "cells"
-        items = claim[field]
-        if not isinstance(items, list) or len(items) < 2:
-            fail(field, "needs a list of at least two entries, best first.")
-        if field == "rows" and not all(isinstance(item, str) for item in items):
-            fail("rows", "entries must be row names (use 'cells' for full refs).")
-        out["cells"] = [ref(item, field) for item in items]
-    elif kind in ("best", "worst"):
-        out["row"] = ref(claim["row"], "row")
-        among = claim.get("among")
-        if among is not None:
-            if not isinstance(among, list) or not all(isinstance(r, str) for r in among):
-                fail("among", "must be a list of row names.")
-            if not set(among) - {out["row"]["row"]}:
-                fail("among", "must name at least one row other than the claimed one.")
-        out["among"] = among
-    elif kind == "close":
-        if not isinstance(claim["cells"], list) or len(claim["cells"]) != 2:
-            fail("cells", "needs exactly two cell refs.")
-        out["cells"] = [ref(item, "cells") for item in claim["cells"]]
-        out["tolerance"] = _number(claim["tolerance"], lambda m: fail("tolerance", m), minimum=0.0, strict=True)
-    return out
-
-
-def _label(value, fail) -> str:
-    # YAML reads an unquoted step column (100) as an int; cells are keyed by strings.
-    if isinstance(value, bool) or not isinstance(value, (str, int)):
-        fail(f"expected a string label, got {value!r}.")
-    return str(value)
-
-
-def _number(value, fail, minimum: float, strict: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        fail(f"expected a number, got {value!r}.")
-    if value < minimum or (strict and value == minimum):
-        fail(f"must be {'>' if strict else '>='} {minimum}, got {value}.")
-    return float(value)
-
-
-def _ref(value, claim: Mapping, fail) -> dict:
-    """A cell ref {table, row, column}; a bare string is a row, table and column default to the claim's."""
-    if isinstance(value, str):
-        value = {"row": value}
-    if not isinstance(value, Mapping):
-        fail(f"expected a row name or a {{table, row, column}} mapping, got {value!r}.")
-    unknown = set(value) - {"table", "row", "column"}
-    if unknown:
-        fail(f"unknown key(s) {sorted(unknown)} in cell ref.")
-    out = {}
-    for key in ("table", "row", "column"):
-        if key in value:
-            out[key] = _label(value[key], fail)
-        elif key != "row" and key in claim:
-            out[key] = _label(claim[key], fail)
-        else:
-            fail(f"cell ref {dict(value)} has no '{key}'" + ("" if key == "row" else " (set it here or on the claim)."))
-    if out["column"].startswith("@") and not _SELECTOR.match(out["column"]):
-        fail(f"bad column selector '{out['column']}' (use @first, @last or @<index>).")
-    return out
 
 
 # ----------------------------------------------------------------------------- cells
@@ -623,113 +474,6 @@ def judge_claims(claims: Iterable[Mapping], cells: Cells, alpha: float = 0.05, t
             "floor": max((c.floor for c in comparisons if c.tested), default=math.nan), "reason": "",
         })
     return pd.DataFrame.from_records(records, columns=COLUMNS)
-
-
-# ----------------------------------------------------------------------------- output
-
-def describe_test(test: str, alpha: float, correction: str = "holm", tests: int | None = None) -> str:
-    name = {"welch": "one-sided Welch t-test", "bootstrap": "one-sided percentile bootstrap",
-            "multibootstrap": "one-sided Multi-Bootstrap over pretraining seeds and restarts"}[test]
-    family = "" if tests is None else f" over {tests} tests"
-    how = f"Holm-adjusted{family}" if correction == "holm" else f"no multiplicity correction{family}"
-    return f"{name}, alpha {alpha:g}, {how}"
-
-
-def _counts(verdicts: pd.Series) -> str:
-    counts = verdicts.value_counts()
-    return ", ".join(f"{counts.get(v, 0)} {v}" for v in VERDICTS
-                     if v not in (NOT_EVALUATED, NOT_TESTABLE) or counts.get(v, 0))
-
-
-def resolution_note(frame: pd.DataFrame, alpha: float, test: str) -> str:
-    """What the design can resolve: pretraining seeds behind the verdicts, and the smallest p."""
-    if test != "multibootstrap":
-        return ("Restart-level test: every value counts as an independent draw, so a difference between two "
-                "pretraining runs' seeds reads as a difference between their ablations.")
-    tested = frame[frame["tests"] > 0]
-    if tested.empty:
-        return ""
-    seeds = ", ".join(dict.fromkeys(x for d in tested["seeds"] for x in str(d).split(", ") if x))
-    floor = float(tested["floor"].min())
-    family = int(frame["tests"].sum())
-    note = f"Resolution: {seeds}; no p can fall below {floor:.3g} with this design (statistics.py, \"Resolution\")."
-    if "pretraining variance ignored" in seeds:
-        note += (" With one pretraining seed per ablation the verdicts ignore pretraining variance: they say "
-                 "whether these two runs differ, not whether their ablations do (pretrain.seeds).")
-    if floor >= alpha / max(family, 1):
-        note += (f" Holm over {family} tests needs p below {alpha / max(family, 1):.2g} for its first rejection: "
-                 f"at least {seeds_needed(alpha, family)} paired pretraining seeds "
-                 f"({seeds_needed(alpha)} without correction).")
-    return note
-
-
-def summary_line(frame: pd.DataFrame, alpha: float, test: str, correction: str = "holm") -> str:
-    tests = int(frame["tests"].sum()) if "tests" in frame else None
-    return f"{_counts(frame['verdict'])} of {len(frame)} claims ({describe_test(test, alpha, correction, tests)})"
-
-
-def _md_cell(value) -> str:
-    if isinstance(value, float):
-        return "" if math.isnan(value) else f"{value:.2g}"
-    return str(value).replace("|", "\\|").replace("\n", " ")
-
-
-def _md_effect(r) -> str:
-    if math.isnan(r.effect):
-        return ""
-    return f"{r.effect:+.2f}" + ("" if math.isnan(r.ci_low) else f" [{r.ci_low:+.2f}, {r.ci_high:+.2f}]")
-
-
-def to_markdown(frame: pd.DataFrame, alpha: float, test: str, correction: str = "holm") -> str:
-    other, other_column = ("uncorrected", "verdict_uncorrected") if correction == "holm" else ("Holm", "verdict_holm")
-    level = f"{100 * (1 - 2 * alpha):g}%"
-    interval = "Welch t interval" if test == "welch" else "percentile bootstrap interval"
-    testable = frame[frame["verdict"] != NOT_TESTABLE]
-    untestable = frame[frame["verdict"] == NOT_TESTABLE]
-    lines = [
-        "**Claims of the paper, judged on our results.**", "",
-        summary_line(frame, alpha, test, correction) + f". {other.capitalize()}: {_counts(frame[other_column])}.", "",
-        resolution_note(frame, alpha, test), "",
-        "Each comparison is ours: mean±sd over every pretraining seed's restarts (seeds, n). Cells with one "
-        "value (perplexity of one run) or no variance are compared as points; `close` claims use two one-sided "
-        "tests (TOST) against the stated tolerance. `verdict` is the "
-        + ("Holm-adjusted" if correction == "holm" else "uncorrected") + " one (`claims.correction`). A claim "
-        "holds only if all its comparisons do: p is the largest of their p-values (intersection-union test); "
-        "p reversed is the smallest reverse or outside p times their number. Holm adjusts over these two "
-        "p-values of every tested claim (`tests` in the CSV), keeping the chance of any false reproduced or "
-        f"contradicted verdict below alpha. Effect: the difference the claim tests, positive in the claimed "
-        f"direction, with its two-sided {level} {interval} (unadjusted; for `order`, `best` and `worst` claims, "
-        "of the comparison closest to failing); it must exceed the margin (lie within ± the tolerance for "
-        "`close`).", "",
-        f"## Testable at this scale ({len(testable)})", "",
-        f"| id | claim | verdict | uncorrected | Holm | effect [{level} CI] | comparisons | p | p (Holm) "
-        "| p reversed | p reversed (Holm) | source |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for r in testable.itertuples():
-        detail = r.comparisons or f"not evaluated: {r.reason}"
-        lines.append("| " + " | ".join(_md_cell(v) for v in (
-            r.id, r.claim, r.verdict, r.verdict_uncorrected, r.verdict_holm, _md_effect(r), detail, r.p, r.p_holm,
-            r.p_reversed, r.p_reversed_holm, r.source)) + " |")
-    if len(untestable):
-        lines += ["", f"## Not testable at this scale ({len(untestable)})", "",
-                  "What the claim rests on did not form in the runs it compares (a run that did not learn, or a "
-                  "failed check of its mechanism: `bert_ablation.facts.mechanisms.PRECONDITIONS`), so a verdict "
-                  "would compare noise. The check and its value:", "",
-                  "| id | claim | mechanism | why not testable | source |", "|---|---|---|---|---|"]
-        lines += ["| " + " | ".join(_md_cell(v) for v in (r.id, r.claim, r.mechanism, r.reason, r.source)) + " |"
-                  for r in untestable.itertuples()]
-    return "\n".join(lines) + "\n"
-
-
-def write_claims(frame: pd.DataFrame, csv_path: str | Path, md_path: str | Path, alpha: float = 0.05,
-                 test: str = "multibootstrap", correction: str = "holm") -> None:
-    # `verdict` follows `correction` here, whichever correction the frame was judged with.
-    frame = frame.assign(verdict=frame["verdict_holm" if correction == "holm" else "verdict_uncorrected"])
-    with atomic_file(csv_path) as handle:
-        frame.to_csv(handle, index=False, float_format="%.4g")
-    with atomic_file(md_path) as handle:
-        handle.write(to_markdown(frame, alpha, test, correction))
 
 
 def check_claims(provenance_paths: Iterable[str | Path], csv_path: str | Path, md_path: str | Path,

@@ -1,6 +1,6 @@
 """What produces each of the paper's findings on our benchmark: the one list of mechanism names.
 
-Every claim in ``evaluation/claims.yaml`` names one of these (``claims.py`` rejects any other name),
+Every claim in ``evaluation/claims.yaml`` names one of these (``claim_spec.py`` rejects any other name),
 and the world can generate a *control* without each mechanism of ``REMOVABLE``
 (``World(remove=...)``, the config's ``world.remove``). A claim that names a removed mechanism
 should then stop being reproduced; one that still is was not produced by that mechanism.
