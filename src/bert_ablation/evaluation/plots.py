@@ -199,7 +199,9 @@ def plot_loss_curves(logs: dict[str, str], metrics: dict[str, str], paths: list[
         for axis in (ax.yaxis.set_major_formatter, ax.yaxis.set_minor_formatter):
             axis(FuncFormatter(lambda v, _: f"{v:g}"))  # 3, not 3 x 10^0
         # Below the axes: inside, a dozen labels would hide the curves.
-        ax.legend(fontsize=7, ncol=2 if len(runs[objective]) > 6 else 1, loc="upper center",
+        # One column: with several seeds a label lists every seed's perplexity, and two columns of
+        # those ran off the figure's left edge (seen in the 3-seed default run).
+        ax.legend(fontsize=7, ncol=1, loc="upper center",
                   bbox_to_anchor=(0.5, -0.16), frameon=False,
                   title=f"held-out {' / '.join(kinds) or 'LM'} perplexity", title_fontsize=7)
     if not order:
