@@ -64,8 +64,8 @@ PATHS = {
     "rehearsal": "results/rehearsal",
 }
 
-# Each rule's log and benchmark file under logs/, by rule name: <stem>.log and <stem>.benchmark.tsv
-# (log_path, benchmark_path). rehearsal.report reads a job's rule from its benchmark's first folder.
+# Each rule's log and benchmark file under logs/, keyed by the rule's name (<stem>.log, <stem>.benchmark.tsv;
+# log_path, benchmark_path). rehearsal.report reads a job's rule from its benchmark's first folder.
 LOGS = {
     "corpus": "corpus/shard-{shard}",
     "word_counts": "word_counts/shard-{shard}",
@@ -322,3 +322,16 @@ def all_outputs(rehearsal=True):
     if config["claims"]["enabled"] and plan.report_names(config):
         outputs += rules.claims.output
     return outputs
+
+
+# The rehearsal report compares each rule's measured needs with what it requests.
+def rule_resources():
+    """Each rule's own resources (values; a function of the job stays None): what a profile
+    that does not set a rule's resources requests."""
+    names = ("corpus", "word_counts", "tokenizer", "instances", "tasks", "import_checkpoint", "pretrain", "finetune")
+    own = {}
+    for name in names:
+        resources = getattr(rules, name).rule.resources
+        own[name] = {key: (None if resources[key].is_evaluable() else resources[key].value)
+                     for key in ("mem_mb", "runtime", "gpu") if key in resources}
+    return own

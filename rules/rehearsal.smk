@@ -2,18 +2,6 @@ localrules:
     rehearsal,
 
 
-def rule_resources():
-    """Each rule's own resources (values; a function of the job stays None): what a profile
-    that does not set a rule's resources requests."""
-    names = ("corpus", "word_counts", "tokenizer", "instances", "tasks", "import_checkpoint", "pretrain", "finetune")
-    own = {}
-    for name in names:
-        resources = getattr(rules, name).rule.resources
-        own[name] = {key: (None if resources[key].is_evaluable() else resources[key].value)
-                     for key in ("mem_mb", "runtime", "gpu") if key in resources}
-    return own
-
-
 # With rehearse: true, part of `all`: every rule's measured step time and peak memory at the real
 # shapes, extrapolated to the full run beside what the cluster profile requests (docs/rehearsal.md).
 rule rehearsal:
