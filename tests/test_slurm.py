@@ -106,12 +106,14 @@ def runs(tmp_path_factory):
 def test_jobs_are_submitted_with_sbatch_and_known_to_slurm(runs):
     _, cluster, output = runs
     submitted = SUBMITTED.findall(output)
-    # One sbatch per data-stage job (one corpus shard on the micro config), per pretraining run,
-    # and one for both fine-tuning jobs (group-components); the table and the target run on the
-    # submit host. The plugin's log folder names the rule or group (rule_<rule>/, group_<group>_<rules>/).
+    # One sbatch per data-stage job (one corpus shard on the micro config), per pretraining run
+    # (each of the table's two ablations at every pretraining seed), and one for both fine-tuning
+    # jobs (group-components); the table and the target run on the submit host. The plugin's log
+    # folder names the rule or group (rule_<rule>/, group_<group>_<rules>/).
+    seeds = yaml.safe_load(MICRO.read_text())["world_recipe"]["pretrain"]["seeds"]
     folders = sorted(log.split("slurm_logs/")[1].split("/")[0] for _, log in submitted)
-    assert folders == ["group_finetune_finetune", "rule_corpus", "rule_instances", "rule_pretrain",
-                       "rule_pretrain", "rule_tasks", "rule_tokenizer", "rule_word_counts"], output[-3000:]
+    assert folders == sorted(["group_finetune_finetune", "rule_corpus", "rule_instances", "rule_tasks",
+                              "rule_tokenizer", "rule_word_counts"] + ["rule_pretrain"] * 2 * seeds), output[-3000:]
     assert "localrule table:" in output and f"localrule {TARGET}:" in output
     ids = [job_id for job_id, _ in submitted]
     listed = _run("squeue", "--noheader", "--states", "all", "--jobs", ",".join(ids), "--format", "%i %T").stdout
