@@ -1,6 +1,8 @@
 """A rehearsal keeps every shape and protocol of a config, shrinks only its budgets, and
 extrapolates what its jobs measured to the full run."""
+import importlib.util
 import json
+import time
 
 import pytest
 
@@ -12,6 +14,14 @@ from bert_ablation.schema import ConfigError
 from tests.test_workflow import ROOT
 
 SHAPES = ("model", "masking", "objective", "packing")
+
+
+def record_rehearsal():
+    """benchmarks/record_rehearsal.py, a script, as a module."""
+    spec = importlib.util.spec_from_file_location("record_rehearsal", ROOT / "benchmarks" / "record_rehearsal.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def preset(name: str, **overrides) -> dict:
@@ -192,13 +202,15 @@ def test_paper_rehearsal_of_one_run_per_code_path(tmp_path):
     work = tmp_path / "work"
     command = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(work), "--cores", "2",
                *targets, "--configfile", *files]
+    began = time.monotonic()
     result = subprocess.run(command, capture_output=True, text=True)
+    elapsed = time.monotonic() - began
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
     profile = read_yaml((ROOT / "profiles/slurm/config.yaml").read_text())
     requests = rehearsal.profile_requests(profile, {"pretrain": {}, "finetune": {}, "corpus": {}})
-    out = rehearsal.write_report(full, small, requests, str(work / "rehearsal.md"), str(work / "rehearsal.json"),
-                                 "paper (CI)", root=str(work))
+    out = rehearsal.write_report(full, small, requests, str(work / "results/rehearsal.md"),
+                                 str(work / "results/rehearsal.json"), "paper (CI)", root=str(work))
     rows = {(r["rule"], r["job"]): r for r in out["rows"]}
     shallow = rows[("pretrain", "size_shallow")]
     assert set(shallow["measured_step_seconds"]) == {"short", "main"}  # both phases ran, at 128 and 512
@@ -213,7 +225,14 @@ def test_paper_rehearsal_of_one_run_per_code_path(tmp_path):
         assert restart["train_examples"] == 8  # in batches of 4 (SQuAD: windows), 2 epochs
         assert len(restart["step_seconds"]) == -(-restart["train_features"] // 4) * 2
     assert {"corpus", "word_counts", "tokenizer", "instances", "tasks", "import_checkpoint"} <= {r["rule"] for r in out["rows"]}
-    assert "| pretrain | size_shallow | cpu |" in (work / "rehearsal.md").read_text()
+    assert "| pretrain | size_shallow | cpu |" in (work / "results/rehearsal.md").read_text()
+
+    # recorded for the README's preset table: the jobs Snakemake ran, its wall time, the measured peaks
+    recorded = record_rehearsal().record("paper", work, "2 CPU cores")
+    assert recorded["jobs"] == (result.stdout + result.stderr).count("Finished jobid") > len(out["rows"])
+    assert 0 < recorded["wall_seconds"] <= elapsed + 1
+    assert recorded["rules"]["pretrain"]["measured_rss_mb"] == shallow["measured_rss_mb"]
+    assert recorded["rules"]["pretrain"]["memory_mb"] == pytest.approx(shallow["full_memory_mb"])
 
 
 def test_rehearsal_tables_must_exist(tmp_path):
@@ -222,3 +241,50 @@ def test_rehearsal_tables_must_exist(tmp_path):
                                "tables": ["table5_released"]}})["rehearsal"]["tables"] == ["table5_released"]
     with pytest.raises(ConfigError, match="rehearsal.tables: unknown table or figure 'table5_relased'.*table5_released"):
         rehearsal.rehearse({**full, "rehearse": True, "rehearsal": {**full["rehearsal"], "tables": ["table5_relased"]}})
+
+
+SNAKEMAKE_LOG = """Building DAG of jobs...
+[Sun Dec  6 09:34:18 2026]
+rule corpus:
+[Sun Dec  6 09:34:25 2026]
+Finished jobid: 2 (Rule: corpus)
+1 of 2 steps (50%) done
+[Sun Dec  6 09:52:40 2026]
+Finished jobid: 0 (Rule: all)
+2 of 2 steps (100%) done
+"""
+
+
+def test_a_recorded_rehearsal_becomes_a_row_of_the_readme_preset_table(tmp_path):
+    """benchmarks/record_rehearsal.py keeps the wall time from Snakemake's log and each rule's
+    measured and extrapolated peaks; estimate's preset table prints them, measured and
+    extrapolated apart."""
+    module = record_rehearsal()
+    folder = tmp_path / "rehearsal"
+    rows = [{"rule": "pretrain", "job": "bert_base", "measured_rss_mb": 2500.0, "full_memory_mb": 14_800.0,
+             "full_seconds": 9e5, "full_gpu_seconds": 254_160.0, "request": {"mem_mb": 16000, "runtime": 6353},
+             "basis": "x"},
+            {"rule": "corpus", "job": "corpus/shard-0", "measured_rss_mb": 370.0, "full_memory_mb": None,
+             "full_seconds": 60.0, "full_gpu_seconds": None, "request": {"mem_mb": 4000, "runtime": 60}, "basis": "y"}]
+    _write(folder / "results/rehearsal.json", {"rows": rows, "jobs": 2, "tokenizer": {"configured": 30000, "learnt": 982}})
+    _write(folder / ".snakemake/log/2026-12-06T093418.snakemake.log", SNAKEMAKE_LOG.replace("(100%)", "(50%)"))
+    with pytest.raises(ValueError, match="did not finish every job"):
+        module.record("paper", folder, "2 CPU cores")
+    _write(folder / ".snakemake/log/2026-12-06T093418.snakemake.log", SNAKEMAKE_LOG)
+    recorded = module.record("paper", folder, "2 CPU cores", note="alone")
+    assert recorded["wall_seconds"] == 18 * 60 + 22 and recorded["jobs"] == 2
+    assert recorded["rules"]["pretrain"] | {"request": None} == {
+        "jobs": 1, "seconds": 254_160.0, "memory_mb": 14_800.0, "request": None, "fits": "time ok",
+        "measured_rss_mb": 2500.0}
+    assert recorded["rules"]["corpus"]["measured_rss_mb"] == 370.0
+
+    root = tmp_path / "repo"
+    (root / "presets").mkdir(parents=True)
+    (root / "config.yaml").write_text((ROOT / "config.yaml").read_text())
+    assert estimate_module.rehearsals_table(str(root)) == ""  # nothing recorded: no table
+    _write(root / "benchmarks/rehearsals/paper.json", recorded)
+    table = estimate_module.rehearsals_table(str(root))
+    assert "| `paper` | 2 jobs, 18 min (" in table and "(alone) | 2 CPU cores | 2.5 GB, pretrain " in table
+    assert "| 70.6 h, 14.8 GB | none | pretrain: time ok |" in table
+    with pytest.raises(FileNotFoundError, match="did not finish"):
+        module.record("paper", tmp_path / "nothing", "2 CPU cores")

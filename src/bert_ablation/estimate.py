@@ -359,6 +359,54 @@ def _hours(hours: float) -> str:
     return f"{hours:,.0f}" if hours >= 10 else f"{hours:.1f}" if hours >= 0.1 else "< 0.1"
 
 
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:,.1f} h"
+
+
+def _megabytes(value: float | None) -> str:
+    return "?" if value is None else f"{value / 1000:,.1f} GB"
+
+
+def rehearsals_table(root: str) -> str:
+    """What each preset's rehearsal measured (benchmarks/rehearsals/<preset>.json, written by
+    benchmarks/record_rehearsal.py from a finished rehearsal) and what it extrapolates per rule."""
+    import json
+    from pathlib import Path
+
+    records = [json.loads(p.read_text()) for p in sorted((Path(root) / "benchmarks" / "rehearsals").glob("*.json"))]
+    if not records:
+        return ""
+    lines = ["", "Rehearsed (`--config rehearse=True`, [docs/rehearsal.md](docs/rehearsal.md)): the preset's whole DAG "
+             "at its real shapes with tiny budgets. *Measured*: the rehearsal's wall time and each rule's largest "
+             "peak RSS at the real shapes (CPU); *extrapolated* from them to the full run: each rule's longest job "
+             "(GPU time for pretrain and finetune) and its memory, against the plan-sized request.", "",
+             "| preset | rehearsal: jobs, wall (measured) | machine | largest peak RSS, rule (measured) "
+             "| pretrain: longest job, memory (extrapolated) | finetune: longest job, memory (extrapolated) "
+             "| requests fit? |", "|---|---|---|---|---|---|---|"]
+    for record in records:
+        rules = record["rules"]
+        heaviest = max(rules, key=lambda r: rules[r].get("measured_rss_mb") or 0)
+        cells = []
+        for rule in ("pretrain", "finetune"):
+            summary = rules.get(rule)
+            cells.append("none" if summary is None else
+                         f"{duration(summary['seconds'])}, {_megabytes(summary['memory_mb'])}")
+        fits = "; ".join(f"{rule}: {rules[rule]['fits']}" for rule in ("pretrain", "finetune", "import_checkpoint")
+                         if rule in rules)
+        note = f" ({record['note']})" if record.get("note") else ""
+        lines.append(f"| `{record['preset']}` | {record['jobs']} jobs, {duration(record['wall_seconds'])} "
+                     f"({record['date']}){note} | {record['machine']} "
+                     f"| {_megabytes(rules[heaviest]['measured_rss_mb'])}, {heaviest} | {cells[0]} | {cells[1]} "
+                     f"| {fits} |")
+    return "\n".join(lines) + "\n"
+
+
 def presets_table(root: str) -> str:
     """One row per preset (config.yaml and presets/*.yaml under ``root``), every number from
     ``estimate`` of what the preset's header builds."""
@@ -397,8 +445,8 @@ def presets_table(root: str) -> str:
     settings = cfg.load(str(base))["estimate"]
     lines += ["", f"GPU-hours at {settings['mfu']:.0%} MFU (pretraining) and {settings['finetune_mfu']:.0%} "
               f"(fine-tuning) of {settings['peak_tflops']:g} TFLOP/s ({settings['device']}); hub tasks at their "
-              "standard datasets' sizes, every sequence at its full length (an upper bound).", PRESET_TABLE_END]
-    return "\n".join(lines) + "\n"
+              "standard datasets' sizes, every sequence at its full length (an upper bound)."]
+    return "\n".join(lines) + "\n" + rehearsals_table(root) + PRESET_TABLE_END + "\n"
 
 
 def main(argv: list[str] | None = None) -> None:

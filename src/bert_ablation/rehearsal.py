@@ -24,7 +24,7 @@ import statistics
 from . import estimate as cost
 from . import plan
 from .config import validate
-from .estimate import estimate, layer_parameters
+from .estimate import duration, estimate, layer_parameters
 from .schema import ConfigError, known, schema_defaults
 from .storage import atomic_file, write_json
 
@@ -387,16 +387,6 @@ def _vocab_size(tokenizer_dir: str) -> int | None:
 GPU_RULES = ("pretrain", "finetune")
 
 
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "?"
-    if seconds < 120:
-        return f"{seconds:.1f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:,.1f} h"
-
-
 def _megabytes(value: float | None) -> str:
     return "" if value is None else f"{value:,.0f}"
 
@@ -449,7 +439,7 @@ def markdown(result: dict, title: str) -> str:
               "full-run memory MB | request (mem_mb, min, gpu) | fits? |", "|---|---|---|---|---|---|"]
     for rule, summary in summarize(result["rows"]).items():
         request = summary["request"]
-        lines.append(f"| {rule} | {summary['jobs']} | {_duration(summary['seconds'])} | "
+        lines.append(f"| {rule} | {summary['jobs']} | {duration(summary['seconds'])} | "
                      f"{_megabytes(summary['memory_mb'])} | "
                      f"{request.get('mem_mb', '?')}, {request.get('runtime', '?')}, {request.get('gpu') or 0} | "
                      f"{summary['fits']} |")
@@ -467,9 +457,9 @@ def markdown(result: dict, title: str) -> str:
         disk = row.get("full_disk_gb")
         request = row["request"]
         lines.append(
-            f"| {row['rule']} | {row['job']} | {row['device']} | {_duration(row['measured_seconds'])} | {step or ''} "
-            f"| {peak} | {_duration(row['full_seconds'])} | "
-            f"{_duration(row['full_gpu_seconds']) if row['rule'] in GPU_RULES else ''} "
+            f"| {row['rule']} | {row['job']} | {row['device']} | {duration(row['measured_seconds'])} | {step or ''} "
+            f"| {peak} | {duration(row['full_seconds'])} | "
+            f"{duration(row['full_gpu_seconds']) if row['rule'] in GPU_RULES else ''} "
             f"| {'' if memory is None else f'{memory:,.0f}'} | {'' if disk is None else f'{disk:.2f}'} "
             f"| {request.get('mem_mb', '?')}, {request.get('runtime', '?')}, {request.get('gpu') or 0} | {_fits(row)} |")
     lines += ["", "How each full-run number is made:", ""]
