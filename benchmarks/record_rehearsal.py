@@ -36,11 +36,13 @@ def wall_seconds(log_text: str) -> float:
     return (stamps[-1] - stamps[0]).total_seconds()
 
 
-def latest_log(folder: Path) -> Path:
+def rehearsal_log(folder: Path) -> Path:
+    """The Snakemake run that built the rehearsal: the one that finished the most jobs (a later
+    run that only rebuilt the report, say, is not its time), the latest of equals."""
     logs = sorted((folder / ".snakemake" / "log").glob("*.snakemake.log"))
     if not logs:
         raise FileNotFoundError(f"no Snakemake log under {folder}/.snakemake/log: run the rehearsal with -d {folder}")
-    return logs[-1]
+    return max(reversed(logs), key=lambda log: log.read_text().count("Finished jobid"))
 
 
 def record(preset: str, folder: Path, machine: str, note: str = "") -> dict:
@@ -49,7 +51,7 @@ def record(preset: str, folder: Path, machine: str, note: str = "") -> dict:
         raise FileNotFoundError(f"{report_path} not found: the rehearsal did not finish (its last job, `rehearsal`, "
                                 f"writes it)")
     report = json.loads(report_path.read_text())
-    log = latest_log(folder)
+    log = rehearsal_log(folder)
     text = log.read_text()
     if "steps (100%) done" not in text:
         raise ValueError(f"{log}: the last Snakemake run did not finish every job; rerun it to completion first")
@@ -57,6 +59,8 @@ def record(preset: str, folder: Path, machine: str, note: str = "") -> dict:
     for rule, summary in rules.items():  # what was measured beside what is extrapolated
         measured = [r["measured_rss_mb"] for r in report["rows"] if r["rule"] == rule and r.get("measured_rss_mb")]
         summary["measured_rss_mb"] = max(measured) if measured else None
+        disks = [r["full_disk_gb"] for r in report["rows"] if r["rule"] == rule and r.get("full_disk_gb") is not None]
+        summary["disk_gb"] = sum(disks) if disks else None  # every run's checkpoints and state, extrapolated
     return {"preset": preset, "date": datetime.date.fromtimestamp(log.stat().st_mtime).isoformat(),
             "machine": machine, "note": note, "wall_seconds": wall_seconds(text),
             "jobs": len(re.findall(r"^Finished jobid", text, re.M)),

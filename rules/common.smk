@@ -204,7 +204,8 @@ def pretrain_spec_hash(wildcards):
 
 # Cluster requests sized by the plan (bert_ablation.estimate: the job's estimated FLOPs at
 # estimate.mfu / finetune_mfu of estimate.peak_tflops, x estimate.request_margin; host memory for
-# its model, data and cached features), times Snakemake's attempt: a retried job asks for 2x, 3x.
+# its model, data and cached features; a data stage's runtime from its share of the corpus at the
+# stages' measured rates), times Snakemake's attempt: a retried job asks for 2x, 3x.
 # Partitions and accounts stay in the profile (profiles/slurm).
 _requests = {}
 
@@ -212,8 +213,14 @@ _requests = {}
 def _request(kind, key):
     if (kind, key) not in _requests:
         _requests[kind, key] = (cost.pretrain_request(config, key) if kind == "pretrain" else
+                                cost.data_request(config, key) if kind == "data" else
                                 cost.finetune_request(config, plan.FinetuneRun(*key)))
     return _requests[kind, key]
+
+
+def data_request(rule_name):
+    """A corpus data stage's runtime: its share of the corpus at the stages' measured rates."""
+    return lambda wildcards, attempt: _request("data", rule_name)["runtime"] * attempt
 
 
 def pretrain_request(name):

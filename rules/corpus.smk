@@ -15,6 +15,6 @@ rule corpus:
         benchmark_path("corpus")
     resources:
         mem_mb=4000,
-        runtime=60,
+        runtime=data_request("corpus"),
     script:
         "../workflow_scripts/corpus.py"

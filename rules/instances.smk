@@ -15,6 +15,6 @@ rule instances:
         benchmark_path("instances")
     resources:
         mem_mb=8000,
-        runtime=60,
+        runtime=data_request("instances"),
     script:
         "../workflow_scripts/instances.py"

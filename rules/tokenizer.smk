@@ -14,7 +14,7 @@ rule word_counts:
         benchmark_path("word_counts")
     resources:
         mem_mb=4000,
-        runtime=60,
+        runtime=data_request("word_counts"),
     script:
         "../workflow_scripts/word_counts.py"
 
@@ -34,6 +34,6 @@ rule tokenizer:
         benchmark_path("tokenizer")
     resources:
         mem_mb=8000,
-        runtime=60,
+        runtime=data_request("tokenizer"),
     script:
         "../workflow_scripts/tokenizer.py"

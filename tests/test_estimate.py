@@ -1,5 +1,6 @@
 """snakemake estimate: tokens, FLOPs, GPU-hours and disk, computed without torch, and the preset
 headers quote it."""
+import math
 import re
 from pathlib import Path
 
@@ -9,6 +10,9 @@ import yaml
 from bert_ablation import config as cfg
 from bert_ablation import plan
 from bert_ablation.estimate import (
+    DATA_RULES,
+    data_request,
+    data_stage_seconds,
     estimate,
     finetune_request,
     markdown,
@@ -174,9 +178,10 @@ def test_cluster_requests_are_sized_by_the_plan(tmp_path):
     asked = {}
     for block in output.split("rule ")[1:]:
         name = block.split(":")[0]
-        if name not in ("pretrain", "finetune"):
+        if name not in ("pretrain", "finetune", *DATA_RULES):
             continue
-        wildcards = dict(re.findall(r"(\w+)=([^,\s]+)", block.split("wildcards:")[1].splitlines()[0]))
+        wildcards = (dict(re.findall(r"(\w+)=([^,\s]+)", block.split("wildcards:")[1].splitlines()[0]))
+                     if "wildcards:" in block else {})
         resources = dict(re.findall(r"(\w+)=([^,\s]+)", block.split("resources:")[1].splitlines()[0]))
         asked[name, tuple(sorted(wildcards.items()))] = {k: int(resources[k]) for k in ("runtime", "mem_mb")}
     pretrain = {dict(w)["ablation"]: r for (rule, w), r in asked.items() if rule == "pretrain"}
@@ -189,3 +194,28 @@ def test_cluster_requests_are_sized_by_the_plan(tmp_path):
         assert r == finetune_request(config, plan.FinetuneRun(w["ablation"], w["step"], w["task"], w["head"], w["hp"]))
     mnli = max(r["runtime"] for w, r in finetune if w["task"] == "mnli" and w["ablation"] == "bert_base")
     assert mnli > 30  # a BERT-Base MNLI job (5 restarts x 3 epochs of 393k pairs) is hours, not 30 minutes
+    # the corpus data stages: each job's share of the 20 GB at the measured CPU rates, x the margin
+    data = {rule: r["runtime"] for (rule, _), r in asked.items() if rule in DATA_RULES}
+    assert set(data) == set(DATA_RULES)
+    shard_mb = 20e9 / 1e6 / 64
+    assert data["corpus"] == math.ceil(shard_mb * (0.05 + 4.0) * 1.5 / 60) == 32  # pysbd: a hub corpus
+    assert data["instances"] == math.ceil(shard_mb * 0.18 * 5 * 1.5 / 60)  # base: dupe_factor 5
+    assert data["tokenizer"] == math.ceil(1e6 * 436e-6 * 1.5 / 60)  # the learner's 1M-word cap
+    assert data["word_counts"] == config["estimate"]["min_runtime_minutes"]  # 128 s: the floor
+
+
+def test_a_data_stage_request_grows_with_its_share_of_the_corpus(tmp_path):
+    """A one-sentence-a-line corpus skips sentence splitting; fewer shards, longer jobs; an
+    unstated hub corpus keeps the hour it always had."""
+    text = tmp_path / "corpus.txt"
+    text.write_bytes(b"A sentence of real text.\n" * 400_000)  # 10 MB
+    config = cfg.validate({**cfg.load(str(ROOT / "config.yaml")),
+                           "corpus": {"source": "text", "text": {"paths": [str(text)]}, "shards": 1},
+                           "estimate": {"corpus_text_gb": 2000, "request_margin": 1.0, "min_runtime_minutes": 1}})
+    seconds, how = data_stage_seconds(config, "corpus")
+    assert seconds == pytest.approx(2e6 * 0.05) and "0.05 CPU s per MB" in how  # no pysbd for text
+    assert data_request(config, "corpus") == {"runtime": math.ceil(2e6 * 0.05 / 60)}
+    halves = cfg.validate({**config, "corpus": {**config["corpus"], "shards": 2}})
+    assert data_stage_seconds(halves, "instances")[0] == pytest.approx(1e6 * 0.18 * config["instances"]["dupe_factor"])
+    hub = cfg.validate({**config, "corpus": {"source": "hf"}, "estimate": {**config["estimate"], "corpus_text_gb": None}})
+    assert data_stage_seconds(hub, "corpus")[0] is None and data_request(hub, "corpus") == {"runtime": 60}

@@ -135,10 +135,12 @@ def test_report_extrapolates_measured_steps_to_the_full_run(tmp_path):
     assert result["startup_seconds"] == 2.0
 
     corpus = rows[("corpus", "corpus/shard-0")]
-    # 20 GB of text x 1.1 as Arrow over 64 shards, against 2,000 bytes over 2 shards
-    factor = 20e9 * 1.1 / 64 / (2000 / 2)
-    assert corpus["full_seconds"] == pytest.approx(2.0 + 10.0 * factor)
-    assert corpus["request"] == {"mem_mb": 4000, "runtime": 60}
+    # 20 GB of hub text over 64 shards at the measured rates (cleaning 0.05 + pysbd 4.0 CPU s per
+    # MB), not the mirror's few documents scaled up (their time is mostly the job's fixed cost)
+    assert corpus["full_seconds"] == pytest.approx(20e9 / 1e6 / 64 * 4.05)
+    assert corpus["measured_seconds"] == 12.0 and corpus["measured_rss_mb"] == 500.0
+    # the request: the profile's memory, the runtime sized by the same rates x the margin (1.5)
+    assert corpus["request"] == {"mem_mb": 4000, "runtime": 32} and rehearsal._fits(corpus) == "time ok"
 
     pretrain = rows[("pretrain", "bert_base")]
     assert pretrain["measured_step_seconds"] == {"short": 1.0, "main": 4.0}
@@ -165,7 +167,7 @@ def test_report_extrapolates_measured_steps_to_the_full_run(tmp_path):
     assert {k: finetune["request"][k] for k in ("mem_mb", "runtime")} == estimate_module.finetune_request(full, longest)
 
     text = rehearsal.markdown(result, "paper")
-    assert "| pretrain | bert_base | cpu |" in text and "4000, 60, 0 |" in text
+    assert "| pretrain | bert_base | cpu |" in text and "4000, 32, 0 | time ok |" in text
     # a mirror's small corpus learns fewer pieces than the configured vocabulary: said, not hidden
     assert "gave 3 pieces of the configured 30,000" in text
 
@@ -262,6 +264,7 @@ def test_a_recorded_rehearsal_becomes_a_row_of_the_readme_preset_table(tmp_path)
     module = record_rehearsal()
     folder = tmp_path / "rehearsal"
     rows = [{"rule": "pretrain", "job": "bert_base", "measured_rss_mb": 2500.0, "full_memory_mb": 14_800.0,
+             "full_disk_gb": 2.8,
              "full_seconds": 9e5, "full_gpu_seconds": 254_160.0, "request": {"mem_mb": 16000, "runtime": 6353},
              "basis": "x"},
             {"rule": "corpus", "job": "corpus/shard-0", "measured_rss_mb": 370.0, "full_memory_mb": None,
@@ -271,11 +274,14 @@ def test_a_recorded_rehearsal_becomes_a_row_of_the_readme_preset_table(tmp_path)
     with pytest.raises(ValueError, match="did not finish every job"):
         module.record("paper", folder, "2 CPU cores")
     _write(folder / ".snakemake/log/2026-12-06T093418.snakemake.log", SNAKEMAKE_LOG)
+    # a later run that only rebuilt the report is not the rehearsal's time
+    _write(folder / ".snakemake/log/2026-12-06T100000.snakemake.log",
+           "[Sun Dec  6 10:00:00 2026]\nFinished jobid: 0 (Rule: rehearsal)\n[Sun Dec  6 10:00:09 2026]\n1 of 1 steps (100%) done\n")
     recorded = module.record("paper", folder, "2 CPU cores", note="alone")
     assert recorded["wall_seconds"] == 18 * 60 + 22 and recorded["jobs"] == 2
     assert recorded["rules"]["pretrain"] | {"request": None} == {
         "jobs": 1, "seconds": 254_160.0, "memory_mb": 14_800.0, "request": None, "fits": "time ok",
-        "measured_rss_mb": 2500.0}
+        "measured_rss_mb": 2500.0, "disk_gb": 2.8}
     assert recorded["rules"]["corpus"]["measured_rss_mb"] == 370.0
 
     root = tmp_path / "repo"
@@ -285,6 +291,6 @@ def test_a_recorded_rehearsal_becomes_a_row_of_the_readme_preset_table(tmp_path)
     _write(root / "benchmarks/rehearsals/paper.json", recorded)
     table = estimate_module.rehearsals_table(str(root))
     assert "| `paper` | 2 jobs, 18 min (" in table and "(alone) | 2 CPU cores | 2.5 GB, pretrain " in table
-    assert "| 70.6 h, 14.8 GB | none | pretrain: time ok |" in table
+    assert "| 70.6 h, 14.8 GB, 3 GB disk in all | none | pretrain: time ok |" in table
     with pytest.raises(FileNotFoundError, match="did not finish"):
         module.record("paper", tmp_path / "nothing", "2 CPU cores")

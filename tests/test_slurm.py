@@ -143,17 +143,22 @@ def test_the_slurm_profile_retries_with_growing_requests():
     assert {"slurm_partition", "slurm_account"} <= set(profile["default-resources"])
     resources = profile["set-resources"]
     assert resources["pretrain"]["gpu"] >= 1 and resources["finetune"]["gpu"] >= 1
-    for rule in ("instances", "tasks"):
-        for name in ("mem_mb", "runtime"):
+    for rule, names in (("instances", ("mem_mb",)), ("tasks", ("mem_mb", "runtime"))):
+        for name in names:
             first, second = (eval(str(resources[rule][name]), {"attempt": attempt}) for attempt in (1, 2))
             assert second > first > 0, (rule, name)
-    # pretrain and finetune size theirs from the plan (rules/common.smk, x attempt): a constant here
-    # would override that (tests/test_estimate.py checks the requests)
+    # pretrain and finetune size theirs from the plan, the corpus data stages their runtime
+    # (rules/common.smk, x attempt): a constant here would override that (tests/test_estimate.py
+    # checks the requests)
     for rule in ("pretrain", "finetune"):
         assert not {"mem_mb", "runtime"} & set(resources[rule]), rule
+    for rule in ("corpus", "word_counts", "tokenizer", "instances"):
+        assert "runtime" not in resources[rule], rule
     for rule in ("pretrain.smk", "finetune.smk"):
         text = (ROOT / "rules" / rule).read_text()
         assert re.search(r"mem_mb=\w+_request\(\"mem_mb\"\)", text) and re.search(r"runtime=\w+_request\(\"runtime\"\)", text)
+    for rule in ("corpus.smk", "tokenizer.smk", "instances.smk"):
+        assert re.search(r"runtime=data_request\(\"\w+\"\)", (ROOT / "rules" / rule).read_text()), rule
     # partitions and accounts belong to profiles, never to rules or the default profile
     for path in [*(ROOT / "rules").glob("*.smk"), ROOT / "Snakefile", ROOT / "profiles/default/config.yaml"]:
         assert "slurm_partition" not in path.read_text() and "slurm_account" not in path.read_text(), path

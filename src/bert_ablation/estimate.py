@@ -21,7 +21,8 @@ GPU-hours at ``estimate.finetune_mfu`` (small batches of short sequences keep it
 
 Cluster requests (rules' ``resources:``): each pretraining and fine-tuning job asks for its own
 estimated time x ``estimate.request_margin`` (at least ``estimate.min_runtime_minutes``) and its
-host memory (``pretrain_request``, ``finetune_request``), times Snakemake's ``attempt``.
+host memory (``pretrain_request``, ``finetune_request``), times Snakemake's ``attempt``; each
+corpus data-stage job for its share of the corpus at the stages' measured rates (``data_request``).
 """
 
 from __future__ import annotations
@@ -274,6 +275,46 @@ def pretrain_request(config: dict, ablation: str) -> dict:
             "mem_mb": int(memory * settings["request_margin"] / 1e6)}
 
 
+# CPU seconds per MB of corpus text a data-stage job handles, measured on this project's 2-core
+# machine by benchmarks/data_stages.py (docs/scale.md, "Measured on this 2-core machine"): the data
+# stages' cluster runtimes are sized by them. Sentence splitting (pysbd) runs for the sources that
+# give paragraphs (hf, jsonl), not for a one-sentence-a-line text corpus or the generated world.
+# Instances: per copy of the shard (instances.dupe_factor), at either length.
+DATA_SECONDS_PER_MB = {"corpus": 0.05, "sentence_split": 4.0, "word_counts": 0.41, "instances": 0.18}
+TOKENIZER_SECONDS_PER_WORD = 436 / 1e6  # the WordPiece learner: 1M distinct words in 436 s, peak 2.1 GB
+SPLIT_SOURCES = ("hf", "jsonl")
+DATA_RULES = ("corpus", "word_counts", "tokenizer", "instances")
+
+
+def data_stage_seconds(config: dict, rule: str) -> tuple[float | None, str]:
+    """CPU seconds of one job of a data stage on the full corpus, from the measured rates, and how."""
+    text, _ = corpus_text_bytes_known(config)
+    if text is None:
+        return None, "unknown corpus size: set estimate.corpus_text_gb"
+    shard_mb = text / 1e6 / config["corpus"]["shards"]
+    if rule == "tokenizer":  # the learner's words: the cap, or (uncapped) about one new word type per 10 kB
+        words = config["tokenizer"]["max_words"] or text / 1e4
+        return words * TOKENIZER_SECONDS_PER_WORD, f"{words:,.0f} words x {TOKENIZER_SECONDS_PER_WORD * 1e6:.0f} s per 1M"
+    rate = DATA_SECONDS_PER_MB[rule]
+    if rule == "corpus" and config["corpus"]["source"] in SPLIT_SOURCES:
+        rate += DATA_SECONDS_PER_MB["sentence_split"]
+    if rule == "instances":
+        rate *= config["instances"]["dupe_factor"]
+    return shard_mb * rate, f"{shard_mb:,.0f} MB a shard x {rate:g} CPU s per MB"
+
+
+def data_request(config: dict, rule: str) -> dict:
+    """runtime (minutes) of one job of a corpus data stage, from the measured rates x
+    estimate.request_margin (at least estimate.min_runtime_minutes), before Snakemake's attempt.
+    Their memory is flat in the corpus size (measured: 0.2-0.9 GB a job; the tokenizer's grows
+    with the distinct words), so the rules keep fixed mem_mb requests."""
+    settings = config["estimate"]
+    seconds, _ = data_stage_seconds(config, rule)
+    if seconds is None:  # a hub corpus of unstated size: the profile's default hour, as before
+        return {"runtime": max(60, settings["min_runtime_minutes"])}
+    return {"runtime": max(settings["min_runtime_minutes"], math.ceil(seconds * settings["request_margin"] / 60))}
+
+
 def corpus_text_bytes_known(config: dict) -> tuple[float | None, str]:
     """corpus_text_bytes, or unknown where the local files are missing: sizing a request is no
     place to report that (check_corpus_shards does, when the DAG is built)."""
@@ -385,7 +426,8 @@ def rehearsals_table(root: str) -> str:
     lines = ["", "Rehearsed (`--config rehearse=True`, [docs/rehearsal.md](docs/rehearsal.md)): the preset's whole DAG "
              "at its real shapes with tiny budgets. *Measured*: the rehearsal's wall time and each rule's largest "
              "peak RSS at the real shapes (CPU); *extrapolated* from them to the full run: each rule's longest job "
-             "(GPU time for pretrain and finetune) and its memory, against the plan-sized request.", "",
+             "(GPU time for pretrain and finetune), its memory and pretraining's checkpoints and states on disk, "
+             "against the plan-sized request.", "",
              "| preset | rehearsal: jobs, wall (measured) | machine | largest peak RSS, rule (measured) "
              "| pretrain: longest job, memory (extrapolated) | finetune: longest job, memory (extrapolated) "
              "| requests fit? |", "|---|---|---|---|---|---|---|"]
@@ -395,8 +437,9 @@ def rehearsals_table(root: str) -> str:
         cells = []
         for rule in ("pretrain", "finetune"):
             summary = rules.get(rule)
+            disk = f", {summary['disk_gb']:,.0f} GB disk in all" if summary and summary.get("disk_gb") else ""
             cells.append("none" if summary is None else
-                         f"{duration(summary['seconds'])}, {_megabytes(summary['memory_mb'])}")
+                         f"{duration(summary['seconds'])}, {_megabytes(summary['memory_mb'])}{disk}")
         fits = "; ".join(f"{rule}: {rules[rule]['fits']}" for rule in ("pretrain", "finetune", "import_checkpoint")
                          if rule in rules)
         note = f" ({record['note']})" if record.get("note") else ""
