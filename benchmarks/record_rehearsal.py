@@ -25,6 +25,7 @@ from bert_ablation.rehearsal import summarize  # noqa: E402
 from bert_ablation.storage import write_json  # noqa: E402
 
 # Snakemake stamps each job's start and end: "[Sun Dec  6 09:34:18 2026]"
+DONE = "steps (100%) done"
 STAMP = re.compile(r"^\[(\w{3} \w{3} +\d+ \d\d:\d\d:\d\d \d{4})\]$", re.M)
 
 
@@ -36,13 +37,22 @@ def wall_seconds(log_text: str) -> float:
     return (stamps[-1] - stamps[0]).total_seconds()
 
 
-def rehearsal_log(folder: Path) -> Path:
-    """The Snakemake run that built the rehearsal: the one that finished the most jobs (a later
-    run that only rebuilt the report, say, is not its time), the latest of equals."""
+def rehearsal_logs(folder: Path) -> list[str]:
+    """The Snakemake runs that built the rehearsal: the finished run with the most jobs (a later
+    run that only rebuilt the report is not its time), after the unfinished runs just before it
+    that it resumed (stopped by a full disk, say)."""
     logs = sorted((folder / ".snakemake" / "log").glob("*.snakemake.log"))
     if not logs:
         raise FileNotFoundError(f"no Snakemake log under {folder}/.snakemake/log: run the rehearsal with -d {folder}")
-    return max(reversed(logs), key=lambda log: log.read_text().count("Finished jobid"))
+    texts = [log.read_text() for log in logs]
+    finished = [i for i, text in enumerate(texts) if DONE in text]
+    if not finished:
+        raise ValueError(f"{folder}: no Snakemake run finished every job of the rehearsal; rerun it to completion first")
+    last = max(finished, key=lambda i: (texts[i].count("Finished jobid"), i))
+    first = last
+    while first > 0 and DONE not in texts[first - 1]:
+        first -= 1
+    return texts[first:last + 1]
 
 
 def record(preset: str, folder: Path, machine: str, note: str = "") -> dict:
@@ -51,19 +61,18 @@ def record(preset: str, folder: Path, machine: str, note: str = "") -> dict:
         raise FileNotFoundError(f"{report_path} not found: the rehearsal did not finish (its last job, `rehearsal`, "
                                 f"writes it)")
     report = json.loads(report_path.read_text())
-    log = rehearsal_log(folder)
-    text = log.read_text()
-    if "steps (100%) done" not in text:
-        raise ValueError(f"{log}: the last Snakemake run did not finish every job; rerun it to completion first")
+    runs = rehearsal_logs(folder)
     rules = summarize(report["rows"])
     for rule, summary in rules.items():  # what was measured beside what is extrapolated
         measured = [r["measured_rss_mb"] for r in report["rows"] if r["rule"] == rule and r.get("measured_rss_mb")]
         summary["measured_rss_mb"] = max(measured) if measured else None
         disks = [r["full_disk_gb"] for r in report["rows"] if r["rule"] == rule and r.get("full_disk_gb") is not None]
         summary["disk_gb"] = sum(disks) if disks else None  # every run's checkpoints and state, extrapolated
-    return {"preset": preset, "date": datetime.date.fromtimestamp(log.stat().st_mtime).isoformat(),
-            "machine": machine, "note": note, "wall_seconds": wall_seconds(text),
-            "jobs": len(re.findall(r"^Finished jobid", text, re.M)),
+    return {"preset": preset, "date": datetime.date.fromtimestamp(report_path.stat().st_mtime).isoformat(),
+            "machine": machine, "note": note, "wall_seconds": sum(map(wall_seconds, runs)), "snakemake_runs": len(runs),
+            # the DAG's jobs, from the first run's job stats ("total 112"); a resumed run redoes some
+            "jobs": int(total.group(1)) if (total := re.search(r"^total\s+(\d+)$", runs[0], re.M))
+            else sum(len(re.findall(r"^Finished jobid", text, re.M)) for text in runs),
             "benchmarked_jobs": report["jobs"], "vocabulary": report["tokenizer"], "rules": rules}
 
 

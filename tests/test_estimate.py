@@ -199,8 +199,8 @@ def test_cluster_requests_are_sized_by_the_plan(tmp_path):
     assert set(data) == set(DATA_RULES)
     shard_mb = 20e9 / 1e6 / 64
     assert data["corpus"] == math.ceil(shard_mb * (0.05 + 4.0) * 1.5 / 60) == 32  # pysbd: a hub corpus
-    assert data["instances"] == math.ceil(shard_mb * 0.18 * 5 * 1.5 / 60)  # base: dupe_factor 5
-    assert data["tokenizer"] == math.ceil(1e6 * 436e-6 * 1.5 / 60)  # the learner's 1M-word cap
+    assert data["instances"] == max(15, math.ceil(shard_mb * 0.18 * 5 * 1.5 / 60))  # dupe_factor 5; the floor
+    assert data["tokenizer"] == max(15, math.ceil(1e6 * 436e-6 * 1.5 / 60))  # the 1M-word cap; the floor
     assert data["word_counts"] == config["estimate"]["min_runtime_minutes"]  # 128 s: the floor
 
 
@@ -219,3 +219,15 @@ def test_a_data_stage_request_grows_with_its_share_of_the_corpus(tmp_path):
     assert data_stage_seconds(halves, "instances")[0] == pytest.approx(1e6 * 0.18 * config["instances"]["dupe_factor"])
     hub = cfg.validate({**config, "corpus": {"source": "hf"}, "estimate": {**config["estimate"], "corpus_text_gb": None}})
     assert data_stage_seconds(hub, "corpus")[0] is None and data_request(hub, "corpus") == {"runtime": 60}
+
+
+def test_a_feature_based_job_asks_for_no_host_memory_for_its_cached_layers():
+    """The cached layers live on disk in fp16 (data.features.FeatureCache), one batch in memory:
+    a BERT-Base CoNLL-2003 feature-based job (measured peak 2.4 GB in the released rehearsal) asks
+    for what its fine-tuned twin asks, not for ~59 GB of fp32 layers."""
+    config = preset("released")
+    run = plan.FinetuneRun("bert_base_cased", "final", "conll2003", "features_concat_last_four",
+                           plan.grid_points(config, "conll2003", "features_concat_last_four")[0].key)
+    tuned = plan.FinetuneRun("bert_base_cased", "final", "conll2003", "linear",
+                             plan.grid_points(config, "conll2003", "linear")[0].key)
+    assert finetune_request(config, run)["mem_mb"] == finetune_request(config, tuned)["mem_mb"] < 12_000

@@ -154,6 +154,10 @@ def test_report_extrapolates_measured_steps_to_the_full_run(tmp_path):
     fixed = state + rehearsal.PROCESS_MB  # the training state and the process stay, activations grow
     assert pretrain["full_memory_mb"] == pytest.approx(fixed + (3000.0 - fixed) * micro)
     assert pretrain["full_disk_gb"] == pytest.approx(2000 * 5 / 1e9)  # final + 4 Figure 5 checkpoints
+    # device memory: the extrapolated peak against estimate.gpu_memory_gb (80 GB by default)
+    assert pretrain["gpu_memory_mb"] == 80_000 and pretrain["full_memory_mb"] < 80_000
+    assert "GPU mem ok" in rehearsal._fits(pretrain)
+    assert "**GPU mem short**: raise pretrain.accumulation_steps" in rehearsal._fits({**pretrain, "gpu_memory_mb": 4000})
     # the request beside it: the rule's own, sized by the plan for the full run
     assert {k: pretrain["request"][k] for k in ("mem_mb", "runtime")} == estimate_module.pretrain_request(full, "bert_base")
 
@@ -246,6 +250,13 @@ def test_rehearsal_tables_must_exist(tmp_path):
 
 
 SNAKEMAKE_LOG = """Building DAG of jobs...
+Job stats:
+job       count
+------  -------
+corpus        1
+all           1
+total         2
+
 [Sun Dec  6 09:34:18 2026]
 rule corpus:
 [Sun Dec  6 09:34:25 2026]
@@ -271,14 +282,16 @@ def test_a_recorded_rehearsal_becomes_a_row_of_the_readme_preset_table(tmp_path)
              "full_seconds": 60.0, "full_gpu_seconds": None, "request": {"mem_mb": 4000, "runtime": 60}, "basis": "y"}]
     _write(folder / "results/rehearsal.json", {"rows": rows, "jobs": 2, "tokenizer": {"configured": 30000, "learnt": 982}})
     _write(folder / ".snakemake/log/2026-12-06T093418.snakemake.log", SNAKEMAKE_LOG.replace("(100%)", "(50%)"))
-    with pytest.raises(ValueError, match="did not finish every job"):
+    with pytest.raises(ValueError, match="no Snakemake run finished every job"):
         module.record("paper", folder, "2 CPU cores")
+    # resumed after a stop: both runs count (the second finished the last job in 9 s)
+    resumed = "[Sun Dec  6 10:00:00 2026]\nFinished jobid: 0 (Rule: all)\n[Sun Dec  6 10:00:09 2026]\n1 of 1 steps (100%) done\n"
+    _write(folder / ".snakemake/log/2026-12-06T100000.snakemake.log", resumed)
+    assert module.record("paper", folder, "2 CPU cores")["wall_seconds"] == 18 * 60 + 22 + 9
     _write(folder / ".snakemake/log/2026-12-06T093418.snakemake.log", SNAKEMAKE_LOG)
     # a later run that only rebuilt the report is not the rehearsal's time
-    _write(folder / ".snakemake/log/2026-12-06T100000.snakemake.log",
-           "[Sun Dec  6 10:00:00 2026]\nFinished jobid: 0 (Rule: rehearsal)\n[Sun Dec  6 10:00:09 2026]\n1 of 1 steps (100%) done\n")
     recorded = module.record("paper", folder, "2 CPU cores", note="alone")
-    assert recorded["wall_seconds"] == 18 * 60 + 22 and recorded["jobs"] == 2
+    assert recorded["wall_seconds"] == 18 * 60 + 22 and recorded["jobs"] == 2 and recorded["snakemake_runs"] == 1
     assert recorded["rules"]["pretrain"] | {"request": None} == {
         "jobs": 1, "seconds": 254_160.0, "memory_mb": 14_800.0, "request": None, "fits": "time ok",
         "measured_rss_mb": 2500.0, "disk_gb": 2.8}

@@ -288,7 +288,8 @@ def report(full: dict, rehearsed: dict, requests: dict, root: str = ".") -> dict
             "basis": (f"steps x the last measured step of each phase x {big['batch_size']}/{small['batch_size']} "
                       f"sequences; GPU: {'measured' if on_gpu else 'FLOPs at ' + full_estimate['assumption']}"),
             # the rule's own request, sized by the plan (estimate.pretrain_request) for the full run
-            "request": {**requests.get("pretrain", {}), **cost.pretrain_request(full, name)}})
+            "request": {**requests.get("pretrain", {}), **cost.pretrain_request(full, name)},
+            "gpu_memory_mb": settings["gpu_memory_gb"] * 1000})
 
     # Fine-tuning: per (model, task, head) the longest job of the full grid (the smallest batch,
     # the most epochs), all its restarts; from the measured step and the measured evaluation.
@@ -326,7 +327,7 @@ def report(full: dict, rehearsed: dict, requests: dict, root: str = ".") -> dict
             "full_gpu_seconds": full_seconds if metrics["device"].startswith("cuda") else gpu_seconds,
             "full_memory_mb": (_memory(peak, checkpoint_params, longest.batch_size / hp["batch_size"],
                                        metrics["device"].startswith("cuda")) if peak and checkpoint_params else None),
-            "full_jobs": len(points),
+            "full_jobs": len(points), "gpu_memory_mb": settings["gpu_memory_gb"] * 1000,
             "basis": (f"the longest grid point ({longest.key}) x {full['finetune']['restarts']} restarts: "
                       f"{n_full if n_full else '?'} examples x {ratio:.2f} features each"),
             "request": {**requests.get("finetune", {}), **cost.finetune_request(
@@ -399,6 +400,13 @@ def _fits(row: dict) -> str:
     memory = row.get("full_memory_mb")
     if row["rule"] not in GPU_RULES and isinstance(request.get("mem_mb"), (int, float)) and memory is not None:
         verdicts.append("mem ok" if memory <= request["mem_mb"] else "**mem short**")
+    # A GPU job's device memory: its extrapolated peak (from CPU measurements an upper bound: the
+    # activations scaled by the micro-batch) against estimate.gpu_memory_gb.
+    device = row.get("gpu_memory_mb")
+    if row["rule"] in GPU_RULES and request.get("gpu") != 0 and device and memory is not None:
+        verdicts.append("GPU mem ok" if memory <= device else
+                        "**GPU mem short**: raise pretrain.accumulation_steps" if row["rule"] == "pretrain" else
+                        "**GPU mem short**: a smaller batch")
     return ", ".join(verdicts) or "?"
 
 
