@@ -24,8 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 from bert_ablation.rehearsal import summarize  # noqa: E402
 from bert_ablation.storage import write_json  # noqa: E402
 
+DONE = "steps (100%) done"  # the last line of a Snakemake run that finished every job
 # Snakemake stamps each job's start and end: "[Sun Dec  6 09:34:18 2026]"
-DONE = "steps (100%) done"
 STAMP = re.compile(r"^\[(\w{3} \w{3} +\d+ \d\d:\d\d:\d\d \d{4})\]$", re.M)
 
 

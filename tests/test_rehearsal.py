@@ -304,6 +304,6 @@ def test_a_recorded_rehearsal_becomes_a_row_of_the_readme_preset_table(tmp_path)
     _write(root / "benchmarks/rehearsals/paper.json", recorded)
     table = estimate_module.rehearsals_table(str(root))
     assert "| `paper` | 2 jobs, 18 min (" in table and "(alone) | 2 CPU cores | 2.5 GB, pretrain " in table
-    assert "| 70.6 h, 14.8 GB, 3 GB disk in all | none | pretrain: time ok |" in table
+    assert "| 60.0 s (corpus), 0.4 GB | 70.6 h, 14.8 GB, 3 GB disk in all | none | pretrain: time ok |" in table
     with pytest.raises(FileNotFoundError, match="did not finish"):
         module.record("paper", tmp_path / "nothing", "2 CPU cores")

@@ -429,8 +429,9 @@ def rehearsals_table(root: str) -> str:
              "(GPU time for pretrain and finetune), its memory and pretraining's checkpoints and states on disk, "
              "against the plan-sized request.", "",
              "| preset | rehearsal: jobs, wall (measured) | machine | largest peak RSS, rule (measured) "
+             "| data stages: longest job (measured rates), largest peak RSS (measured) "
              "| pretrain: longest job, memory (extrapolated) | finetune: longest job, memory (extrapolated) "
-             "| requests fit? |", "|---|---|---|---|---|---|---|"]
+             "| requests fit? |", "|---|---|---|---|---|---|---|---|"]
     for record in records:
         rules = record["rules"]
         heaviest = max(rules, key=lambda r: rules[r].get("measured_rss_mb") or 0)
@@ -440,12 +441,17 @@ def rehearsals_table(root: str) -> str:
             disk = f", {summary['disk_gb']:,.0f} GB disk in all" if summary and summary.get("disk_gb") else ""
             cells.append("none" if summary is None else
                          f"{duration(summary['seconds'])}, {_megabytes(summary['memory_mb'])}{disk}")
+        data = {rule: rules[rule] for rule in DATA_RULES if rule in rules}
+        slowest = max(data, key=lambda r: data[r]["seconds"] or 0, default=None)
+        stages = ("none" if slowest is None else
+                  f"{duration(data[slowest]['seconds'])} ({slowest}), "
+                  f"{_megabytes(max(d['measured_rss_mb'] or 0 for d in data.values()))}")
         fits = "; ".join(f"{rule}: {rules[rule]['fits']}" for rule in ("pretrain", "finetune", "import_checkpoint")
                          if rule in rules)
         note = f" ({record['note']})" if record.get("note") else ""
         lines.append(f"| `{record['preset']}` | {record['jobs']} jobs, {duration(record['wall_seconds'])} "
                      f"({record['date']}){note} | {record['machine']} "
-                     f"| {_megabytes(rules[heaviest]['measured_rss_mb'])}, {heaviest} | {cells[0]} | {cells[1]} "
+                     f"| {_megabytes(rules[heaviest]['measured_rss_mb'])}, {heaviest} | {stages} | {cells[0]} | {cells[1]} "
                      f"| {fits} |")
     return "\n".join(lines) + "\n"
 
