@@ -83,6 +83,14 @@ LOGS = {
     "rehearsal": "rehearsal",
 }
 
+# Work that must survive a rerun lives outside the declared outputs, which Snakemake deletes before
+# rerunning a job: each run's resumable state, and pretraining's TensorBoard events (a log).
+STATE = {
+    "pretrain": "state/pretrain/{ablation}",
+    "finetune": "state/finetune/{ablation}/{step}/{task}/{head}/{hp}",
+    "tensorboard": "logs/tensorboard/pretrain/{ablation}",
+}
+
 
 class _KeepWildcards(dict):
     def __missing__(self, key):
@@ -92,6 +100,11 @@ class _KeepWildcards(dict):
 def path(name, *inside, **values):
     """PATHS[name] with ``values`` filled in, and ``inside`` (file or folder names) below it."""
     return os.path.join(PATHS[name].format_map(_KeepWildcards(values)), *inside)
+
+
+def state_path(name):
+    """A run's folder that outlives its declared outputs (STATE; its wildcards kept)."""
+    return STATE[name]
 
 
 def log_path(rule):

@@ -10,7 +10,7 @@ rule finetune:
         settings=finetune_settings,
         pretrain_spec_hash=pretrain_spec_hash,
         # an interrupted job's finished restarts and last epochs (not declared outputs: they survive a rerun)
-        state="state/finetune/{ablation}/{step}/{task}/{head}/{hp}",
+        state=state_path("finetune"),
     threads: 1
     # A cluster profile can batch these short jobs into one submission (group-components).
     group:

@@ -1,5 +1,5 @@
-# One pretraining run per ablation. Resumable state goes to state/pretrain/, which is not a
-# declared output: Snakemake deletes declared outputs before a rerun, state survives it.
+# One pretraining run per ablation. Resumable state goes to state/pretrain/ (STATE), which is not
+# a declared output: Snakemake deletes declared outputs before a rerun, state survives it.
 rule pretrain:
     input:
         unpack(pretrain_instances),
@@ -12,9 +12,9 @@ rule pretrain:
         steps=path("pretrain", "log.csv"),
     params:
         spec=ablation_spec,
-        state="state/pretrain/{ablation}",
+        state=state_path("pretrain"),
         # TensorBoard events (pretrain.tensorboard): a log, not a declared output, kept on reruns
-        tensorboard="logs/tensorboard/pretrain/{ablation}",
+        tensorboard=state_path("tensorboard"),
     # Half the cores: two ablations pretrain side by side (tiny models scale poorly past a few
     # threads). Override per run with --set-threads pretrain=N.
     threads: max(1, workflow.cores // 2)
