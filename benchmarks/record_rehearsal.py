@@ -4,7 +4,7 @@ A rehearsal's outputs (``-d <folder>``) are not committed; this writes the few n
 rehearsal table quotes into ``benchmarks/rehearsals/<preset>.json``, from the folder's
 ``results/rehearsal.json`` (each rule's measured jobs and their full-run extrapolation) and
 Snakemake's own log (the rehearsal's wall time), with the machine it ran on. Then
-``python -m bert_ablation.estimate --write-readme README.md`` puts it in the table.
+``python -m bert_ablation.preset_table --write-readme README.md`` puts it in the table.
 
     python benchmarks/record_rehearsal.py --preset paper --dir rehearsal/paper
 """

@@ -27,6 +27,7 @@ LAYERS = (
     ("evaluation",),  # scoring, metrics, health, tables, plots, claims
     ("training",),  # the engine and the two loops: data in, models trained, evaluation's scores
     ("estimate", "rehearsal", "workflow"),  # whole-config reports and the Snakemake glue
+    ("preset_table",),  # the README's table of every preset's estimate and rehearsal
 )
 LAYER = {part: level for level, parts in enumerate(LAYERS) for part in parts}
 # An in-function import of the package is allowed only with one of these on its line or the one before.

@@ -8,7 +8,7 @@ import pytest
 
 from bert_ablation import config as cfg
 from bert_ablation import estimate as estimate_module
-from bert_ablation import plan, rehearsal
+from bert_ablation import plan, preset_table, rehearsal
 from bert_ablation.estimate import estimate
 from bert_ablation.schema import ConfigError
 from tests.test_workflow import ROOT
@@ -300,9 +300,9 @@ def test_a_recorded_rehearsal_becomes_a_row_of_the_readme_preset_table(tmp_path)
     root = tmp_path / "repo"
     (root / "presets").mkdir(parents=True)
     (root / "config.yaml").write_text((ROOT / "config.yaml").read_text())
-    assert estimate_module.rehearsals_table(str(root)) == ""  # nothing recorded: no table
+    assert preset_table.rehearsals_table(str(root)) == ""  # nothing recorded: no table
     _write(root / "benchmarks/rehearsals/paper.json", recorded)
-    table = estimate_module.rehearsals_table(str(root))
+    table = preset_table.rehearsals_table(str(root))
     assert "| `paper` | 2 jobs, 18 min (" in table and "(alone) | 2 CPU cores | 2.5 GB, pretrain " in table
     assert "| 60.0 s (corpus), 0.4 GB | 70.6 h, 14.8 GB, 3 GB disk in all | none | pretrain: time ok |" in table
     with pytest.raises(FileNotFoundError, match="did not finish"):
