@@ -317,3 +317,24 @@ def test_a_cell_whose_restarts_all_collapsed_is_flagged_in_the_table(tmp_path, m
     # two of three collapsed: counted, not flagged
     outputs, _ = _health_table(tmp_path / "some", monkeypatch, {"status": "learnt"}, collapsed=[True, True, False])
     assert not pd.read_csv(outputs["csv"]).set_index("row").loc["100/0/0", "all_collapsed"]
+
+
+def test_a_one_column_figure_keeps_its_whole_caption_and_legend(tmp_path):
+    """A one-column table's figure is narrow: its caption is wrapped to the figure and the legend
+    below the axes is saved with it (it used to be cut at both edges)."""
+    import matplotlib.image
+
+    from bert_ablation.evaluation.plots import plot_table
+
+    rows = ["BERT-Base", "BERT-Base 5x", "BERT-Base 10x", "No pretraining"]
+    summary = pd.DataFrame({"row": rows, "column": "SST-2 (Acc)", "source": "finetune", "mean": [57.5, 64.1, 64.6, 66.6],
+                            "sd": [1.7, 3.2, 0.9, 1.5], "paper": [92.7, 92.7, 92.7, float("nan")],
+                            "pretrain_health": "learnt", "all_collapsed": False})
+    caption = "Ablation over the pre-training tasks using the BERT-Base architecture, on a one-column table."
+    png = tmp_path / "f.png"
+    figure = plot_table(summary, caption, [str(png)])
+    width = matplotlib.image.imread(png).shape[1]
+    # the nominal figure is 4.0 inches wide at 120 dpi; the four-entry legend below it is wider
+    assert width > 4.0 * 120
+    title = figure.texts[0].get_text()
+    assert title.replace("\n", " ") == caption and "\n" in title

@@ -11,6 +11,7 @@ shows them, "not learnt" marked; the Markdown and LaTeX of tables.py use them to
 from __future__ import annotations
 
 import math
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -48,7 +49,8 @@ def _pyplot():
 def save_figure(fig, paths: list[str]) -> None:
     for path in paths:
         with atomic_file(path, "wb") as handle:
-            fig.savefig(handle, format=Path(path).suffix.lstrip("."), dpi=120)
+            # tight: a legend below the axes or a long title is part of the figure, not cut at its edge
+            fig.savefig(handle, format=Path(path).suffix.lstrip("."), dpi=120, bbox_inches="tight")
     _pyplot().close(fig)
 
 
@@ -76,9 +78,10 @@ def _bars(ax, summary: pd.DataFrame, ylabel: str, ylim=None) -> None:
         ax.set_ylim(*ylim)
 
 
-def plot_table(summary: pd.DataFrame, caption: str, paths: list[str]) -> None:
+def plot_table(summary: pd.DataFrame, caption: str, paths: list[str]):
     """Bars of ours (± sd) per row and column, the paper's value as a black tick; pretraining
-    metrics (perplexity) get a panel of their own, being on another scale."""
+    metrics (perplexity) get a panel of their own, being on another scale. Returns the figure
+    (closed, for inspection)."""
     plt = _pyplot()
     panels = [(source, summary[summary.source == source]) for source in ("finetune", "pretrain")]
     panels = [(source, part) for source, part in panels if len(part)]
@@ -91,12 +94,15 @@ def plot_table(summary: pd.DataFrame, caption: str, paths: list[str]) -> None:
             _bars(ax, part, "score (0-100)", (0, 100))
         else:
             _bars(ax, part, "held-out metric (ours vs paper)")
-    fig.suptitle(caption, fontsize=10)
+    # wrapped to the figure's width (~13 characters an inch at this size): a one-column table's
+    # figure is narrow, and its caption ran off both edges
+    fig.suptitle(textwrap.fill(caption, max(30, int(fig.get_figwidth() * 13)), break_on_hyphens=False), fontsize=10)
     # Below the axes: inside, the legend would hide the paper's ticks near the top.
     axes[0][0].legend(fontsize=7, ncol=min(n_rows + 1, 4), loc="upper center", bbox_to_anchor=(0.5, -0.1),
                       frameon=False)
     fig.tight_layout()
     save_figure(fig, paths)
+    return fig
 
 
 def plot_steps(summary: pd.DataFrame, caption: str, paths: list[str], xlabel: str, ylabel: str,
