@@ -63,11 +63,6 @@ def record(preset: str, folder: Path, machine: str, note: str = "") -> dict:
     report = json.loads(report_path.read_text())
     runs = rehearsal_logs(folder)
     rules = summarize(report["rows"])
-    for rule, summary in rules.items():  # what was measured beside what is extrapolated
-        measured = [r["measured_rss_mb"] for r in report["rows"] if r["rule"] == rule and r.get("measured_rss_mb")]
-        summary["measured_rss_mb"] = max(measured) if measured else None
-        disks = [r["full_disk_gb"] for r in report["rows"] if r["rule"] == rule and r.get("full_disk_gb") is not None]
-        summary["disk_gb"] = sum(disks) if disks else None  # every run's checkpoints and state, extrapolated
     return {"preset": preset, "date": datetime.date.fromtimestamp(report_path.stat().st_mtime).isoformat(),
             "machine": machine, "note": note, "wall_seconds": sum(map(wall_seconds, runs)), "snakemake_runs": len(runs),
             # the DAG's jobs, from the first run's job stats ("total 112"); a resumed run redoes some

@@ -23,7 +23,7 @@ def _hours(hours: float) -> str:
     return f"{hours:,.0f}" if hours >= 10 else f"{hours:.1f}" if hours >= 0.1 else "< 0.1"
 
 
-def _megabytes(value: float | None) -> str:
+def _gigabytes(value: float | None) -> str:
     return "?" if value is None else f"{value / 1000:,.1f} GB"
 
 
@@ -50,18 +50,18 @@ def rehearsals_table(root: str) -> str:
             summary = rules.get(rule)
             disk = f", {summary['disk_gb']:,.0f} GB disk in all" if summary and summary.get("disk_gb") else ""
             cells.append("none" if summary is None else
-                         f"{duration(summary['seconds'])}, {_megabytes(summary['memory_mb'])}{disk}")
+                         f"{duration(summary['seconds'])}, {_gigabytes(summary['memory_mb'])}{disk}")
         data = {rule: rules[rule] for rule in DATA_RULES if rule in rules}
         slowest = max(data, key=lambda r: data[r]["seconds"] or 0, default=None)
         stages = ("none" if slowest is None else
                   f"{duration(data[slowest]['seconds'])} ({slowest}), "
-                  f"{_megabytes(max(d['measured_rss_mb'] or 0 for d in data.values()))}")
+                  f"{_gigabytes(max(d['measured_rss_mb'] or 0 for d in data.values()))}")
         fits = "; ".join(f"{rule}: {rules[rule]['fits']}" for rule in ("pretrain", "finetune", "import_checkpoint")
                          if rule in rules)
         note = f" ({record['note']})" if record.get("note") else ""
         lines.append(f"| `{record['preset']}` | {record['jobs']} jobs, {duration(record['wall_seconds'])} "
                      f"({record['date']}){note} | {record['machine']} "
-                     f"| {_megabytes(rules[heaviest]['measured_rss_mb'])}, {heaviest} | {stages} | {cells[0]} | {cells[1]} "
+                     f"| {_gigabytes(rules[heaviest]['measured_rss_mb'])}, {heaviest} | {stages} | {cells[0]} | {cells[1]} "
                      f"| {fits} |")
     return "\n".join(lines) + "\n"
 

@@ -421,9 +421,13 @@ def summarize(rows: list[dict]) -> dict:
         longest = max(mine, key=lambda r: r[key] or 0.0)
         heaviest = max(mine, key=lambda r: r.get("full_memory_mb") or 0.0)
         verdicts = {_fits(longest), _fits(heaviest)}
+        measured = [r["measured_rss_mb"] for r in mine if r.get("measured_rss_mb")]
+        disks = [r["full_disk_gb"] for r in mine if r.get("full_disk_gb") is not None]
         out[rule] = {"jobs": len(mine), "seconds": max(times) if times else None,
                      "memory_mb": max(memories) if memories else None, "request": longest["request"],
-                     "fits": " / ".join(sorted(verdicts))}
+                     "fits": " / ".join(sorted(verdicts)),
+                     "measured_rss_mb": max(measured) if measured else None,  # measured, beside the extrapolated
+                     "disk_gb": sum(disks) if disks else None}  # every run's checkpoints and state, extrapolated
     return out
 
 
