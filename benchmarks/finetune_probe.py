@@ -11,6 +11,7 @@ and the reference's dev scores) and a Markdown table. Nothing is written under `
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -91,8 +92,8 @@ def probe(args) -> list[dict]:
     config = configuration.load(args.config[0], args.config[1:])
     point = plan.grid_points(config, args.task, "linear")[0].key
     settings = plan.finetune_settings(config, args.task, "linear", point)
-    settings["hp"] = {"lr": args.lr, "batch_size": args.batch_size, "epochs": args.epochs, "key": "probe"}
-    settings["group_by_length"] = args.group_by_length
+    settings = dataclasses.replace(plan.FinetuneSettings.from_params(settings), group_by_length=args.group_by_length,
+                                   hp=plan.GridPoint(args.lr, args.batch_size, args.epochs))
     checkpoint = Path(args.results) / "pretrain" / args.ablation / "checkpoints" / args.checkpoint
     if not checkpoint.is_dir():
         saved = sorted(p.name for p in checkpoint.parent.glob("*") if p.is_dir())
@@ -104,18 +105,18 @@ def probe(args) -> list[dict]:
     train = data["train"] if args.train_examples is None else data["train"].select(range(args.train_examples))
     records = {"train": train.to_dict(), **{split: data[split].to_dict() for split in spec.eval_splits}}
     dev = spec.eval_splits[0]
-    features = {"train": featurize(spec, records["train"], tokenizer, settings["task"], train=True),
-                "train_eval": featurize(spec, records["train"], tokenizer, settings["task"], train=False),
-                dev: featurize(spec, records[dev], tokenizer, settings["task"], train=False)}
+    features = {"train": featurize(spec, records["train"], tokenizer, settings.task, train=True),
+                "train_eval": featurize(spec, records["train"], tokenizer, settings.task, train=False),
+                dev: featurize(spec, records[dev], tokenizer, settings.task, train=False)}
     metric = spec.metrics[0]  # the paper's headline metric of the task
 
     def scorer(split, which):
-        return lambda engine: evaluate(engine, spec, records[split], features[which], settings["eval_batch_size"],
-                                       settings["task"], tokenizer.pad_token_id)[metric]
+        return lambda engine: evaluate(engine, spec, records[split], features[which], settings.eval_batch_size,
+                                       settings.task, tokenizer.pad_token_id)[metric]
 
     rows = []
     for restart in range(args.restarts):
-        seeds = restart_seeds(settings["seed"], restart)
+        seeds = restart_seeds(settings.seed, restart)
         engine, curve = train_restart(encoder, spec, "linear", features["train"], settings, seeds,
                                       tokenizer.pad_token_id, "cpu", f"probe {args.task} restart {restart}",
                                       after_epoch=scorer(dev, dev))

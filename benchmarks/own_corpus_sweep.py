@@ -66,14 +66,15 @@ def heldout_labels(workdir: Path, spec: dict) -> np.ndarray:
     from bert_ablation.data.tokenizer import load_tokenizer
     from bert_ablation.models.masking import Masker, MaskingProcedure
     from bert_ablation.models.objectives import OBJECTIVES
-    from bert_ablation.training.pretrain import InstanceBatches, pretraining_seeds, step_generator
+    from bert_ablation.settings import AblationSpec
+    from bert_ablation.training.pretrain import InstanceBatches, step_generator
 
     train = spec["pretrain"]
     tokenizer = load_tokenizer(str(workdir / "results" / "tokenizer"))
     objective = OBJECTIVES[spec["objective"]]
     masker = Masker.for_tokenizer(MaskingProcedure.from_config(spec["masking"]), tokenizer)
     heldout = InstanceBatches(_instances(workdir, spec["packing"], LENGTH), "heldout",
-                              train["batch_size"], pretraining_seeds(train)["data_seed"])
+                              train["batch_size"], AblationSpec.from_dict(spec).pretrain.seeds()["data_seed"])
     labels = []
     for k, batch in enumerate(heldout.in_order(train["eval_batches"])):
         batch = objective.targets(batch, masker, step_generator(0, f"heldout-{k}"))

@@ -67,6 +67,7 @@ from bert_ablation.models.masking import IGNORE_INDEX, Masker, MaskingProcedure
 from bert_ablation.models.modeling import FinetuneModel, bert_config, model_config, pretraining_model
 from bert_ablation.models.objectives import OBJECTIVES
 from bert_ablation.schema import schema_defaults
+from bert_ablation.settings import PretrainSettings
 from bert_ablation.storage import atomic_file
 from bert_ablation.training.batching import epoch_batches
 from bert_ablation.training.engine import Engine, configure_threads, native_bf16, seed_everything
@@ -290,8 +291,8 @@ class OursSide:
     name = "ours"
 
     def __init__(self, model, total_steps, args, device):
-        settings = {**schema_defaults("pretrain"), "weight_decay": args.weight_decay, "precision": "auto",
-                    "compile": args.compile}
+        settings = PretrainSettings.from_dict({"weight_decay": args.weight_decay, "precision": "auto",
+                                               "compile": args.compile})
         self.engine = Engine.from_settings(model, settings, lr=args.lr, total_steps=total_steps,
                                            warmup_steps=max(1, total_steps // 10), device=device)
         self.precision = self.engine.precision

@@ -6,6 +6,7 @@ import yaml
 
 from bert_ablation import config as cfg
 from bert_ablation import plan
+from bert_ablation.settings import TASK_DATA_KEYS
 
 BASE = yaml.safe_load(open(__file__.replace("tests/test_config.py", "config.yaml")))
 
@@ -169,5 +170,6 @@ def test_a_finetuning_jobs_settings_are_typed_and_write_the_json_they_always_wro
     assert settings.hp == plan.grid_point(config, "sst2", "linear", "lr0.001_bs16_ep3")
     params = plan.finetune_settings(config, "sst2", "linear", "lr0.001_bs16_ep3")
     assert params == settings.params() and params["adam_betas"] == config["finetune"]["adam_betas"]
-    assert not set(plan.TASK_DATA_KEYS) & set(params["task"])
+    assert not set(TASK_DATA_KEYS) & set(params["task"])
+    assert plan.FinetuneSettings.from_params(params) == settings  # the job types its params back
     assert stable_hash(params) == "2112d9ca6841"

@@ -82,7 +82,7 @@ def test_a_rank_builds_only_its_rows_where_no_draw_spans_the_batch(prepared):  #
             whole = OBJECTIVES[objective].targets(batches.for_step(step), masker, step_generator(3, step))
             shards = []
             for rank in range(3):
-                fake = SimpleNamespace(dist=Distributed(rank, 3, rank), train={"short_seq_steps": 0}, short=None,
+                fake = SimpleNamespace(dist=Distributed(rank, 3, rank), train=SimpleNamespace(short_seq_steps=0), short=None,
                                        batches=batches, objective=OBJECTIVES[objective], masker=masker,
                                        seeds={"mask_seed": 3})
                 shard, tokens = step_batch(fake, step)

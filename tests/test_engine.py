@@ -1,6 +1,7 @@
 """The training engine: gradient accumulation equals the one-batch step, fp16 loss scaling,
 and the TensorBoard copy of the step log."""
 import copy
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -8,6 +9,7 @@ import torch
 from bert_ablation.models.masking import IGNORE_INDEX
 from bert_ablation.models.modeling import pretraining_model
 from bert_ablation.schema import schema_defaults
+from bert_ablation.settings import PretrainSettings
 from bert_ablation.training.engine import Engine, StepLog, split_batch
 
 # dropout 0: the micro-batches of an accumulated step then compute exactly what the whole batch does
@@ -22,7 +24,7 @@ def _model():
 
 def _engine(model, **settings):
     """An engine with the schema's pretraining defaults, ``settings`` on top (10 steps, no warmup)."""
-    return Engine.from_settings(model, {**schema_defaults("pretrain"), **settings}, lr=1e-3, total_steps=10,
+    return Engine.from_settings(model, PretrainSettings.from_dict(settings), lr=1e-3, total_steps=10,
                                 warmup_steps=0)
 
 
@@ -117,7 +119,9 @@ def test_optimizer_settings_come_from_the_schema_of_either_loop_and_nowhere_else
 
     for section in ("pretrain", "finetune"):
         defaults = schema_defaults(section)
-        engine = Engine.from_settings(torch.nn.Linear(3, 2), defaults, lr=1e-3, total_steps=10, warmup_steps=0)
+        # the engine reads fields by name, as both loops' typed settings hold them
+        engine = Engine.from_settings(torch.nn.Linear(3, 2), SimpleNamespace(**defaults), lr=1e-3, total_steps=10,
+                                      warmup_steps=0)
         assert engine.optimizer_settings() == {"name": "AdamW", "bias_correction": defaults["adam_bias_correction"],
                                                "betas": defaults["adam_betas"], "eps": defaults["adam_eps"],
                                                "weight_decay": defaults["weight_decay"]}

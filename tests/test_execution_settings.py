@@ -9,6 +9,7 @@ from safetensors.torch import load_file
 
 from bert_ablation import config as cfg
 from bert_ablation import plan
+from bert_ablation.settings import AblationSpec
 from bert_ablation.training.distributed import Distributed
 from bert_ablation.training.pretrain import prepare, pretrain
 from tests.test_pretrain import prepared  # noqa: F401  (the module's fixture: a tiny text corpus, built once)
@@ -48,8 +49,9 @@ def _pretrain(spec, root, out, state, stop_after=None):
 
 def test_batches_are_a_function_of_the_step_and_the_global_batch_only(prepared):  # noqa: F811
     config, root = prepared
-    runs = [prepare(_spec(config, accumulation_steps=k), str(root / "nsp_pairs"), str(root / "tokenizer"),
-                    str(root / f"state-rows-{k}"), "cpu", None, Distributed.from_env()) for k in (1, 4)]
+    runs = [prepare(AblationSpec.from_dict(_spec(config, accumulation_steps=k)), str(root / "nsp_pairs"),
+                    str(root / "tokenizer"), str(root / f"state-rows-{k}"), "cpu", None, Distributed.from_env())
+            for k in (1, 4)]
     assert runs[0].state_dir.name == runs[1].state_dir.name  # one run, whatever its micro-batching
     for step in range(12):
         a, b = (run.rows(step) for run in runs)

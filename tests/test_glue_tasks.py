@@ -186,10 +186,14 @@ def test_a_checkpoint_of_another_config_or_vocabulary_is_refused_before_training
     import torch
     from transformers import BertModel
 
+    from bert_ablation import config as cfg
+    from bert_ablation import plan
     from bert_ablation.models.modeling import bert_config
     from bert_ablation.storage import write_json
     from bert_ablation.training.finetune import CheckpointError, finetune
 
+    config = cfg.validate({"tasks": {"sst2": {}}})
+    settings = plan.finetune_settings(config, "sst2", "linear", plan.grid_points(config, "sst2")[0].key)
     checkpoint = tmp_path / "checkpoint"
     model = {"layers": 1, "hidden": 16, "heads": 2, "intermediate": 32, "dropout": 0.1, "max_position_embeddings": 64}
     torch.manual_seed(0)
@@ -198,8 +202,10 @@ def test_a_checkpoint_of_another_config_or_vocabulary_is_refused_before_training
     write_json(checkpoint / "ablation.json", {"name": "tiny", "step": 0, "spec_hash": "abc"})
     outputs = [str(tmp_path / "seed0" / "metrics.json")]
     with pytest.raises(CheckpointError, match=r"pretrained with another config \(spec hash abc, this config's is def\)"):
-        finetune(str(checkpoint), str(tmp_path / "no-task"), "sst2", "linear", {}, outputs, expected_spec_hash="def")
+        finetune(str(checkpoint), str(tmp_path / "no-task"), "sst2", "linear", settings, outputs,
+                 expected_spec_hash="def")
     with pytest.raises(CheckpointError, match=rf"the model has {len(tokenizer) - 10} embedding rows but its tokenizer "
                                               rf"{len(tokenizer)} tokens"):
-        finetune(str(checkpoint), str(tmp_path / "no-task"), "sst2", "linear", {}, outputs, expected_spec_hash="abc")
+        finetune(str(checkpoint), str(tmp_path / "no-task"), "sst2", "linear", settings, outputs,
+                 expected_spec_hash="abc")
     assert not (tmp_path / "seed0").exists()

@@ -21,7 +21,7 @@ LAYERS = (
     ("facts",),  # torch-free facts: task specs and kinds, heads, objectives, mechanisms, families
     ("storage", "runtime", "schema", "hub", "flops"),  # files and hashes, a job's log and memory, the schema, hub
     # reads, the FLOP model
-    ("plan", "config"),  # what a validated config asks to run
+    ("plan", "config", "settings"),  # what a validated config asks to run, and its typed settings
     ("models",),  # encoder families, masking, objectives' targets, heads, checkpoint import
     ("data",),  # corpus, tokenizer, instances, tasks, features (static masking uses models.masking)
     ("evaluation",),  # scoring, metrics, health, tables, plots, claims

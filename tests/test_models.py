@@ -233,9 +233,11 @@ def test_engine_records_which_optimizer_it_built():
     from bert_ablation.training.engine import BertAdam, Engine
 
     model = torch.nn.Linear(3, 2)
-    defaults = schema_defaults("finetune")
-    corrected = Engine.from_settings(model, defaults, lr=1e-3, total_steps=10, warmup_steps=0)
-    original = Engine.from_settings(torch.nn.Linear(3, 2), {**defaults, "adam_bias_correction": False}, lr=1e-3,
+    from bert_ablation.settings import PretrainSettings
+
+    corrected = Engine.from_settings(model, PretrainSettings.from_dict({}), lr=1e-3, total_steps=10, warmup_steps=0)
+    original = Engine.from_settings(torch.nn.Linear(3, 2), PretrainSettings.from_dict({"adam_bias_correction": False}),
+                                    lr=1e-3,
                                     total_steps=10, warmup_steps=0)
     assert isinstance(corrected.optimizer, torch.optim.AdamW) and isinstance(original.optimizer, BertAdam)
     assert corrected.optimizer_settings()["bias_correction"] is True

@@ -9,6 +9,7 @@ from conftest import WORDS
 
 from bert_ablation.data.features import span_features
 from bert_ablation.evaluation.scoring import best_spans
+from bert_ablation.settings import TaskSettings
 
 
 def run_squad_windows(doc_tokens: list, max_tokens_for_doc: int, doc_stride: int) -> list[tuple[int, int]]:
@@ -41,8 +42,9 @@ def _context(n_words: int, seed: int) -> str:
 
 
 def _settings(max_seq_length, doc_stride, max_query_length, meaning="step", max_context=False):
-    return {"max_seq_length": max_seq_length, "doc_stride": doc_stride, "max_query_length": max_query_length,
-            "doc_stride_meaning": meaning, "max_context": max_context}
+    return TaskSettings.from_dict({"max_seq_length": max_seq_length, "doc_stride": doc_stride,
+                                   "max_query_length": max_query_length, "doc_stride_meaning": meaning,
+                                   "max_context": max_context})
 
 
 QUESTIONS = ["who sat on the mat", "red house", "where did the big dog run far away from the city river"]
@@ -97,8 +99,8 @@ def test_overlap_keeps_hf_stride_and_its_bytes(tokenizer):
             before, after = features["input_ids"][k - 1][n_query + 2: -1], features["input_ids"][k][n_query + 2: -1]
             assert before[-10:] == after[:10] and len(before) == 48 - n_query - 3
     # absent settings mean the schema defaults: overlap, no max-context rule
-    plain = span_features(records, tokenizer, {"max_seq_length": 48, "doc_stride": 10, "max_query_length": 16},
-                          train=False)
+    plain = span_features(records, tokenizer, TaskSettings.from_dict({"max_seq_length": 48, "doc_stride": 10,
+                                                                      "max_query_length": 16}), train=False)
     assert plain["input_ids"] == features["input_ids"]
 
 

@@ -447,7 +447,8 @@ def test_ner_fine_tunes_and_scores_with_its_own_labels(tmp_path, tokenizer):
     data = datasets.load_from_disk(str(tmp_path / "task"))
     spec = with_labels(TASKS["ner"], data["train"])
     records = data["validation"].to_dict()
-    features = featurize(spec, records, tokenizer, settings["task"], train=False)
+    task_settings = plan.FinetuneSettings.from_params(settings).task
+    features = featurize(spec, records, tokenizer, task_settings, train=False)
 
     row_of = {tuple(ids): i for i, ids in enumerate(features["input_ids"])}
     assert len(row_of) == len(records["tokens"])
@@ -461,7 +462,7 @@ def test_ner_fine_tunes_and_scores_with_its_own_labels(tmp_path, tokenizer):
                     logits[r, p, tag] = 1.0
             return type("Out", (), {"logits": logits})
 
-    scores = evaluate(Perfect(), spec, records, features, 1, settings["task"], tokenizer.pad_token_id)
+    scores = evaluate(Perfect(), spec, records, features, 1, task_settings, tokenizer.pad_token_id)
     assert scores == {"f1": 100.0, "precision": 100.0, "recall": 100.0, "accuracy": 100.0}
     # the gold entities are person, product (sentence 1) and person (sentence 2, IOB1's I- begins one)
     assert [[spec.labels[t] for t in tags] for tags in records["ner_tags"]] == [["B-person", "O", "B-product"],

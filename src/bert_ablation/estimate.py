@@ -36,6 +36,7 @@ from .data.corpus import CorpusError, input_files
 from .facts.head_kinds import HEAD_KINDS
 from .facts.tasks import TASKS
 from .flops import TRAINED, dense_forward, token_forward
+from .settings import AblationSpec, ModelShape
 from .storage import atomic_file, write_json
 
 log = logging.getLogger(__name__)
@@ -68,31 +69,32 @@ def layer_parameters(hidden: int, intermediate: int) -> int:
     return 4 * (hidden * hidden + hidden) + 2 * hidden * intermediate + intermediate + hidden + 4 * hidden
 
 
-def non_embedding_parameters(model: dict) -> int:
-    return model["layers"] * layer_parameters(model["hidden"], model["intermediate"])
+def non_embedding_parameters(model: ModelShape | dict) -> int:
+    model = ModelShape.of(model)
+    return model.layers * layer_parameters(model.hidden, model.intermediate)
 
 
-def total_parameters(model: dict, vocab_size: int) -> int:
+def total_parameters(model: ModelShape | dict, vocab_size: int) -> int:
     """Encoder layers + embeddings (words, positions, segments), the MLM transform and the pooler."""
-    hidden = model["hidden"]
-    return (non_embedding_parameters(model) + (vocab_size + model["max_position_embeddings"] + 2) * hidden
-            + 2 * hidden * hidden)
+    model = ModelShape.of(model)
+    return (non_embedding_parameters(model) + (vocab_size + model.max_position_embeddings + 2) * model.hidden
+            + 2 * model.hidden * model.hidden)
 
 
-def run_estimate(spec: dict, vocab_size: int, max_seq_length: int) -> dict:
-    train, model = spec["pretrain"], spec["model"]
-    short = min(train["short_seq_steps"], train["steps"])  # a run of 0 steps has no phases
-    phases = [(short, train["short_seq_length"]), (train["steps"] - short, max_seq_length)]
-    scored = 1.0 if spec["objective"] == "ltr" else spec["masking"]["probability"]
+def run_estimate(spec: AblationSpec, vocab_size: int, max_seq_length: int) -> dict:
+    train, model = spec.pretrain, spec.model
+    short = min(train.short_seq_steps, train.steps)  # a run of 0 steps has no phases
+    phases = [(short, train.short_seq_length), (train.steps - short, max_seq_length)]
+    scored = 1.0 if spec.objective == "ltr" else spec.masking.probability
     n = non_embedding_parameters(model)
     tokens = flops = 0
     for steps, length in phases:
-        phase_tokens = steps * train["batch_size"] * length
-        per_token = (TRAINED * token_forward(n, model["layers"], model["hidden"], length)
-                     + TRAINED * dense_forward(model["hidden"], vocab_size) * scored)
+        phase_tokens = steps * train.batch_size * length
+        per_token = (TRAINED * token_forward(n, model.layers, model.hidden, length)
+                     + TRAINED * dense_forward(model.hidden, vocab_size) * scored)
         tokens += phase_tokens
         flops += phase_tokens * per_token
-    return {"ablation": spec["name"], "steps": train["steps"], "batch_size": train["batch_size"],
+    return {"ablation": spec.name, "steps": train.steps, "batch_size": train.batch_size,
             "non_embedding_parameters": n, "tokens": tokens, "flops": float(flops)}
 
 
@@ -115,21 +117,21 @@ def estimate(config: dict, names: list[str] | None = None) -> dict:
     vocab = config["tokenizer"]["vocab_size"]
     runs = []
     for name in plan.pretrain_runs(config, names):
-        spec = plan.resolve_ablation(config, name)
+        spec = plan.ablation_spec(config, name)
         run = run_estimate(spec, vocab, config["instances"]["max_seq_length"])
         run["gpu_hours"] = run["flops"] / (settings["mfu"] * settings["peak_tflops"] * 1e12) / 3600
         # weights + Adam's two moments in the resumable state; weights alone per kept checkpoint
-        params = total_parameters(spec["model"], vocab)
-        run["checkpoint_gb"] = params * 4 * (1 + len(spec["pretrain"]["save_steps"])) / 1e9
+        params = total_parameters(spec.model, vocab)
+        run["checkpoint_gb"] = params * 4 * (1 + len(spec.pretrain.save_steps)) / 1e9
         run["state_gb"] = params * 4 * 3 / 1e9
         runs.append(run)
     text_bytes, text_from = corpus_text_bytes(config)
     disk = {"corpus_text_gb": None if text_bytes is None else text_bytes / 1e9, "corpus_text_from": text_from}
     if text_bytes is not None:
         tokens = text_bytes / BYTES_PER_TOKEN
-        specs = [plan.resolve_ablation(config, name) for name in plan.pretrain_runs(config, names)]
-        builds = {(s["packing"], config["instances"]["max_seq_length"]) for s in specs} | {
-            (s["packing"], s["pretrain"]["short_seq_length"]) for s in specs if s["pretrain"]["short_seq_steps"]}
+        specs = [plan.ablation_spec(config, name) for name in plan.pretrain_runs(config, names)]
+        builds = {(s.packing, config["instances"]["max_seq_length"]) for s in specs} | {
+            (s.packing, s.pretrain.short_seq_length) for s in specs if s.pretrain.short_seq_steps}
         token_bytes = 2 if vocab <= 1 << 16 else 4
         instances = 0.0
         for _, length in builds:  # fixed-width rows, most of them full (short_seq_prob shortens a few)
@@ -261,14 +263,13 @@ def pretrain_request(config: dict, ablation: str) -> dict:
     model's training state and the instance index (activations live on the GPU: a CPU-only
     cluster's profile raises mem_mb)."""
     settings, vocab = config["estimate"], config["tokenizer"]["vocab_size"]
-    spec = plan.resolve_ablation(config, ablation)
-    train = spec["pretrain"]
+    spec = plan.ablation_spec(config, ablation)
     length = config["instances"]["max_seq_length"]
     run = run_estimate(spec, vocab, length)
     text_bytes, _ = corpus_text_bytes_known(config)
     instances = (text_bytes / BYTES_PER_TOKEN * config["instances"]["dupe_factor"] / (length * 0.9)
-                 * (2 if train["short_seq_steps"] else 1)) if text_bytes else 0.0
-    memory = (BASE_PROCESS_BYTES + STATE_BYTES_PER_PARAMETER * total_parameters(spec["model"], vocab)
+                 * (2 if spec.pretrain.short_seq_steps else 1)) if text_bytes else 0.0
+    memory = (BASE_PROCESS_BYTES + STATE_BYTES_PER_PARAMETER * total_parameters(spec.model, vocab)
               + INSTANCE_BYTES * instances)
     return {"runtime": _minutes(run["flops"], settings["mfu"], settings),
             "mem_mb": int(memory * settings["request_margin"] / 1e6)}

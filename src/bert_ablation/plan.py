@@ -3,8 +3,9 @@
 Pure functions of a config that ``config.validate`` has checked and filled with defaults: the
 complete spec of each pretraining run and its hash, the fine-tuning grid, the cells of every
 table and figure, and the distinct jobs behind them. Plan objects are typed and frozen
-(``GridPoint``, ``Cell``, ``FinetuneRun``, a fine-tuning job's ``FinetuneSettings``); what a job
-stores on disk (a run's spec, a fine-tuning job's settings) stays a JSON document. Torch-free: every ``snakemake`` start imports this.
+(``GridPoint``, ``Cell``, ``FinetuneRun``, a fine-tuning job's ``FinetuneSettings``; a run's
+``settings.AblationSpec``); what a job stores on disk (a run's spec, a fine-tuning job's
+settings) stays a JSON document, which the job types again when it starts. Torch-free: every ``snakemake`` start imports this.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from .facts.head_kinds import HEAD_KINDS
 from .facts.objectives import OBJECTIVES
 from .schema import ConfigError, known, schema_defaults
+from .settings import AblationSpec, TaskSettings
 from .storage import stable_hash
 
 FINAL_STEP = "final"
@@ -81,12 +83,6 @@ class CollapseRetry:
     lr_divisor: float  # each retry trains at the previous attempt's learning rate divided by this
 
 
-# A task's keys that say where its data comes from and how much of it: they shape the task's
-# data (the tasks rule's params), not the job, so a job's settings leave them out.
-TASK_DATA_KEYS = ("grid", "n_train", "n_dev", "hub", "source", "path", "files", "max_train_examples",
-                  "max_eval_examples")
-
-
 @dataclass(frozen=True)
 class FinetuneSettings:
     """One fine-tuning job's settings, typed: ``finetune:`` without its grids, the task's settings,
@@ -111,9 +107,7 @@ class FinetuneSettings:
     cache_features: bool  # feature-based heads: the frozen encoder runs once per example
     precision: str  # as pretrain.precision
     collapse_retry: CollapseRetry
-    # tasks.<task> without TASK_DATA_KEYS: sequence lengths, SQuAD windows and answers, NER context
-    # (a plain dict: featurising reads it by key, data.features)
-    task: dict
+    task: TaskSettings  # tasks.<task> without its data keys: sequence lengths, SQuAD windows and answers, NER context
     hp: GridPoint
 
     @classmethod
@@ -121,12 +115,21 @@ class FinetuneSettings:
         finetune = {k: v for k, v in config["finetune"].items() if k not in ("grid", "feature_based_grid")}
         return cls(**{**finetune, "adam_betas": tuple(finetune["adam_betas"]),
                       "collapse_retry": CollapseRetry(**finetune["collapse_retry"]),
-                      "task": {k: v for k, v in config["tasks"][task].items() if k not in TASK_DATA_KEYS},
+                      "task": TaskSettings.from_dict(config["tasks"][task]),
                       "hp": grid_point(config, task, head, hp)})
 
     def params(self) -> dict:
         """The job's JSON params: every field, nested dataclasses as dicts, the betas a list (as YAML gives them)."""
         return {**dataclasses.asdict(self), "adam_betas": list(self.adam_betas)}
+
+    @classmethod
+    def from_params(cls, params: dict) -> FinetuneSettings:
+        """Back from ``params()`` (the job's side of Snakemake's params)."""
+        hp = params["hp"]
+        return cls(**{**params, "adam_betas": tuple(params["adam_betas"]),
+                      "collapse_retry": CollapseRetry(**params["collapse_retry"]),
+                      "task": TaskSettings(**params["task"]),
+                      "hp": GridPoint(hp["lr"], hp["batch_size"], hp["epochs"])})
 
 
 def split_run(run: str) -> tuple[str, int]:
@@ -194,6 +197,11 @@ def resolve_ablation(config: dict, name: str, check: bool = True) -> dict:
     spec["pretrain"]["seed"] += index
     spec["pretrain"]["save_steps"] = sorted(set(spec["pretrain"]["save_steps"]))
     return spec
+
+
+def ablation_spec(config: dict, name: str) -> AblationSpec:
+    """``resolve_ablation``'s document, typed: what a job or a report reads a run's settings from."""
+    return AblationSpec.from_dict(resolve_ablation(config, name))
 
 
 def world_layers(config: dict, name: str) -> tuple[dict, dict]:

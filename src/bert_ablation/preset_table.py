@@ -89,9 +89,9 @@ def presets_table(root: str) -> str:
         t, f, d = result["total"], result["finetune"], result["disk"]
         runs = {r["ablation"]: r for r in result["runs"]}
         if "bert_base" in runs:
-            m = plan.resolve_ablation(config, "bert_base")["model"]
+            m = plan.ablation_spec(config, "bert_base").model
             r = runs["bert_base"]
-            shape = f"{m['layers']}/{m['hidden']}/{m['heads']} {m['architecture']}, {r['steps']:,} x {r['batch_size']}"
+            shape = f"{m.layers}/{m.hidden}/{m.heads} {m.architecture}, {r['steps']:,} x {r['batch_size']}"
             pretraining = f"{_hours(t['gpu_hours'])} ({_hours(r['gpu_hours'])})"
         else:
             shape, pretraining = "none", "0"

@@ -25,9 +25,10 @@ def schema() -> dict:
 
 
 def schema_defaults(section: str) -> dict:
-    """The schema's default of every key of a top-level section (``pretrain``, ``finetune``, ...):
-    the one source of defaults, for code (tests, benchmarks) that builds a part without a config."""
-    node = schema()["properties"][section]
+    """The schema's default of every key of a top-level section (``pretrain``, ``finetune``, ...)
+    or of a definition (``task``): the one source of defaults, for code (tests, benchmarks, typed
+    settings) that builds a part without a config."""
+    node = schema()["properties"].get(section) or {"$ref": f"#/definitions/{section}"}
     if "$ref" in node:  # model, masking, pretrain: defined once, shared with the ablations' overrides
         node = schema()["definitions"][node["$ref"].rsplit("/", 1)[-1]]
     properties = node["properties"]

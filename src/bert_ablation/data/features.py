@@ -28,6 +28,7 @@ import torch
 
 from ..facts.tasks import TaskSpec
 from ..models.masking import IGNORE_INDEX
+from ..settings import TaskSettings
 
 log = logging.getLogger(__name__)
 
@@ -47,19 +48,19 @@ def classification_features(spec: TaskSpec, records, tokenizer, max_seq_length: 
             "labels": list(records["label"])}
 
 
-def _window_overlaps(questions: list[str], tokenizer, settings: dict) -> list[int]:
+def _window_overlaps(questions: list[str], tokenizer, settings: TaskSettings) -> list[int]:
     """The HF stride (context tokens shared by consecutive windows) of each question's windows."""
-    if settings.get("doc_stride_meaning", "overlap") == "overlap":  # absent: the schema default
-        return [settings["doc_stride"]] * len(questions)
+    if settings.doc_stride_meaning == "overlap":
+        return [settings.doc_stride] * len(questions)
     # run_squad.py: windows of max_tokens_for_doc = max_seq_length - len(query) - 3 context tokens,
     # each starting doc_stride tokens after the last (never past its end). HF's windows overlap by
     # its stride instead, so a step is the overlap max_tokens_for_doc - step: this question's own.
-    room = settings["max_seq_length"] - tokenizer.num_special_tokens_to_add(pair=True)
+    room = settings.max_seq_length - tokenizer.num_special_tokens_to_add(pair=True)
     query_lengths = map(len, tokenizer(questions, add_special_tokens=False)["input_ids"])
-    return [max(0, room - n - settings["doc_stride"]) for n in query_lengths]
+    return [max(0, room - n - settings.doc_stride) for n in query_lengths]
 
 
-def _encode_windows(questions: list[str], contexts: list[str], tokenizer, settings: dict) -> dict:
+def _encode_windows(questions: list[str], contexts: list[str], tokenizer, settings: TaskSettings) -> dict:
     """The windows of every question, in example order: input_ids, token_type_ids, offset_mapping,
     sequence_ids, example, and doc_start (the window's first context token, counted in tokens of
     the context)."""
@@ -70,7 +71,7 @@ def _encode_windows(questions: list[str], contexts: list[str], tokenizer, settin
     windows = []
     for overlap, members in groups.items():
         encoded = tokenizer([questions[i] for i in members], [contexts[i] for i in members],
-                            truncation="only_second", max_length=settings["max_seq_length"], stride=overlap,
+                            truncation="only_second", max_length=settings.max_seq_length, stride=overlap,
                             return_overflowing_tokens=True, return_offsets_mapping=True)
         for k, sample in enumerate(encoded["overflow_to_sample_mapping"]):
             windows.append((members[sample], encoded["input_ids"][k], encoded["token_type_ids"][k],
@@ -122,17 +123,17 @@ def _max_context(windows: dict) -> list[list[bool]]:
     return masks
 
 
-def span_features(records, tokenizer, settings: dict, train: bool) -> dict:
+def span_features(records, tokenizer, settings: TaskSettings, train: bool) -> dict:
     """Windows of (question, context) pairs. ``example`` maps each window to its record; ``offsets``
     hold the character span of each context token (None elsewhere). Training: the answer's token
-    positions (0, [CLS], where the window lacks it). Evaluation with settings["max_context"]:
+    positions (0, [CLS], where the window lacks it). Evaluation with settings.max_context:
     ``max_context``, per token, whether this window is the token's max-context one."""
-    questions = _truncate_questions(list(records["question"]), tokenizer, settings["max_query_length"])
+    questions = _truncate_questions(list(records["question"]), tokenizer, settings.max_query_length)
     encoded = _encode_windows(questions, list(records["context"]), tokenizer, settings)
     features = {"input_ids": encoded["input_ids"], "token_type_ids": encoded["token_type_ids"],
                 "example": encoded["example"], "offsets": [],
                 "start_positions": [], "end_positions": []}
-    if not train and settings.get("max_context", False):  # absent: the schema default
+    if not train and settings.max_context:
         features["max_context"] = _max_context(encoded)
     for k, offsets in enumerate(encoded["offset_mapping"]):
         sequence_ids = encoded["sequence_ids"][k]
@@ -230,16 +231,16 @@ def tagging_features(records, tokenizer, max_seq_length: int, document_context: 
     return features
 
 
-def _sequence_features(spec: TaskSpec, records, tokenizer, settings: dict, train: bool) -> dict:
-    return classification_features(spec, records, tokenizer, settings["max_seq_length"])
+def _sequence_features(spec: TaskSpec, records, tokenizer, settings: TaskSettings, train: bool) -> dict:
+    return classification_features(spec, records, tokenizer, settings.max_seq_length)
 
 
-def _span_features(spec: TaskSpec, records, tokenizer, settings: dict, train: bool) -> dict:
+def _span_features(spec: TaskSpec, records, tokenizer, settings: TaskSettings, train: bool) -> dict:
     return span_features(records, tokenizer, settings, train)
 
 
-def _tagging_features(spec: TaskSpec, records, tokenizer, settings: dict, train: bool) -> dict:
-    return tagging_features(records, tokenizer, settings["max_seq_length"], settings["document_context"])
+def _tagging_features(spec: TaskSpec, records, tokenizer, settings: TaskSettings, train: bool) -> dict:
+    return tagging_features(records, tokenizer, settings.max_seq_length, settings.document_context)
 
 
 # How records of each task kind (facts.kinds.KINDS) become features: classification and
@@ -248,7 +249,7 @@ FEATURIZERS = {"classification": _sequence_features, "regression": _sequence_fea
                "span": _span_features, "tagging": _tagging_features}
 
 
-def featurize(spec: TaskSpec, records, tokenizer, settings: dict, train: bool) -> dict:
+def featurize(spec: TaskSpec, records, tokenizer, settings: TaskSettings, train: bool) -> dict:
     """A split's records as the model's inputs (and labels), as the task's kind builds them."""
     return FEATURIZERS[spec.kind](spec, records, tokenizer, settings, train)
 

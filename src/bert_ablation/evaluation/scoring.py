@@ -10,25 +10,26 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..settings import TaskSettings
 from .metrics import classification_scores, ner_scores, regression_scores, squad_scores
 
 
-def _classification(spec, records: dict, features: dict, outputs: list, settings: dict) -> dict:
+def _classification(spec, records: dict, features: dict, outputs: list, settings: TaskSettings) -> dict:
     return classification_scores([int(o.argmax()) for o in outputs], features["labels"], spec.metrics)
 
 
-def _regression(spec, records: dict, features: dict, outputs: list, settings: dict) -> dict:
+def _regression(spec, records: dict, features: dict, outputs: list, settings: TaskSettings) -> dict:
     return regression_scores([float(o[0]) for o in outputs], features["labels"])
 
 
-def _span(spec, records: dict, features: dict, outputs: list, settings: dict) -> dict:
+def _span(spec, records: dict, features: dict, outputs: list, settings: TaskSettings) -> dict:
     predictions = best_spans(records, features, [o[:, 0] for o in outputs], [o[:, 1] for o in outputs],
-                             settings["n_best"], settings["max_answer_length"])
+                             settings.n_best, settings.max_answer_length)
     references = {qid: a["text"] for qid, a in zip(records["id"], records["answers"])}
     return squad_scores(predictions, references)
 
 
-def _tagging(spec, records: dict, features: dict, outputs: list, settings: dict) -> dict:
+def _tagging(spec, records: dict, features: dict, outputs: list, settings: TaskSettings) -> dict:
     predictions = [[spec.labels[int(out[p].argmax())] if p is not None else "O" for p in positions]
                    for out, positions in zip(outputs, features["word_positions"])]
     references = [[spec.labels[t] for t in tags] for tags in records["ner_tags"]]
@@ -39,7 +40,7 @@ def _tagging(spec, records: dict, features: dict, outputs: list, settings: dict)
 SCORERS = {"classification": _classification, "regression": _regression, "span": _span, "tagging": _tagging}
 
 
-def score(spec, records: dict, features: dict, outputs: list, settings: dict) -> dict:
+def score(spec, records: dict, features: dict, outputs: list, settings: TaskSettings) -> dict:
     """The task's metrics of its outputs on one split (decoding spans and tags first)."""
     return SCORERS[spec.kind](spec, records, features, outputs, settings)
 

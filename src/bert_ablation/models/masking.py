@@ -15,9 +15,12 @@ predictions per sequence (the paper's max_predictions_per_seq: 20 at 128, 76 at 
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
+
+from ..settings import Masking
 
 IGNORE_INDEX = -100  # the label value every torch/HF loss skips
 
@@ -33,9 +36,11 @@ class MaskingProcedure:
     max_predictions: int | None = None  # no cap
 
     @classmethod
-    def from_config(cls, masking: dict) -> "MaskingProcedure":
-        return cls(**{k: float(masking[k]) for k in ("probability", "mask", "same", "random")},
-                   max_predictions=masking.get("max_predictions"))
+    def from_config(cls, masking: Masking | dict) -> "MaskingProcedure":
+        """From a spec's typed masking settings or its document (``masking:`` of a config)."""
+        values = dataclasses.asdict(masking) if isinstance(masking, Masking) else masking
+        return cls(**{k: float(values[k]) for k in ("probability", "mask", "same", "random")},
+                   max_predictions=values.get("max_predictions"))
 
 
 def cap_per_row(selected: torch.Tensor, scores: torch.Tensor, limit: int | None) -> torch.Tensor:

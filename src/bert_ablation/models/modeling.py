@@ -29,43 +29,45 @@ from transformers.models.roformer.modeling_roformer import RoFormerOnlyMLMHead, 
 
 from ..facts.architectures import ARCHITECTURES as FAMILY_FACTS
 from ..facts.kinds import KINDS
+from ..settings import ModelShape
 from .heads import HEADS
 from .masking import IGNORE_INDEX, prediction_slots
 
 
-def _shape(model: dict, vocab_size: int, pad_token_id: int, causal: bool) -> dict:
+def _shape(model: ModelShape | dict, vocab_size: int, pad_token_id: int, causal: bool) -> dict:
     """The HF config keys every family shares. A causal (LTR) model is the family's decoder:
     ``is_decoder`` gives it a causal attention mask, kept at fine-tuning as the paper did."""
+    model = ModelShape.of(model)
     return dict(
         vocab_size=vocab_size,
-        hidden_size=model["hidden"],
-        num_hidden_layers=model["layers"],
-        num_attention_heads=model["heads"],
-        intermediate_size=model["intermediate"],
-        hidden_dropout_prob=model["dropout"],
-        attention_probs_dropout_prob=model["dropout"],
-        max_position_embeddings=model["max_position_embeddings"],
+        hidden_size=model.hidden,
+        num_hidden_layers=model.layers,
+        num_attention_heads=model.heads,
+        intermediate_size=model.intermediate,
+        hidden_dropout_prob=model.dropout,
+        attention_probs_dropout_prob=model.dropout,
+        max_position_embeddings=model.max_position_embeddings,
         pad_token_id=pad_token_id,
         is_decoder=causal,
         use_cache=False,
     )
 
 
-def bert_config(model: dict, vocab_size: int, pad_token_id: int, causal: bool) -> BertConfig:
+def bert_config(model: ModelShape | dict, vocab_size: int, pad_token_id: int, causal: bool) -> BertConfig:
     """The HF config of a resolved ``model`` spec for the BERT family."""
     return BertConfig(**_shape(model, vocab_size, pad_token_id, causal), architectures=["BertForPreTraining"])
 
 
-def roformer_config(model: dict, vocab_size: int, pad_token_id: int, causal: bool) -> RoFormerConfig:
+def roformer_config(model: ModelShape | dict, vocab_size: int, pad_token_id: int, causal: bool) -> RoFormerConfig:
     """RoFormer: BERT's layers (post-LN, GELU, segment embeddings) with rotary instead of learned
     absolute positions; ``max_position_embeddings`` only sizes the sinusoid table."""
-    return RoFormerConfig(**_shape(model, vocab_size, pad_token_id, causal), embedding_size=model["hidden"],
+    return RoFormerConfig(**_shape(model, vocab_size, pad_token_id, causal), embedding_size=ModelShape.of(model).hidden,
                           architectures=["RoFormerForAblationPretraining"])
 
 
-def model_config(model: dict, vocab_size: int, pad_token_id: int, causal: bool) -> PretrainedConfig:
+def model_config(model: ModelShape | dict, vocab_size: int, pad_token_id: int, causal: bool) -> PretrainedConfig:
     """The HF config of a resolved ``model`` spec, in the family ``model.architecture`` names."""
-    return ARCHITECTURES[model["architecture"]].config(model, vocab_size, pad_token_id, causal)
+    return ARCHITECTURES[ModelShape.of(model).architecture].config(model, vocab_size, pad_token_id, causal)
 
 
 @dataclass
@@ -196,9 +198,9 @@ ARCHITECTURES: dict[str, Architecture] = {
 }
 
 
-def pretraining_model(model: dict, vocab_size: int, pad_token_id: int, causal: bool) -> PreTrainedModel:
+def pretraining_model(model: ModelShape | dict, vocab_size: int, pad_token_id: int, causal: bool) -> PreTrainedModel:
     """A freshly initialised pretraining model of the family ``model.architecture`` names."""
-    family = ARCHITECTURES[model["architecture"]]
+    family = ARCHITECTURES[ModelShape.of(model).architecture]
     return family.pretraining_class(family.config(model, vocab_size, pad_token_id, causal))
 
 

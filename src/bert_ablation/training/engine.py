@@ -153,18 +153,19 @@ class BertAdam(torch.optim.Optimizer):
 
 class Engine:
     @classmethod
-    def from_settings(cls, model: nn.Module, settings: dict, *, lr: float, total_steps: int, warmup_steps: int,
+    def from_settings(cls, model: nn.Module, settings, *, lr: float, total_steps: int, warmup_steps: int,
                       **runtime) -> "Engine":
-        """An engine from a config section (``pretrain`` or ``finetune``: the same key names), the
-        one place that maps config keys onto the engine's arguments."""
+        """An engine from a loop's typed settings (``settings.PretrainSettings`` or
+        ``plan.FinetuneSettings``: the same field names), the one place that maps config keys onto
+        the engine's arguments."""
         return cls(model, lr=lr, total_steps=total_steps, warmup_steps=warmup_steps,
-                   weight_decay=settings["weight_decay"], betas=tuple(settings["adam_betas"]),
-                   eps=settings["adam_eps"], grad_clip=settings["grad_clip"], precision=settings["precision"],
-                   bias_correction=settings["adam_bias_correction"],
+                   weight_decay=settings.weight_decay, betas=tuple(settings.adam_betas),
+                   eps=settings.adam_eps, grad_clip=settings.grad_clip, precision=settings.precision,
+                   bias_correction=settings.adam_bias_correction,
                    # fine-tuning has no accumulation or compile key: its batches are small enough as
                    # they are, and its runs too short to repay a compile
-                   accumulation_steps=settings.get("accumulation_steps", 1), compile=settings.get("compile", False),
-                   **runtime)
+                   accumulation_steps=getattr(settings, "accumulation_steps", 1),
+                   compile=getattr(settings, "compile", False), **runtime)
 
     # The optimisation settings have no defaults here: each comes from the config, whose schema
     # holds the one default of each (pretrain.* and finetune.*), so no call can silently differ.

@@ -9,6 +9,7 @@ pays the ~5 s import of torch + transformers once instead of once per restart.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import math
 import shutil
@@ -25,7 +26,9 @@ from ..evaluation.health import NOT_LEARNT
 from ..facts.tasks import TASKS, with_labels
 from ..models.heads import HEADS
 from ..models.modeling import FinetuneModel, load_encoder
+from ..plan import FinetuneSettings
 from ..runtime import peak_memory
+from ..settings import TaskSettings
 from ..storage import atomic_file, derive_seed, read_json, stable_hash, tree_digest, write_json
 from .batching import epoch_batches
 from .engine import Engine, configure_threads, seed_everything
@@ -42,7 +45,7 @@ def restart_seeds(base_seed: int, restart: int) -> dict[str, int]:
     return {"init_seed": derive_seed(base_seed, restart, "init"), "data_seed": derive_seed(base_seed, restart, "data")}
 
 
-def featurize(spec, split_records: dict, tokenizer, task_settings: dict, train: bool) -> dict:
+def featurize(spec, split_records: dict, tokenizer, task_settings: TaskSettings, train: bool) -> dict:
     return TASK_KINDS[spec.kind].featurize(spec, split_records, tokenizer, task_settings, train)
 
 
@@ -63,12 +66,12 @@ def predict(engine: Engine, spec, features: dict, batch_size: int, pad_id: int) 
     return outputs
 
 
-def score(spec, records: dict, features: dict, outputs: list[np.ndarray], task_settings: dict) -> dict:
+def score(spec, records: dict, features: dict, outputs: list[np.ndarray], task_settings: TaskSettings) -> dict:
     """The task's metrics of ``predict``'s outputs (decoding spans and tags first)."""
     return TASK_KINDS[spec.kind].score(spec, records, features, outputs, task_settings)
 
 
-def evaluate(engine: Engine, spec, records: dict, features: dict, batch_size: int, task_settings: dict,
+def evaluate(engine: Engine, spec, records: dict, features: dict, batch_size: int, task_settings: TaskSettings,
              pad_id: int) -> dict:
     return score(spec, records, features, predict(engine, spec, features, batch_size, pad_id), task_settings)
 
@@ -87,7 +90,7 @@ class Interrupted(Exception):
     """Raised by ``stop_after_epochs`` (tests): the run stops as a kill would, after a saved epoch."""
 
 
-def train_restart(encoder, spec, head: str, train_features: dict, settings: dict, seeds: dict,
+def train_restart(encoder, spec, head: str, train_features: dict, settings: FinetuneSettings, seeds: dict,
                   pad_id: int, device: str, desc: str, after_epoch=None, state_file: Path | None = None,
                   budget: list[int] | None = None, step_seconds: list | None = None) -> tuple[Engine, list]:
     """Train one restart; ``after_epoch(engine)``, when given, scores the model after each epoch
@@ -99,14 +102,14 @@ def train_restart(encoder, spec, head: str, train_features: dict, settings: dict
     from it: an interrupted restart continues where it stopped, to the same result. ``budget``
     ([epochs]) raises Interrupted once that many epochs have been trained (tests). ``step_seconds``,
     when given, receives each optimizer step's duration (a rehearsal's measurements)."""
-    hp = settings["hp"]
+    hp = settings.hp
     seed_everything(seeds["init_seed"])
-    model = FinetuneModel(copy.deepcopy(encoder), spec.kind, len(spec.labels), head, settings["dropout"])
+    model = FinetuneModel(copy.deepcopy(encoder), spec.kind, len(spec.labels), head, settings.dropout)
     n = len(train_features["input_ids"])
-    steps_per_epoch = math.ceil(n / hp["batch_size"])
-    total = steps_per_epoch * hp["epochs"]
-    engine = Engine.from_settings(model, settings, lr=hp["lr"], total_steps=total,
-                                  warmup_steps=int(settings["warmup_ratio"] * total), device=device)
+    steps_per_epoch = math.ceil(n / hp.batch_size)
+    total = steps_per_epoch * hp.epochs
+    engine = Engine.from_settings(model, settings, lr=hp.lr, total_steps=total,
+                                  warmup_steps=int(settings.warmup_ratio * total), device=device)
     label_keys = TASK_KINDS[spec.kind].label_keys
     data_order = torch.Generator().manual_seed(seeds["data_seed"])
     lengths = [len(ids) for ids in train_features["input_ids"]]
@@ -116,10 +119,10 @@ def train_restart(encoder, spec, head: str, train_features: dict, settings: dict
         engine.load_state_dict(state["engine"])
         data_order.set_state(state["data_order"])
         curve, first_epoch = state["curve"], state["epochs_done"]
-        log.info("%s: resumed after epoch %d of %d", desc, first_epoch, hp["epochs"])
+        log.info("%s: resumed after epoch %d of %d", desc, first_epoch, hp.epochs)
     progress = tqdm(total=total, initial=first_epoch * steps_per_epoch, mininterval=10, desc=desc)
-    for epoch in range(first_epoch, hp["epochs"]):
-        for index in epoch_batches(lengths, hp["batch_size"], data_order, settings["group_by_length"]):
+    for epoch in range(first_epoch, hp.epochs):
+        for index in epoch_batches(lengths, hp.batch_size, data_order, settings.group_by_length):
             began = time.perf_counter()
             out = engine.step(pad_batch(train_features, index, pad_id, label_keys))
             if step_seconds is not None:  # a rehearsal's measurement: the step done on the device too
@@ -131,13 +134,13 @@ def train_restart(encoder, spec, head: str, train_features: dict, settings: dict
         progress.set_postfix(loss=f"{out.loss.item():.3f}", refresh=False)
         if after_epoch is not None:
             curve.append(after_epoch(engine))
-        if state_file is not None and epoch + 1 < hp["epochs"]:
+        if state_file is not None and epoch + 1 < hp.epochs:
             with atomic_file(state_file, "wb") as handle:
                 torch.save({"engine": engine.state_dict(), "data_order": data_order.get_state(), "curve": curve,
                             "epochs_done": epoch + 1}, handle)
         if budget is not None:
             budget[0] -= 1
-            if budget[0] <= 0 and epoch + 1 < hp["epochs"]:
+            if budget[0] <= 0 and epoch + 1 < hp.epochs:
                 progress.close()
                 raise Interrupted(desc)
     progress.close()
@@ -174,7 +177,7 @@ def _retry_outcome(attempts: list[dict], no_retry: str | None) -> str:
     return "still collapsed" if attempts[-1]["collapsed_to"] else "recovered"
 
 
-def _train_until_not_collapsed(encoder, spec, head: str, train_features: dict, settings: dict, seeds: dict,
+def _train_until_not_collapsed(encoder, spec, head: str, train_features: dict, settings: FinetuneSettings, seeds: dict,
                                pad_id: int, device: str, desc: str, dev_scorer, state_stem: Path | None,
                                budget: list[int] | None, no_retry: str | None = None,
                                step_seconds: list | None = None) -> tuple[Engine, list, list[dict]]:
@@ -184,11 +187,12 @@ def _train_until_not_collapsed(encoder, spec, head: str, train_features: dict, s
     the usual cause is a rate too high for the encoder. Returns the last attempt's engine and dev
     curve, and every attempt's {lr, collapsed_to, dev}. ``no_retry``: why this restart gets no retry
     (its encoder did not learn in pretraining), or None. ``step_seconds`` collects every attempt's steps."""
-    retry = settings["collapse_retry"]
-    lr, attempts = settings["hp"]["lr"], []
-    max_retries = 0 if no_retry else retry["max_retries"]
+    retry = settings.collapse_retry
+    lr, attempts = settings.hp.lr, []
+    max_retries = 0 if no_retry else retry.max_retries
     for attempt in range(max_retries + 1):
-        attempt_settings = settings if attempt == 0 else {**settings, "hp": {**settings["hp"], "lr": lr}}
+        attempt_settings = settings if attempt == 0 else dataclasses.replace(
+            settings, hp=dataclasses.replace(settings.hp, lr=lr))
         dev_outputs = []  # the last epoch's dev predictions
         engine, curve = train_restart(encoder, spec, head, train_features, attempt_settings, seeds, pad_id, device,
                                       desc=desc if attempt == 0 else f"{desc} retry {attempt} (lr {lr:g})",
@@ -202,14 +206,14 @@ def _train_until_not_collapsed(encoder, spec, head: str, train_features: dict, s
         again = attempt < max_retries
         log.warning("%s collapsed: it predicts '%s' for every %s example at lr %g (dev %s); a constant classifier "
                     "scores this; %s", desc, collapsed, spec.eval_splits[0], lr, curve[-1],
-                    f"retrying at lr {lr / retry['lr_divisor']:g} (finetune.collapse_retry)" if again
+                    f"retrying at lr {lr / retry.lr_divisor:g} (finetune.collapse_retry)" if again
                     else f"not retried: {no_retry}" if no_retry
                     else "no retry left (finetune.collapse_retry.max_retries): the restart stays collapsed")
-        lr = lr / retry["lr_divisor"]
+        lr = lr / retry.lr_divisor
     return engine, curve, attempts
 
 
-def finetune(checkpoint_dirs: str | list[str], task_dir: str, task: str, head: str, settings: dict,
+def finetune(checkpoint_dirs: str | list[str], task_dir: str, task: str, head: str, settings: FinetuneSettings | dict,
              outputs: list[str], threads: int | None = None, device: str | None = None,
              expected_spec_hash: str | list[str | None] | None = None, state_root: str | None = None,
              stop_after_epochs: int | None = None) -> list[dict] | None:
@@ -224,7 +228,9 @@ def finetune(checkpoint_dirs: str | list[str], task_dir: str, task: str, head: s
     process (one ~4 s import of torch and transformers) serves every seed. Restart k's seeds come
     from (finetune.seed, k): distinct across pretraining seeds. ``expected_spec_hash``: per
     checkpoint, the pretraining run the config asks for; another one is refused. Returns every
-    restart's metrics, or None if interrupted."""
+    restart's metrics, or None if interrupted. ``settings``: typed, or as the job's params give
+    them (``FinetuneSettings.params()``)."""
+    settings = settings if isinstance(settings, FinetuneSettings) else FinetuneSettings.from_params(settings)
     dirs = [checkpoint_dirs] if isinstance(checkpoint_dirs, str) else list(checkpoint_dirs)
     hashes = expected_spec_hash if isinstance(expected_spec_hash, list) else [expected_spec_hash] * len(dirs)
     if not dirs or len(outputs) % len(dirs) or len(hashes) != len(dirs):
@@ -253,7 +259,7 @@ def _check_spec_hash(checkpoint_dir: str, expected_spec_hash: str | None) -> Non
                               f"delete {Path(checkpoint_dir).parent}.")
 
 
-def _finetune_checkpoint(checkpoint_dir: str, task_dir: str, task: str, head: str, settings: dict,
+def _finetune_checkpoint(checkpoint_dir: str, task_dir: str, task: str, head: str, settings: FinetuneSettings,
                          outputs: list[str], first_restart: int, threads: int | None, device: str | None,
                          state_root: str | None, budget: list[int] | None) -> list[dict] | None:
     """Fine-tune ``checkpoint_dir`` on ``task`` once per output path (restart first_restart + i -> outputs[i]).
@@ -281,17 +287,17 @@ def _finetune_checkpoint(checkpoint_dir: str, task_dir: str, task: str, head: st
     data = datasets.load_from_disk(task_dir)
     spec = with_labels(spec, data["train"])  # ner: the label set saved with the task's data
     records = {split: data[split].to_dict() for split in ("train", *spec.eval_splits)}
-    train_features = featurize(spec, records["train"], tokenizer, settings["task"], train=True)
-    eval_features = {split: featurize(spec, records[split], tokenizer, settings["task"], train=False)
+    train_features = featurize(spec, records["train"], tokenizer, settings.task, train=True)
+    eval_features = {split: featurize(spec, records[split], tokenizer, settings.task, train=False)
                     for split in spec.eval_splits}
     # The feature caches live on disk under the job's own state folder: one job per folder, so
     # what is there comes from an interrupted run of this job and is cleared before and after.
     cache_dir = Path(state_root) / "tmp" if state_root else None
-    if HEADS[head].frozen and settings["cache_features"]:
+    if HEADS[head].frozen and settings.cache_features:
         if cache_dir is not None:
             shutil.rmtree(cache_dir, ignore_errors=True)
         for features in (train_features, *eval_features.values()):
-            cache_hidden_states(encoder, head, features, tokenizer.pad_token_id, settings["eval_batch_size"], device,
+            cache_hidden_states(encoder, head, features, tokenizer.pad_token_id, settings.eval_batch_size, device,
                                 None if cache_dir is None else str(cache_dir))
 
     dev_split = spec.eval_splits[0]
@@ -302,10 +308,10 @@ def _finetune_checkpoint(checkpoint_dir: str, task_dir: str, task: str, head: st
 
     def scorer(split, keep=None):
         def run(engine):
-            outputs = predict(engine, spec, eval_features[split], settings["eval_batch_size"], tokenizer.pad_token_id)
+            outputs = predict(engine, spec, eval_features[split], settings.eval_batch_size, tokenizer.pad_token_id)
             if keep is not None:
                 keep[:] = outputs
-            return score(spec, records[split], eval_features[split], outputs, settings["task"])
+            return score(spec, records[split], eval_features[split], outputs, settings.task)
         return run
 
     # A final checkpoint records its pretraining health (pretrain.py): an encoder that did not learn
@@ -314,11 +320,11 @@ def _finetune_checkpoint(checkpoint_dir: str, task_dir: str, task: str, head: st
     no_retry = f"its pretraining run is '{health}' (not learnt)" if health in NOT_LEARNT else None
     state_dir = None
     if state_root is not None:
-        state_dir = Path(state_root) / stable_hash([settings, inputs, task, head])
+        state_dir = Path(state_root) / stable_hash([settings.params(), inputs, task, head])
         state_dir.mkdir(parents=True, exist_ok=True)
     results = []
     for restart, path in enumerate(outputs, start=first_restart):
-        seeds = restart_seeds(settings["seed"], restart)
+        seeds = restart_seeds(settings.seed, restart)
         finished = state_dir / f"restart{restart}.json" if state_dir else None
         if finished is not None and finished.exists():  # done before the job was interrupted
             metrics = read_json(finished)
@@ -343,13 +349,13 @@ def _finetune_checkpoint(checkpoint_dir: str, task_dir: str, task: str, head: st
             "task": task, "head": head, "restart": restart, **seeds,
             "checkpoint": checkpoint_dir, "ablation": pretrain_spec["name"], "pretrain_step": pretrain_spec["step"],
             "pretrain_spec_hash": pretrain_spec["spec_hash"],
-            "finetune_hash": stable_hash(settings), "hyperparameters": settings["hp"],
+            "finetune_hash": stable_hash(settings.params()), "hyperparameters": dataclasses.asdict(settings.hp),
             "train_examples": len(records["train"][spec.text_fields[0]]), "train_features": len(train_features["input_ids"]),
             "dev_split": dev_split, "dev": scores[dev_split], "splits": scores, "chance": chance,
             "dev_curve": [{"epoch": epoch, **values} for epoch, values in enumerate(curve, start=1)],
             "collapsed_to": collapsed,
             # Every attempt of this restart; the reported scores are the last one's.
-            "collapse_retry": {"original_lr": settings["hp"]["lr"], "lr": attempts[-1]["lr"],
+            "collapse_retry": {"original_lr": settings.hp.lr, "lr": attempts[-1]["lr"],
                                "retries": len(attempts) - 1, "attempts": attempts,
                                "outcome": _retry_outcome(attempts, no_retry)},
             "optimizer": engine.optimizer_settings(),
