@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
-from bert_ablation.rehearsal import summarize  # noqa: E402
+from bert_ablation.rehearsal_report import summarize  # noqa: E402
 from bert_ablation.storage import write_json  # noqa: E402
 
 DONE = "steps (100%) done"  # the last line of a Snakemake run that finished every job

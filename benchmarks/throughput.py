@@ -59,7 +59,8 @@ from transformers import (
 
 from bert_ablation import flops
 from bert_ablation.data.features import classification_features, pad_batch
-from bert_ablation.data.instances import create_instances, encode, tokenize_documents, write_split
+from bert_ablation.data.instance_store import encode, write_split
+from bert_ablation.data.instances import create_instances, tokenize_documents
 from bert_ablation.data.tokenizer import train_wordpiece
 from bert_ablation.data.world import World
 from bert_ablation.facts.tasks import TASKS

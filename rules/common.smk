@@ -65,7 +65,7 @@ PATHS = {
 }
 
 # Each rule's log and benchmark file under logs/, keyed by the rule's name (<stem>.log, <stem>.benchmark.tsv;
-# log_path, benchmark_path). rehearsal.report reads a job's rule from its benchmark's first folder.
+# log_path, benchmark_path). rehearsal_report.report reads a job's rule from its benchmark's first folder.
 LOGS = {
     "corpus": "corpus/shard-{shard}",
     "word_counts": "word_counts/shard-{shard}",

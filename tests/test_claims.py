@@ -8,14 +8,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from bert_ablation.evaluation.claim_cells import cells_from_paper, cells_from_provenance, exclusions_from_provenance
 from bert_ablation.evaluation.claim_spec import ClaimError, load_claims, validate_claims
-from bert_ablation.evaluation.claims import (
-    cells_from_paper,
-    cells_from_provenance,
-    check_claims,
-    exclusions_from_provenance,
-    judge_claims,
-)
+from bert_ablation.evaluation.claims import check_claims, judge_claims
 from bert_ablation.evaluation.claims_report import write_claims
 from bert_ablation.evaluation.statistics import holm, welch_interval
 

@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 from bert_ablation.data.corpus import CorpusError
-from bert_ablation.data.instances import create_instances, encode
+from bert_ablation.data.instance_store import encode
+from bert_ablation.data.instances import create_instances
 
 
 def numbered_docs(n_docs=40, sentences=6, length=7):
@@ -70,22 +71,22 @@ def test_rows_read_in_few_syscalls_equal_the_rows_in_memory(tmp_path, monkeypatc
     """InstanceStore's reader: neighbouring rows come in one pread, any order and repeats kept."""
     import os
 
-    from bert_ablation.data import instances
+    from bert_ablation.data import instance_store
 
     array = np.arange(200 * 6, dtype=np.int32).reshape(200, 6)
     np.save(tmp_path / "a.npy", array)
     np.save(tmp_path / "b.npy", np.arange(200, dtype=np.int64))
     calls = []
     real = os.pread
-    monkeypatch.setattr(instances.os, "pread", lambda *a: calls.append(a) or real(*a))
-    reader = instances._NpyRows(str(tmp_path / "a.npy"))
+    monkeypatch.setattr(instance_store.os, "pread", lambda *a: calls.append(a) or real(*a))
+    reader = instance_store._NpyRows(str(tmp_path / "a.npy"))
     rows = np.array([17, 3, 4, 5, 3, 199, 0])
     assert np.array_equal(reader.read(rows), array[rows])
     assert np.array_equal(reader.read(rows, columns=2), array[rows, :2])
     assert len(calls) == 2  # one span each time: 0..199 is 4.8 kB, inside the gap allowance
     calls.clear()
-    monkeypatch.setattr(instances._NpyRows, "GAP_BYTES", 24)  # rows at most one apart share a read
+    monkeypatch.setattr(instance_store._NpyRows, "GAP_BYTES", 24)  # rows at most one apart share a read
     assert np.array_equal(reader.read(rows), array[rows])
     assert len(calls) == 4  # {0}, {3, 4, 5}, {17}, {199}
-    flat = instances._NpyRows(str(tmp_path / "b.npy"))
+    flat = instance_store._NpyRows(str(tmp_path / "b.npy"))
     assert np.array_equal(flat.read(rows), rows) and flat.read(np.array([], dtype=np.int64)).shape == (0,)

@@ -8,7 +8,7 @@ import pytest
 
 from bert_ablation import config as cfg
 from bert_ablation import estimate as estimate_module
-from bert_ablation import plan, preset_table, rehearsal
+from bert_ablation import plan, preset_table, rehearsal, rehearsal_report
 from bert_ablation.estimate import estimate
 from bert_ablation.schema import ConfigError
 from tests.test_workflow import ROOT
@@ -100,9 +100,9 @@ def test_profile_requests_evaluate_the_first_attempt():
     profile = {"default-resources": {"mem_mb": "4000 * attempt", "runtime": "60 * attempt"},
                "set-resources": {"pretrain": {"mem_mb": "16000 * attempt", "gpu": 1}}}
     own = {"pretrain": {"mem_mb": 8000, "runtime": 240, "gpu": 0}, "tasks": {"mem_mb": 4000, "runtime": 60}}
-    assert rehearsal.profile_requests(profile, own) == {
+    assert rehearsal_report.profile_requests(profile, own) == {
         "pretrain": {"mem_mb": 16000, "runtime": 60, "gpu": 1}, "tasks": {"mem_mb": 4000, "runtime": 60, "gpu": None}}
-    assert rehearsal.profile_requests(None, own)["pretrain"] == {"mem_mb": 8000, "runtime": 240, "gpu": 0}
+    assert rehearsal_report.profile_requests(None, own)["pretrain"] == {"mem_mb": 8000, "runtime": 240, "gpu": 0}
 
 
 def _write(path, data):
@@ -130,7 +130,7 @@ def test_report_extrapolates_measured_steps_to_the_full_run(tmp_path):
         "train_examples": 8, "train_features": 8, "dev_split": "validation", "seconds": 13.0,
         "device": "cpu", "peak_rss_mb": 2500.0})
     _write(tmp_path / "results/tokenizer/tokenizer.json", {"model": {"vocab": {"[PAD]": 0, "a": 1, "b": 2}}})
-    result = rehearsal.report(full, small, {"corpus": {"mem_mb": 4000, "runtime": 60}}, root=str(tmp_path))
+    result = rehearsal_report.report(full, small, {"corpus": {"mem_mb": 4000, "runtime": 60}}, root=str(tmp_path))
     rows = {(r["rule"], r["job"]): r for r in result["rows"]}
     assert result["startup_seconds"] == 2.0
 
@@ -140,7 +140,7 @@ def test_report_extrapolates_measured_steps_to_the_full_run(tmp_path):
     assert corpus["full_seconds"] == pytest.approx(20e9 / 1e6 / 64 * 4.05)
     assert corpus["measured_seconds"] == 12.0 and corpus["measured_rss_mb"] == 500.0
     # the request: the profile's memory, the runtime sized by the same rates x the margin (1.5)
-    assert corpus["request"] == {"mem_mb": 4000, "runtime": 32} and rehearsal._fits(corpus) == "time ok"
+    assert corpus["request"] == {"mem_mb": 4000, "runtime": 32} and rehearsal_report._fits(corpus) == "time ok"
 
     pretrain = rows[("pretrain", "bert_base")]
     assert pretrain["measured_step_seconds"] == {"short": 1.0, "main": 4.0}
@@ -151,13 +151,13 @@ def test_report_extrapolates_measured_steps_to_the_full_run(tmp_path):
     state = parameters * 16 / 2**20
     big = plan.resolve_ablation(full, "bert_base")["pretrain"]
     micro = big["batch_size"] / big["accumulation_steps"] / 2  # the rehearsal's micro-batch: 4 / 2
-    fixed = state + rehearsal.PROCESS_MB  # the training state and the process stay, activations grow
+    fixed = state + rehearsal_report.PROCESS_MB  # the training state and the process stay, activations grow
     assert pretrain["full_memory_mb"] == pytest.approx(fixed + (3000.0 - fixed) * micro)
     assert pretrain["full_disk_gb"] == pytest.approx(2000 * 5 / 1e9)  # final + 4 Figure 5 checkpoints
     # device memory: the extrapolated peak against estimate.gpu_memory_gb (80 GB by default)
     assert pretrain["gpu_memory_mb"] == 80_000 and pretrain["full_memory_mb"] < 80_000
-    assert "GPU mem ok" in rehearsal._fits(pretrain)
-    assert "**GPU mem short**: raise pretrain.accumulation_steps" in rehearsal._fits({**pretrain, "gpu_memory_mb": 4000})
+    assert "GPU mem ok" in rehearsal_report._fits(pretrain)
+    assert "**GPU mem short**: raise pretrain.accumulation_steps" in rehearsal_report._fits({**pretrain, "gpu_memory_mb": 4000})
     # the request beside it: the rule's own, sized by the plan for the full run
     assert {k: pretrain["request"][k] for k in ("mem_mb", "runtime")} == estimate_module.pretrain_request(full, "bert_base")
 
@@ -170,7 +170,7 @@ def test_report_extrapolates_measured_steps_to_the_full_run(tmp_path):
     longest = plan.FinetuneRun("bert_base", "final", "mrpc", "linear", "lr2e-05_bs16_ep4")
     assert {k: finetune["request"][k] for k in ("mem_mb", "runtime")} == estimate_module.finetune_request(full, longest)
 
-    text = rehearsal.markdown(result, "paper")
+    text = rehearsal_report.markdown(result, "paper")
     assert "| pretrain | bert_base | cpu |" in text and "4000, 32, 0 | time ok |" in text
     # a mirror's small corpus learns fewer pieces than the configured vocabulary: said, not hidden
     assert "gave 3 pieces of the configured 30,000" in text
@@ -214,8 +214,8 @@ def test_paper_rehearsal_of_one_run_per_code_path(tmp_path):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
     profile = read_yaml((ROOT / "profiles/slurm/config.yaml").read_text())
-    requests = rehearsal.profile_requests(profile, {"pretrain": {}, "finetune": {}, "corpus": {}})
-    out = rehearsal.write_report(full, small, requests, str(work / "results/rehearsal.md"),
+    requests = rehearsal_report.profile_requests(profile, {"pretrain": {}, "finetune": {}, "corpus": {}})
+    out = rehearsal_report.write_report(full, small, requests, str(work / "results/rehearsal.md"),
                                  str(work / "results/rehearsal.json"), "paper (CI)", root=str(work))
     rows = {(r["rule"], r["job"]): r for r in out["rows"]}
     shallow = rows[("pretrain", "size_shallow")]

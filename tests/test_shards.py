@@ -9,7 +9,8 @@ import torch
 from bert_ablation import config as cfg
 from bert_ablation import plan, schema
 from bert_ablation.data.corpus import CorpusError, Shard, build_corpus, group_files, hf_documents, load_corpus
-from bert_ablation.data.instances import InstanceStore, build_instances, read_manifest
+from bert_ablation.data.instance_store import InstanceStore, read_manifest
+from bert_ablation.data.instances import build_instances
 from bert_ablation.data.tokenizer import build_tokenizer, count_words, read_word_counts, word_counts
 from bert_ablation.models.masking import IGNORE_INDEX, Masker, MaskingProcedure
 from bert_ablation.models.objectives import OBJECTIVES

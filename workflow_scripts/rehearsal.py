@@ -1,5 +1,5 @@
 """Snakemake entry point: the rehearsal's measurements, extrapolated to the full run."""
-from bert_ablation.rehearsal import profile_requests, write_report
+from bert_ablation.rehearsal_report import profile_requests, write_report
 from bert_ablation.storage import read_yaml
 from bert_ablation.workflow import job_logging, params_json
 

@@ -1,8 +1,8 @@
 """Judge the paper's qualitative findings on our results, with restart statistics.
 
 The findings live as data in ``evaluation/claims.yaml``. Each claim reduces to pairwise comparisons
-between "cells" (table, row, column -> restart values): ``a > b + margin`` for
-greater/order/best/worst, or ``|a - b| <= tolerance`` for close. A comparison is
+between "cells" (table, row, column -> restart values; loaded and resolved in claim_cells.py):
+``a > b + margin`` for greater/order/best/worst, or ``|a - b| <= tolerance`` for close. A comparison is
 
 * ``reproduced`` when its one-sided test rejects "it does not hold",
 * ``contradicted`` when the opposite one-sided test rejects (significantly the wrong way),
@@ -36,7 +36,6 @@ the interval clears the margin.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from collections.abc import Iterable, Mapping
@@ -47,6 +46,16 @@ import numpy as np
 import pandas as pd
 
 from ..storage import derive_seed
+from .claim_cells import (
+    Cell,
+    Cells,
+    Excluded,
+    Unavailable,
+    cells_from_provenance,
+    exclusions_from_provenance,
+    resolve_all,
+    table_columns,
+)
 from .claim_spec import (
     CONTRADICTED,
     INCONCLUSIVE,
@@ -57,140 +66,15 @@ from .claim_spec import (
     validate_claims,
 )
 from .claims_report import write_claims
-from .paper import paper_tables
-from .preconditions import facts_from_provenance, failed_check, provenance_cells
+from .preconditions import facts_from_provenance, failed_check
 from .statistics import TESTS, Difference, Sample, holm
 
 log = logging.getLogger(__name__)
-
-# (table, row, column) -> the cell's values with the pretraining seed of each (a bare array: one seed)
-Cells = dict[tuple[str, str, str], "Sample | np.ndarray"]
 
 CORRECTIONS = ("none", "holm")
 COLUMNS = ["id", "claim", "source", "kind", "mechanism", "verdict", "verdict_uncorrected", "verdict_holm", "effect",
            "ci_low", "ci_high", "comparisons", "p", "p_holm", "p_reversed", "p_reversed_holm", "tests", "method",
            "seeds", "floor", "reason"]
-
-
-class _Unavailable(LookupError):
-    """A referenced cell is not in the results: the claim is not evaluated."""
-
-
-class _Excluded(_Unavailable):
-    """A referenced cell comes from a pretraining run that did not learn, or a check that the claim's
-    mechanism formed failed (preconditions.py): the claim is not testable at this scale."""
-
-
-# ----------------------------------------------------------------------------- cells
-
-def cells_from_provenance(paths: str | Path | Iterable[str | Path]) -> Cells:
-    """(table, row, column) -> values with their pretraining seeds, from
-    results/tables/<table>.provenance.json files.
-
-    A value's seed label is its pretraining run's seeds (init, data, mask), so that two ablations
-    pretrained at the same seeds are paired; provenance from before seeds were recorded: one seed.
-    Cell order follows the files, which is what column selectors (@first, @last) resolve against.
-    """
-    cells: Cells = {}
-    for path, key, cell in provenance_cells(paths):
-        if key in cells:
-            raise ValueError(f"{path}: cell {key} appears twice.")
-        runs = cell.get("seed_runs") or []
-        labels = [json.dumps(r.get("seeds"), sort_keys=True) if r.get("seeds") else str(r.get("seed_index"))
-                  for r in runs]
-        # Fine-tuning cells list restarts; a pretraining cell (perplexity) one value per seed.
-        restarts = cell["restarts"] if "restarts" in cell else [{"value": cell["value"]}]
-        seeds = [labels[r["pretrain_seed"]] if labels and r.get("pretrain_seed") is not None
-                 else str(r.get("pretrain_seed", 0)) for r in restarts]
-        cells[key] = Sample.of(np.asarray([r["value"] for r in restarts], dtype=float), seeds)
-    return cells
-
-
-def exclusions_from_provenance(paths: str | Path | Iterable[str | Path]) -> dict[tuple[str, str, str], str]:
-    """(table, row, column) -> why the cell measures nothing: its pretraining run did not learn
-    (the provenance's ``not_learnt``, written by tables.py from the run's ``health``)."""
-    return {key: f"pretraining run '{cell.get('ablation', cell['row'])}' did not learn ({cell['not_learnt']})"
-            for _, key, cell in provenance_cells(paths) if cell.get("not_learnt")}
-
-
-def cells_from_paper(restarts: int = 5, spread: float = 0.05, seeds: int = 1) -> Cells:
-    """The paper's numbers as cells: ``seeds`` pretraining seeds of ``restarts`` values each, evenly
-    spread ±``spread`` around each number (seed k of every row shares its label: paired).
-
-    A sanity fixture: every claim must hold on the paper's own numbers. Perplexity has one value
-    per seed; figure5 uses the values read off the plot, columns = steps (thousands) as strings.
-    """
-    draws = seeds * restarts
-    noise = np.linspace(-spread, spread, draws) if draws > 1 else np.zeros(1)
-    labels = np.repeat([str(k) for k in range(seeds)], restarts)
-    per_seed = np.linspace(-spread, spread, seeds) if seeds > 1 else np.zeros(1)
-    cells: Cells = {}
-    for name, table in paper_tables().items():
-        for row, column, value in table.cells():
-            if column == "LM (ppl)":
-                cells[(name, row, column)] = Sample.of(value + per_seed, [str(k) for k in range(seeds)])
-            else:
-                cells[(name, row, column)] = Sample.of(value + noise, labels)
-    return cells
-
-
-def _columns(cells: Cells) -> dict[str, list[str]]:
-    """Each table's columns in first-seen order."""
-    out: dict[str, list[str]] = {}
-    for table, _, column in cells:
-        columns = out.setdefault(table, [])
-        if column not in columns:
-            columns.append(column)
-    return out
-
-
-@dataclass(frozen=True)
-class _Cell:
-    table: str
-    row: str
-    column: str
-    sample: Sample
-    failed: int = 0  # restarts with a NaN value, left out of `values` but never out of sight
-
-    @property
-    def values(self) -> np.ndarray:
-        return self.sample.values
-
-    def describe(self, claim: Mapping) -> str:
-        """Row name, plus column/table where they differ from the claim's defaults."""
-        where = [self.row]
-        if self.column != claim.get("column"):
-            where.append(f"[{self.column}]")
-        if self.table != claim.get("table"):
-            where.insert(0, f"{self.table}:")
-        v = self.values
-        spread = f"±{v.std(ddof=1):.2f}" if len(v) > 1 else ""
-        failed = f", {self.failed} failed" if self.failed else ""
-        seeds = len(self.sample.seed_labels())
-        count = f"{seeds} seeds, n={len(v)}" if seeds > 1 else f"n={len(v)}"
-        return f"{' '.join(where)} {v.mean():.2f}{spread} ({count}{failed})"
-
-
-def _resolve(ref: Mapping, cells: Cells, columns: dict[str, list[str]], excluded: Mapping = {}) -> _Cell:
-    table, row, column = ref["table"], ref["row"], ref["column"]
-    if column.startswith("@"):
-        available = columns.get(table, [])
-        name = column[1:]
-        index = {"first": 0, "last": -1}.get(name)
-        index = int(name) if index is None else index
-        if not -len(available) <= index < len(available):
-            raise _Unavailable(f"selector {column} out of range for {table} ({len(available)} columns)")
-        column = available[index]
-    sample = cells.get((table, row, column))
-    if sample is None:
-        raise _Unavailable(f"missing cell {table} / {row} / {column}")
-    if (table, row, column) in excluded:
-        raise _Excluded(f"{table} / {row} / {column}: {excluded[(table, row, column)]}")
-    sample = sample if isinstance(sample, Sample) else Sample.of(sample)
-    finite = sample.finite()
-    if not len(finite.values):
-        raise _Unavailable(f"no finite values in cell {table} / {row} / {column}")
-    return _Cell(table, row, column, finite, len(sample.values) - len(finite.values))
 
 
 # ----------------------------------------------------------------------------- statistics
@@ -284,7 +168,7 @@ def _fmt_p(p: float) -> str:
     return f"p={p:.2g}"
 
 
-def _greater(better: _Cell, worse: _Cell, margin: float, lower_is_better: bool, settings: _Settings,
+def _greater(better: Cell, worse: Cell, margin: float, lower_is_better: bool, settings: _Settings,
              claim: Mapping) -> _Comparison:
     """Does `better` beat `worse` by more than `margin` points?"""
     sign = -1.0 if lower_is_better else 1.0  # lower-is-better: compare negated values
@@ -306,7 +190,7 @@ def _greater(better: _Cell, worse: _Cell, margin: float, lower_is_better: bool, 
                        design=difference.design.describe() if difference.design else "")
 
 
-def _close(x: _Cell, y: _Cell, tolerance: float, settings: _Settings, claim: Mapping) -> _Comparison:
+def _close(x: Cell, y: Cell, tolerance: float, settings: _Settings, claim: Mapping) -> _Comparison:
     """Equivalence |mean(x) - mean(y)| <= tolerance by two one-sided tests (TOST)."""
     text = f"{x.describe(claim)} ≈ {y.describe(claim)} within ±{tolerance:g}"
     effect = float(x.values.mean() - y.values.mean())
@@ -332,55 +216,36 @@ def _difference(a: Sample, b: Sample, settings: _Settings, key: str) -> Differen
 
 # ----------------------------------------------------------------------------- judging
 
-def _resolve_all(refs: list[Mapping], cells: Cells, columns: dict[str, list[str]],
-                 excluded: Mapping = {}) -> list[_Cell]:
-    """Resolve every ref, reporting all absent cells at once (one rerun fixes them all); a cell of a
-    run that did not learn makes the claim not testable, whatever else is missing."""
-    resolved, missing, not_learnt = [], [], []
-    for ref in refs:
-        try:
-            resolved.append(_resolve(ref, cells, columns, excluded))
-        except _Excluded as reason:
-            not_learnt.append(str(reason))
-        except _Unavailable as absent:
-            missing.append(str(absent))
-    if not_learnt:
-        raise _Excluded("not testable (pretraining health): " + "; ".join(dict.fromkeys(not_learnt + missing)))
-    if missing:
-        raise _Unavailable("; ".join(dict.fromkeys(missing)))
-    return resolved
-
-
 def _comparisons(claim: Mapping, cells: Cells, columns: dict[str, list[str]], settings: _Settings,
                  excluded: Mapping = {}, facts: Mapping | None = None) -> list[_Comparison]:
-    """The claim's comparisons; raises _Unavailable for a missing cell, _Excluded for a cell of a run
+    """The claim's comparisons; raises Unavailable for a missing cell, Excluded for a cell of a run
     that did not learn or (with ``facts``) a failed check of the claim's mechanism."""
     kind = claim["kind"]
     if kind == "close":
-        x, y = _resolve_all(claim["cells"], cells, columns, excluded)
+        x, y = resolve_all(claim["cells"], cells, columns, excluded)
         _check_preconditions(claim, [x, y], cells, facts)
         return [_close(x, y, claim["tolerance"], settings, claim)]
     if kind == "greater":
-        pairs = [tuple(_resolve_all([claim["better"], claim["worse"]], cells, columns, excluded))]
+        pairs = [tuple(resolve_all([claim["better"], claim["worse"]], cells, columns, excluded))]
     elif kind == "order":
-        ranked = _resolve_all(claim["cells"], cells, columns, excluded)
+        ranked = resolve_all(claim["cells"], cells, columns, excluded)
         pairs = list(zip(ranked, ranked[1:]))
     else:  # best / worst: the row against each other row of its column
         ref = claim["row"]
-        (subject,) = _resolve_all([ref], cells, columns, excluded)
+        (subject,) = resolve_all([ref], cells, columns, excluded)
         among = claim["among"]
         if among is None:  # default: every row the results have in this column
             among = [r for t, r, c in cells if t == subject.table and c == subject.column]
-        others = _resolve_all([{**ref, "column": subject.column, "row": r}
+        others = resolve_all([{**ref, "column": subject.column, "row": r}
                                for r in dict.fromkeys(among) if r != subject.row], cells, columns, excluded)
         if not others:
-            raise _Unavailable(f"no other row in {subject.table} / {subject.column} to compare with")
+            raise Unavailable(f"no other row in {subject.table} / {subject.column} to compare with")
         pairs = [(subject, other) if kind == "best" else (other, subject) for other in others]
     _check_preconditions(claim, [c for pair in pairs for c in pair], cells, facts)
     return [_greater(a, b, claim["margin"], claim["lower_is_better"], settings, claim) for a, b in pairs]
 
 
-def _check_preconditions(claim: Mapping, used: list[_Cell], cells: Cells, facts: Mapping | None) -> None:
+def _check_preconditions(claim: Mapping, used: list[Cell], cells: Cells, facts: Mapping | None) -> None:
     if facts is None:
         return
     means = {key: float(np.nanmean(_values(v))) if np.isfinite(_values(v)).any() else math.nan
@@ -388,7 +253,7 @@ def _check_preconditions(claim: Mapping, used: list[_Cell], cells: Cells, facts:
     keys = list(dict.fromkeys((c.table, c.row, c.column) for c in used))
     failure = failed_check(claim.get("mechanism"), keys, facts, means)
     if failure:
-        raise _Excluded(f"not testable at this scale ({claim.get('mechanism') or 'none'}): {failure}")
+        raise Excluded(f"not testable at this scale ({claim.get('mechanism') or 'none'}): {failure}")
 
 
 def _values(cell) -> np.ndarray:
@@ -434,15 +299,15 @@ def judge_claims(claims: Iterable[Mapping], cells: Cells, alpha: float = 0.05, t
     if bootstrap_samples < 1:
         raise ValueError(f"bootstrap_samples must be positive, got {bootstrap_samples}.")
     settings = _Settings(alpha, test, int(bootstrap_samples), int(seed))
-    columns = _columns(cells)
+    columns = table_columns(cells)
     claims = validate_claims(claims)
-    judged: list[_ClaimTest | _Unavailable] = []
+    judged: list[_ClaimTest | Unavailable] = []
     for claim in claims:
         try:
             judged.append(_ClaimTest(tuple(_comparisons(claim, cells, columns, settings, excluded or {}, facts))))
-        except _Unavailable as missing:
+        except Unavailable as missing:
             judged.append(missing)
-    evaluated = _adjust([j for j in judged if not isinstance(j, _Unavailable)])
+    evaluated = _adjust([j for j in judged if not isinstance(j, Unavailable)])
     family = sum(claim.tests() for claim in evaluated)
     if test == "bootstrap" and correction == "holm" and family / (bootstrap_samples + 1) >= alpha:
         # A bootstrap p is at least 1/(B+1), so Holm's smallest adjusted p is at least family/(B+1).
@@ -453,8 +318,8 @@ def judge_claims(claims: Iterable[Mapping], cells: Cells, alpha: float = 0.05, t
     records = []
     for claim, outcome in zip(claims, judged):
         record = {**{k: claim[k] for k in ("id", "claim", "source", "kind")}, "mechanism": claim.get("mechanism", "")}
-        if isinstance(outcome, _Unavailable):
-            missing = NOT_TESTABLE if isinstance(outcome, _Excluded) else NOT_EVALUATED
+        if isinstance(outcome, Unavailable):
+            missing = NOT_TESTABLE if isinstance(outcome, Excluded) else NOT_EVALUATED
             records.append({**record, "verdict": missing, "verdict_uncorrected": missing,
                             "verdict_holm": missing, "comparisons": "", "tests": 0, "method": "",
                             "reason": str(outcome)})
