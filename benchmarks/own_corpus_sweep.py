@@ -45,7 +45,7 @@ def training_counts(workdir: Path, packing: str, length: int, causal: bool) -> n
     import torch
 
     from bert_ablation.data.tokenizer import load_tokenizer
-    from bert_ablation.training.pretrain import InstanceBatches
+    from bert_ablation.training.instance_batches import InstanceBatches
 
     tokenizer = load_tokenizer(str(workdir / "results" / "tokenizer"))
     counts = np.zeros(len(tokenizer), dtype=np.int64)
@@ -67,7 +67,7 @@ def heldout_labels(workdir: Path, spec: dict) -> np.ndarray:
     from bert_ablation.models.masking import Masker, MaskingProcedure
     from bert_ablation.models.objectives import OBJECTIVES
     from bert_ablation.settings import AblationSpec
-    from bert_ablation.training.pretrain import InstanceBatches, step_generator
+    from bert_ablation.training.instance_batches import InstanceBatches, step_generator
 
     train = spec["pretrain"]
     tokenizer = load_tokenizer(str(workdir / "results" / "tokenizer"))

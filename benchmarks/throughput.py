@@ -72,7 +72,7 @@ from bert_ablation.settings import PretrainSettings
 from bert_ablation.storage import atomic_file
 from bert_ablation.training.batching import epoch_batches
 from bert_ablation.training.engine import Engine, configure_threads, native_bf16, seed_everything
-from bert_ablation.training.pretrain import InstanceBatches, step_generator
+from bert_ablation.training.instance_batches import InstanceBatches, step_generator
 
 SIZES = {  # layers / hidden / heads / intermediate
     "tiny": (2, 128, 2, 512),

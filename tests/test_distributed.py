@@ -68,7 +68,8 @@ def test_a_rank_builds_only_its_rows_where_no_draw_spans_the_batch(prepared):  #
     from bert_ablation.models.masking import Masker, MaskingProcedure
     from bert_ablation.models.objectives import OBJECTIVES
     from bert_ablation.schema import schema_defaults
-    from bert_ablation.training.pretrain import InstanceBatches, step_batch, step_generator
+    from bert_ablation.training.instance_batches import InstanceBatches, step_generator
+    from bert_ablation.training.pretrain import step_batch
 
     config, root = prepared
     from bert_ablation.data.tokenizer import load_tokenizer

@@ -190,7 +190,7 @@ def test_metrics_record_the_recipe_optimizer_and_input_digests(prepared, tmp_pat
     # by training frequency; its guess, the most frequent training target, is right this often:
     from collections import Counter
 
-    from bert_ablation.training.pretrain import InstanceBatches
+    from bert_ablation.training.instance_batches import InstanceBatches
 
     def next_tokens(batch):
         return [t for ids, n in zip(batch["input_ids"].tolist(), batch["attention_mask"].sum(1).tolist())

@@ -14,7 +14,8 @@ from bert_ablation.data.instances import build_instances
 from bert_ablation.data.tokenizer import build_tokenizer, count_words, read_word_counts, word_counts
 from bert_ablation.models.masking import IGNORE_INDEX, Masker, MaskingProcedure
 from bert_ablation.models.objectives import OBJECTIVES
-from bert_ablation.training.pretrain import InstanceBatches, pretrain, step_generator
+from bert_ablation.training.instance_batches import InstanceBatches, step_generator
+from bert_ablation.training.pretrain import pretrain
 from tests.conftest import make_documents
 
 

@@ -26,18 +26,7 @@ import numpy as np
 
 from ..storage import atomic_dir, derive_seed, write_json
 from .corpus import CorpusError, iter_documents
-
-# STATIC_FIELDS, InstanceStore and instances_digest: training/pretrain.py still imports them from here
-# (it is being edited beside this split); they go once its import names instance_store.
-from .instance_store import (
-    MANIFEST,
-    STATIC_FIELDS,  # noqa: F401
-    Instance,
-    InstanceStore,  # noqa: F401
-    InstanceWriter,
-    instances_digest,  # noqa: F401
-    write_split,
-)
+from .instance_store import MANIFEST, Instance, InstanceWriter, write_split
 from .tokenizer import load_tokenizer
 
 log = logging.getLogger(__name__)

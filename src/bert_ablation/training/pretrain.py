@@ -12,7 +12,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import logging
-import math
 import os
 import shutil
 import time
@@ -22,175 +21,29 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from ..data.instances import STATIC_FIELDS, InstanceStore, instances_digest
+from ..data.instance_store import instances_digest
 from ..data.tokenizer import load_tokenizer
 from ..evaluation import health
-from ..models.masking import IGNORE_INDEX, Masker, MaskingProcedure
-from ..models.modeling import ARCHITECTURES, pretraining_model
+from ..models.masking import Masker, MaskingProcedure
+from ..models.modeling import pretraining_model
 from ..models.objectives import OBJECTIVES
 from ..plan import ablation_hash
 from ..runtime import LOG_FORMAT, peak_memory
 from ..settings import AblationSpec, PretrainSettings
-from ..storage import atomic_dir, atomic_file, derive_seed, file_digest, stable_hash, tree_digest, write_json
-from .batching import Prefetcher, epoch_batch_matrix
+from ..storage import atomic_dir, atomic_file, file_digest, stable_hash, tree_digest, write_json
+from .batching import Prefetcher
 from .distributed import Distributed
 from .engine import Engine, StepLog, configure_threads, seed_everything
+from .heldout import heldout_metrics, last_layer_cosine, unigram_log_probs
+from .instance_batches import InstanceBatches, step_generator
 
 log = logging.getLogger(__name__)
-
-
-class InstanceBatches:
-    """Fixed-size batches of stored instances (read from disk row by row, across shards), trimmed to their
-    longest row; with ``group_by_length``, batches hold instances of similar length, so trimming
-    removes most padding (instances of short documents are far shorter than max_seq_length)."""
-
-    def __init__(self, shard_dirs: list[str] | str, split: str, batch_size: int, seed: int,
-                 group_by_length: bool = False):
-        self.store = InstanceStore(shard_dirs, split)
-        self.path = self.store.paths[0] if len(self.store.paths) == 1 else f"{len(self.store.paths)} shards of {split}"
-        self.batch_size, self.seed, self.group_by_length = batch_size, seed, group_by_length
-        self.lengths = torch.from_numpy(self.store.lengths)
-        self.steps_per_epoch = len(self) // batch_size
-        self._epoch: tuple[int, torch.Tensor] | None = None  # (epoch, its batches), drawn once per epoch
-
-    def __len__(self) -> int:
-        return len(self.store)
-
-    @property
-    def static_masks(self) -> bool:
-        """Whether the instances carry their masks (instances.static_masking)."""
-        return all(field in self.store.fields for field in STATIC_FIELDS)
-
-    def rows(self, index: torch.Tensor, width: int | None = None) -> dict:
-        """Rows ``index``, trimmed to ``width`` columns (their longest row by default)."""
-        width = int(self.lengths[index].max()) if width is None else width
-        rows = self.store.gather(index.numpy(), width, ("segment_b", "next_sentence_label", *STATIC_FIELDS))
-        lengths = self.lengths[index].long()  # in memory already: not read again
-        positions = torch.arange(width)
-        inside = positions < lengths[:, None]
-        return {
-            "input_ids": torch.from_numpy(rows["input_ids"]),
-            "token_type_ids": ((positions >= torch.from_numpy(rows["segment_b"])[:, None]) & inside).long(),
-            "attention_mask": inside.long(),
-            "next_sentence_label": torch.from_numpy(rows["next_sentence_label"]),
-            **{field: torch.from_numpy(rows[field]) for field in STATIC_FIELDS if field in rows},
-        }
-
-    def index_for_step(self, step: int) -> torch.Tensor:
-        """The instances of ``step`` (global indices, in batch order)."""
-        if not self.steps_per_epoch:
-            raise ValueError(f"{self.path}: {len(self)} instances, fewer than one batch of {self.batch_size}; "
-                             "use a larger corpus, a larger instances.dupe_factor or a smaller batch_size.")
-        epoch, k = divmod(step, self.steps_per_epoch)
-        if self._epoch is None or self._epoch[0] != epoch:
-            generator = torch.Generator().manual_seed(derive_seed(self.seed, "epoch", epoch))
-            self._epoch = (epoch, epoch_batch_matrix(self.lengths, self.batch_size, generator, self.group_by_length))
-        return self._epoch[1][k]
-
-    def for_step(self, step: int) -> dict:
-        return self.rows(self.index_for_step(step))
-
-    def in_order(self, max_batches: int):
-        for k in range(min(max_batches, math.ceil(len(self) / self.batch_size))):
-            yield self.rows(torch.arange(k * self.batch_size, min(len(self), (k + 1) * self.batch_size)))
 
 
 def corpus_digest(shard_dirs: list[str]) -> str:
     """One SHA-256 for the corpus: its shard folders' tree digests (the shard itself when one)."""
     digests = [tree_digest(d) for d in shard_dirs]
     return digests[0] if len(digests) == 1 else stable_hash(digests, 64)
-
-
-def step_generator(seed: int, step: int) -> torch.Generator:
-    return torch.Generator().manual_seed(derive_seed(seed, "mask", step))
-
-
-# Training batches whose targets estimate the unigram baseline's piece frequencies, read without a
-# model: ~300k masked targets at 16 x 128, dozens per piece of an 8,000-piece vocabulary. 64
-# batches (~20k targets) left most of a real corpus's pieces to the add-one smoothing, which
-# raised the baseline's perplexity by ~20% (612 against 504 counted on the whole training split,
-# docs/own_corpus.md) and so loosened the plateau bar.
-UNIGRAM_BATCHES = 1024
-# Held-out batches whose last-layer states measure a collapse (one forward pass each).
-COSINE_BATCHES = 2
-
-
-def _exp(loss: float) -> float:
-    return math.exp(loss) if loss < 700 else math.inf  # math.exp overflows past ~709; NaN stays NaN
-
-
-def unigram_log_probs(objective, masker: Masker, batches: InstanceBatches, vocab_size: int,
-                      max_batches: int = UNIGRAM_BATCHES) -> torch.Tensor:
-    """log p(piece) of the pieces the objective scores, by their frequency as targets of training
-    batches (the first epoch's, masked as at step k of a fixed seed); add-one smoothing keeps a
-    piece never seen as a target finite. (V,)"""
-    counts = torch.ones(vocab_size, dtype=torch.float64)
-    for k in range(min(max_batches, batches.steps_per_epoch)):
-        labels = objective.targets(batches.for_step(k), masker, step_generator(0, f"unigram-{k}"))["labels"]
-        targets = labels[labels != IGNORE_INDEX]
-        counts += torch.bincount(targets, minlength=vocab_size)[:vocab_size].double()
-    return (counts / counts.sum()).log()
-
-
-@torch.no_grad()
-def heldout_metrics(engine: Engine, objective, masker: Masker, batches: InstanceBatches, max_batches: int,
-                    unigram: torch.Tensor | None = None) -> dict:
-    """Perplexity of held-out instances: masked-LM for MLM models, next-token for LTR ones.
-
-    Masks come from a fixed seed so that every model is scored on the same corrupted inputs.
-    With ``unigram`` (log p per piece, ``unigram_log_probs``), the same positions are also scored
-    by the unigram baseline: each target predicted by its training frequency, the most frequent
-    piece as its guess. That is the plateau a model that learnt nothing sits on.
-    """
-    total_loss, predictions, correct, nsp_correct, rows = 0.0, 0, 0, 0, 0
-    unigram_loss, unigram_correct = 0.0, 0
-    for k, batch in enumerate(batches.in_order(max_batches)):
-        batch = objective.targets(batch, masker, step_generator(0, f"heldout-{k}"))
-        out = engine.evaluate(batch)
-        total_loss += float(out.lm_loss) * int(out.lm_predictions)  # evaluation reads back per batch
-        predictions += int(out.lm_predictions)
-        correct += int(out.lm_correct)
-        nsp_correct += int(out.nsp_correct)
-        rows += len(batch["input_ids"])
-        if unigram is not None:
-            targets = batch["labels"][batch["labels"] != IGNORE_INDEX]
-            unigram_loss -= float(unigram[targets].sum())
-            unigram_correct += int((targets == int(unigram.argmax())).sum())
-    metrics = {
-        "heldout_perplexity": _exp(total_loss / predictions),
-        "heldout_perplexity_kind": "next-token" if objective.causal else "masked-LM",
-        "heldout_lm_accuracy": correct / predictions,
-        "heldout_predictions": predictions,
-    }
-    if unigram is not None:
-        metrics["unigram_perplexity"] = _exp(unigram_loss / predictions)
-        metrics["unigram_accuracy"] = unigram_correct / predictions
-    if objective.nsp:
-        metrics["heldout_nsp_accuracy"] = nsp_correct / rows
-    return metrics
-
-
-@torch.no_grad()
-def last_layer_cosine(engine: Engine, architecture: str, batches: InstanceBatches,
-                      max_batches: int = COSINE_BATCHES) -> float:
-    """Mean pairwise cosine of the last layer's token states within each held-out instance (its real
-    tokens, uncorrupted), averaged over instances: near 1 when the encoder maps every token to
-    the same state (a collapse), ~0.15 for a learnt one (docs/benchmark.md)."""
-    encoder = ARCHITECTURES[architecture].encoder_of(engine.module)
-    engine.module.eval()
-    total, count = 0.0, 0
-    for batch in batches.in_order(max_batches):
-        batch = engine.to_device({k: batch[k] for k in ("input_ids", "attention_mask", "token_type_ids")})
-        with engine.autocast():
-            states = encoder(**batch, use_cache=False).last_hidden_state.float()  # (B, T, H)
-        units = torch.nn.functional.normalize(states, dim=-1) * batch["attention_mask"][..., None]
-        n = batch["attention_mask"].sum(1).double()  # (B,)
-        summed = units.sum(1).double()  # (B, H)
-        # sum over ordered pairs i != j of u_i . u_j = |sum u|^2 - n
-        pairwise = ((summed * summed).sum(1) - n) / (n * (n - 1)).clamp(min=1)
-        total += float(pairwise[n > 1].sum())
-        count += int((n > 1).sum())
-    return total / count if count else math.nan
 
 
 def _logged_losses(log_file: Path) -> list[tuple[int, float]]:
