@@ -144,7 +144,8 @@ def instance_summary(workdir: Path) -> dict:
 
 def sentence_splitter(megabytes: float) -> dict:
     """corpus.jsonl's path (pysbd sentence splitting of paragraphs) on generated jsonl."""
-    from bert_ablation.data.corpus import paragraph_documents, read_jsonl_file
+    from bert_ablation.data.corpus import read_jsonl_file
+    from bert_ablation.data.prose import paragraph_documents
 
     with tempfile.TemporaryDirectory() as tmp:
         paths = generate_corpus(Path(tmp) / "text", megabytes, megabytes, 50_000)

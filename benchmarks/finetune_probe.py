@@ -35,6 +35,9 @@ def parse_args(argv=None):
     parser.add_argument("--train-examples", type=int, default=None, help="use only the first N training examples")
     parser.add_argument("--reference", action="store_true",
                         help="also train HF's AutoModelForSequenceClassification on the same weights")
+    parser.add_argument("--reinit-layers", type=int, default=None,
+                        help="re-initialise the pooler and the top K encoder layers before fine-tuning "
+                             "(Zhang et al. 2021); 0 = the pooler only")
     parser.add_argument("--threads", type=int, default=1)
     return parser.parse_args(argv)
 
@@ -100,6 +103,13 @@ def probe(args) -> list[dict]:
         raise SystemExit(f"--checkpoint {args.checkpoint}: no {checkpoint}; this run saved: {', '.join(saved) or 'none'}")
     checkpoint = str(checkpoint)
     tokenizer, encoder = load_tokenizer(checkpoint), load_encoder(checkpoint)
+    if args.reinit_layers is not None:
+        import torch
+
+        torch.manual_seed(0)
+        layers = list(encoder.encoder.layer)
+        for module in [encoder.pooler, *layers[len(layers) - args.reinit_layers:]] if args.reinit_layers else [encoder.pooler]:
+            module.apply(encoder._init_weights)
     data = datasets.load_from_disk(str(Path(args.results) / "tasks" / args.task))
     spec = with_labels(TASKS[args.task], data["train"])
     train = data["train"] if args.train_examples is None else data["train"].select(range(args.train_examples))
@@ -120,7 +130,8 @@ def probe(args) -> list[dict]:
         engine, curve = train_restart(encoder, spec, "linear", features["train"], settings, seeds,
                                       tokenizer.pad_token_id, "cpu", f"probe {args.task} restart {restart}",
                                       after_epoch=scorer(dev, dev))
-        row = {"ablation": args.ablation, "checkpoint": args.checkpoint, "task": args.task, "lr": args.lr, "epochs": args.epochs,
+        row = {"ablation": args.ablation, "reinit_layers": args.reinit_layers, "checkpoint": args.checkpoint,
+               "task": args.task, "lr": args.lr, "epochs": args.epochs,
                "group_by_length": args.group_by_length, "restart": restart, "metric": metric,
                "dev": [round(value, 1) for value in curve], "train": round(scorer("train", "train_eval")(engine), 1)}
         if args.reference:

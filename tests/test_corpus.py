@@ -10,15 +10,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from bert_ablation import config as cfg
-from bert_ablation.data.corpus import (
-    CorpusError,
-    build_corpus,
-    clean_paragraphs,
-    hf_documents,
-    jsonl_documents,
-    load_corpus,
-    split_sentences,
-)
+from bert_ablation.data.corpus import CorpusError, build_corpus, hf_documents, jsonl_documents, load_corpus
+from bert_ablation.data.prose import clean_paragraphs, split_sentences
 from bert_ablation.hub import MirrorError
 
 # A Wikipedia-style article: a title, prose, a heading, lists and a table.
@@ -156,7 +149,7 @@ def test_build_corpus_from_jsonl_stores_documents_and_reports_drops(tmp_path, ca
     texts = [ARTICLE, STUB] + [f"Document {i} starts here. It ends here." for i in range(5)]
     path = write_jsonl(tmp_path / "corpus.jsonl", texts)
     config = corpus_config(source="jsonl", jsonl={"paths": [str(path)], "clean": True})
-    with caplog.at_level(logging.INFO, logger="bert_ablation.data.corpus"):
+    with caplog.at_level(logging.INFO, logger="bert_ablation.data"):
         summary = build_corpus(config, str(tmp_path / "out"))
     assert summary == {"source": "jsonl", "shard": 0, "shards": 1, "documents": 6, "heldout_documents": 1, "sentences": 4 + 5 * 2,
                        "words": summary["words"], "dropped_paragraphs": {"empty": 3, "header": 4, "list": 8, "table": 7}}
@@ -194,7 +187,7 @@ def test_hf_documents_reads_a_hub_layout_folder_through_load_dataset(tmp_path, n
                        repo / name)
     (repo / "README.md").write_text(HUB_README)
     config = corpus_config(source="hf", hf={"datasets": [{"path": str(repo), "name": "20231101.en", "split": "train"}]})
-    with caplog.at_level(logging.INFO, logger="bert_ablation.data.corpus"):
+    with caplog.at_level(logging.INFO, logger="bert_ablation.data"):
         dropped = Counter()
         documents = list(hf_documents(config, dropped=dropped))
     # only the 20231101.en config's shards, in order; the stub has no prose left
