@@ -106,10 +106,17 @@ def probe(args) -> list[dict]:
     if args.reinit_layers is not None:
         import torch
 
-        torch.manual_seed(0)
+        # By hand: transformers skips _init_weights on modules it loaded from a checkpoint.
+        generator = torch.Generator().manual_seed(0)
         layers = list(encoder.encoder.layer)
-        for module in [encoder.pooler, *layers[len(layers) - args.reinit_layers:]] if args.reinit_layers else [encoder.pooler]:
-            module.apply(encoder._init_weights)
+        for block in [encoder.pooler, *layers[len(layers) - args.reinit_layers:]]:
+            for module in block.modules():
+                if isinstance(module, torch.nn.Linear):
+                    module.weight.data.normal_(0.0, encoder.config.initializer_range, generator=generator)
+                    module.bias.data.zero_()
+                elif isinstance(module, torch.nn.LayerNorm):
+                    module.weight.data.fill_(1.0)
+                    module.bias.data.zero_()
     data = datasets.load_from_disk(str(Path(args.results) / "tasks" / args.task))
     spec = with_labels(TASKS[args.task], data["train"])
     train = data["train"] if args.train_examples is None else data["train"].select(range(args.train_examples))
