@@ -85,6 +85,36 @@ def reference_curve(checkpoint: str, spec, features: dict, dev_features: dict, d
     return curve
 
 
+def adjust_encoder(encoder, reinit_layers: int | None = None, dropout: float | None = None,
+                   center: bool = False) -> None:
+    """The probe's changes to a loaded encoder, in place (docs/own_corpus.md tests each):
+    ``center``: subtract the mean word embedding, the direction every piece shares; ``dropout``:
+    every dropout of the encoder at this rate (its config holds the pretraining one);
+    ``reinit_layers``: the pooler and the top K layers back to BERT's initialisation (0: the
+    pooler only), by hand, since transformers skips _init_weights on modules it loaded."""
+    import torch
+
+    if center:
+        words = encoder.get_input_embeddings().weight.data
+        words -= words.mean(0, keepdim=True)
+    if dropout is not None:
+        for module in encoder.modules():
+            if isinstance(module, torch.nn.Dropout):
+                module.p = dropout
+    if reinit_layers is None:
+        return
+    generator = torch.Generator().manual_seed(0)
+    layers = list(encoder.encoder.layer)
+    for block in [encoder.pooler, *layers[len(layers) - reinit_layers:]]:
+        for module in block.modules():
+            if isinstance(module, torch.nn.Linear):
+                module.weight.data.normal_(0.0, encoder.config.initializer_range, generator=generator)
+                module.bias.data.zero_()
+            elif isinstance(module, torch.nn.LayerNorm):
+                module.weight.data.fill_(1.0)
+                module.bias.data.zero_()
+
+
 def probe(args) -> list[dict]:
     import datasets
 
@@ -108,29 +138,7 @@ def probe(args) -> list[dict]:
         raise SystemExit(f"--checkpoint {args.checkpoint}: no {checkpoint}; this run saved: {', '.join(saved) or 'none'}")
     checkpoint = str(checkpoint)
     tokenizer, encoder = load_tokenizer(checkpoint), load_encoder(checkpoint)
-    if args.center_embeddings:
-        words = encoder.get_input_embeddings().weight.data
-        words -= words.mean(0, keepdim=True)
-    if args.encoder_dropout is not None:
-        import torch
-
-        for module in encoder.modules():
-            if isinstance(module, torch.nn.Dropout):
-                module.p = args.encoder_dropout
-    if args.reinit_layers is not None:
-        import torch
-
-        # By hand: transformers skips _init_weights on modules it loaded from a checkpoint.
-        generator = torch.Generator().manual_seed(0)
-        layers = list(encoder.encoder.layer)
-        for block in [encoder.pooler, *layers[len(layers) - args.reinit_layers:]]:
-            for module in block.modules():
-                if isinstance(module, torch.nn.Linear):
-                    module.weight.data.normal_(0.0, encoder.config.initializer_range, generator=generator)
-                    module.bias.data.zero_()
-                elif isinstance(module, torch.nn.LayerNorm):
-                    module.weight.data.fill_(1.0)
-                    module.bias.data.zero_()
+    adjust_encoder(encoder, args.reinit_layers, args.encoder_dropout, args.center_embeddings)
     data = datasets.load_from_disk(str(Path(args.results) / "tasks" / args.task))
     spec = with_labels(TASKS[args.task], data["train"])
     train = data["train"] if args.train_examples is None else data["train"].select(range(args.train_examples))
