@@ -129,8 +129,8 @@ def probe(args) -> list[dict]:
     configure_threads(args.threads)
     config = configuration.load(args.config[0], args.config[1:])
     point = plan.grid_points(config, args.task, "linear")[0].key
-    settings = plan.finetune_settings(config, args.task, "linear", point)
-    settings = dataclasses.replace(plan.FinetuneSettings.from_params(settings), group_by_length=args.group_by_length,
+    settings = dataclasses.replace(plan.FinetuneSettings.from_config(config, args.task, "linear", point),
+                                   group_by_length=args.group_by_length,
                                    hp=plan.GridPoint(args.lr, args.batch_size, args.epochs))
     checkpoint = Path(args.results) / "pretrain" / args.ablation / "checkpoints" / args.checkpoint
     if not checkpoint.is_dir():

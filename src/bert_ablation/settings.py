@@ -84,7 +84,11 @@ class PretrainSettings:
         takes the schema's default; ``seeds`` is the plan's and is dropped."""
         document = {**schema_defaults("pretrain"), **train}
         document.pop("seeds", None)
-        return cls(**{k: tuple(v) if k in _LISTS else v for k, v in document.items()})
+        return cls._of_document(document)
+
+    @classmethod
+    def _of_document(cls, train: dict) -> PretrainSettings:
+        return cls(**{k: tuple(v) if k in _LISTS else v for k, v in train.items()})
 
     def seeds(self) -> dict[str, int]:
         """The three seeds of the run: ``seed`` unless init_seed, data_seed or mask_seed sets one
@@ -112,10 +116,9 @@ class AblationSpec:
         """The typed spec of ``plan.resolve_ablation``'s document; an unknown or missing key is a
         TypeError naming it (the document comes from the validated config, so it means a bug)."""
         # no defaults filled in here: a resolved spec has every key, and one that lacks a key is a bug
-        train = {k: tuple(v) if k in _LISTS else v for k, v in spec["pretrain"].items()}
         return cls(name=spec["name"], objective=spec["objective"], packing=spec["packing"],
                    model=ModelShape(**spec["model"]), masking=Masking(**spec["masking"]),
-                   pretrain=PretrainSettings(**train))
+                   pretrain=PretrainSettings._of_document(spec["pretrain"]))
 
     def to_dict(self) -> dict:
         """The JSON document it was built from (lists as lists), key for key."""

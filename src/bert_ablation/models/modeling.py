@@ -34,10 +34,9 @@ from .heads import HEADS
 from .masking import IGNORE_INDEX, prediction_slots
 
 
-def _shape(model: ModelShape | dict, vocab_size: int, pad_token_id: int, causal: bool) -> dict:
+def _shape(model: ModelShape, vocab_size: int, pad_token_id: int, causal: bool) -> dict:
     """The HF config keys every family shares. A causal (LTR) model is the family's decoder:
     ``is_decoder`` gives it a causal attention mask, kept at fine-tuning as the paper did."""
-    model = ModelShape.of(model)
     return dict(
         vocab_size=vocab_size,
         hidden_size=model.hidden,
@@ -55,19 +54,22 @@ def _shape(model: ModelShape | dict, vocab_size: int, pad_token_id: int, causal:
 
 def bert_config(model: ModelShape | dict, vocab_size: int, pad_token_id: int, causal: bool) -> BertConfig:
     """The HF config of a resolved ``model`` spec for the BERT family."""
-    return BertConfig(**_shape(model, vocab_size, pad_token_id, causal), architectures=["BertForPreTraining"])
+    return BertConfig(**_shape(ModelShape.of(model), vocab_size, pad_token_id, causal),
+                      architectures=["BertForPreTraining"])
 
 
 def roformer_config(model: ModelShape | dict, vocab_size: int, pad_token_id: int, causal: bool) -> RoFormerConfig:
     """RoFormer: BERT's layers (post-LN, GELU, segment embeddings) with rotary instead of learned
     absolute positions; ``max_position_embeddings`` only sizes the sinusoid table."""
-    return RoFormerConfig(**_shape(model, vocab_size, pad_token_id, causal), embedding_size=ModelShape.of(model).hidden,
+    model = ModelShape.of(model)
+    return RoFormerConfig(**_shape(model, vocab_size, pad_token_id, causal), embedding_size=model.hidden,
                           architectures=["RoFormerForAblationPretraining"])
 
 
 def model_config(model: ModelShape | dict, vocab_size: int, pad_token_id: int, causal: bool) -> PretrainedConfig:
     """The HF config of a resolved ``model`` spec, in the family ``model.architecture`` names."""
-    return ARCHITECTURES[ModelShape.of(model).architecture].config(model, vocab_size, pad_token_id, causal)
+    model = ModelShape.of(model)
+    return ARCHITECTURES[model.architecture].config(model, vocab_size, pad_token_id, causal)
 
 
 @dataclass
@@ -200,7 +202,8 @@ ARCHITECTURES: dict[str, Architecture] = {
 
 def pretraining_model(model: ModelShape | dict, vocab_size: int, pad_token_id: int, causal: bool) -> PreTrainedModel:
     """A freshly initialised pretraining model of the family ``model.architecture`` names."""
-    family = ARCHITECTURES[ModelShape.of(model).architecture]
+    model = ModelShape.of(model)
+    family = ARCHITECTURES[model.architecture]
     return family.pretraining_class(family.config(model, vocab_size, pad_token_id, causal))
 
 

@@ -318,9 +318,11 @@ def _finetune_checkpoint(checkpoint_dir: str, task_dir: str, task: str, head: st
     # is not retried at a lower rate, which cannot fix it (and the table marks its row already).
     health = pretrain_spec.get("health")
     no_retry = f"its pretraining run is '{health}' (not learnt)" if health in NOT_LEARNT else None
+    params = settings.params()  # the JSON document the job received: what its state and results are keyed by
+    finetune_hash = stable_hash(params)
     state_dir = None
     if state_root is not None:
-        state_dir = Path(state_root) / stable_hash([settings.params(), inputs, task, head])
+        state_dir = Path(state_root) / stable_hash([params, inputs, task, head])
         state_dir.mkdir(parents=True, exist_ok=True)
     results = []
     for restart, path in enumerate(outputs, start=first_restart):
@@ -349,7 +351,7 @@ def _finetune_checkpoint(checkpoint_dir: str, task_dir: str, task: str, head: st
             "task": task, "head": head, "restart": restart, **seeds,
             "checkpoint": checkpoint_dir, "ablation": pretrain_spec["name"], "pretrain_step": pretrain_spec["step"],
             "pretrain_spec_hash": pretrain_spec["spec_hash"],
-            "finetune_hash": stable_hash(settings.params()), "hyperparameters": dataclasses.asdict(settings.hp),
+            "finetune_hash": finetune_hash, "hyperparameters": dataclasses.asdict(settings.hp),
             "train_examples": len(records["train"][spec.text_fields[0]]), "train_features": len(train_features["input_ids"]),
             "dev_split": dev_split, "dev": scores[dev_split], "splits": scores, "chance": chance,
             "dev_curve": [{"epoch": epoch, **values} for epoch, values in enumerate(curve, start=1)],
