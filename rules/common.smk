@@ -131,7 +131,7 @@ def ablation_spec(wildcards):
 
 
 def instance_settings(wildcards):
-    settings = {**config["instances"], "max_seq_length": int(wildcards.length)}
+    settings = plan.instance_settings(config, int(wildcards.length))
     if settings["static_masking"]:  # the selection is drawn with the instances
         settings["masking"] = {k: config["masking"][k] for k in ("probability", "max_predictions")}
     return as_param(settings)

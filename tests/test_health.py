@@ -46,6 +46,18 @@ def test_issue_25s_run_is_on_the_plateau():
     assert health.classify({**LEARNT, "heldout_perplexity": 79.0}, DESCENT)["status"] == "learnt"
 
 
+def test_a_plateau_beside_a_solved_nsp_names_the_shortcut():
+    """The two-register corpus (docs/own_corpus.md): masked LM at 0.80 x the unigram, NSP at 87%.
+    A plateau with NSP near chance (53%) gets the generic advice only."""
+    plateau = {**LEARNT, "heldout_perplexity": 528.1, "unigram_perplexity": 658.1}
+    shortcut = health.classify({**plateau, "heldout_nsp_accuracy": 0.867}, DESCENT)["problems"][0]["fix"]
+    assert shortcut.startswith("NSP is solved (86.7%) while the masked LM is not") and "nsp_negatives: sentence" in shortcut
+    assert "pretrain.lr" in shortcut  # the generic advice follows
+    generic = health.classify({**plateau, "heldout_nsp_accuracy": 0.53}, DESCENT)["problems"][0]["fix"]
+    assert generic == health.FIXES["plateau"]
+    assert health.classify({**LEARNT, "heldout_nsp_accuracy": 0.95}, DESCENT)["problems"] == []
+
+
 def test_divergence_nan_and_a_run_ending_in_a_spike():
     assert health.classify({**LEARNT, "heldout_perplexity": math.nan}, DESCENT)["status"] == "diverged"
     assert health.classify(LEARNT, [*DESCENT, (50, math.inf)])["status"] == "diverged"

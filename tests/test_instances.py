@@ -1,10 +1,12 @@
+import random
 
 import numpy as np
 import pytest
 
 from bert_ablation.data.corpus import CorpusError
 from bert_ablation.data.instance_store import encode
-from bert_ablation.data.instances import create_instances
+from bert_ablation.data.instances import NotNextDraw, create_instances
+from bert_ablation.schema import schema
 
 
 def numbered_docs(n_docs=40, sentences=6, length=7):
@@ -65,6 +67,42 @@ def test_instances_are_deterministic_and_nsp_needs_two_documents():
     assert [(i.tokens_a, i.tokens_b) for i in a] == [(i.tokens_a, i.tokens_b) for i in b]
     with pytest.raises(CorpusError, match="at least 2 documents"):
         create_instances(numbered_docs(1), "nsp_pairs", 64, 0.0, 1, seed=0)
+
+
+def test_not_next_draw_by_document_or_by_sentence():
+    """One long document and many short ones: google-research/bert's draw picks a document
+    uniformly; the paper's "random sentence from the corpus" picks one in proportion to its
+    sentences. Neither ever draws the current document, and every start is a sentence of it."""
+    docs = [[[1]] * 90] + [[[1]] * 10 for _ in range(9)]  # 90 sentences, then 9 x 10: 180 in all
+    counts = {kind: np.zeros(len(docs)) for kind in NotNextDraw.KINDS}
+    for kind in NotNextDraw.KINDS:
+        draw, rng = NotNextDraw(docs, kind), random.Random(0)
+        for _ in range(4000):
+            current = rng.randrange(len(docs))
+            other, start = draw(current, rng, docs)
+            assert other != current and 0 <= start < len(docs[other])
+            counts[kind][other] += 1
+    by_document, by_sentence = counts["document"] / 4000, counts["sentence"] / 4000
+    assert by_document[0] == pytest.approx(0.1, abs=0.02)  # 1 of 10 documents
+    # from a short document (9 times in 10), the long one holds 90 of the other 170 sentences;
+    # from the long one, never itself: 0.9 * 90/170 = 0.476
+    assert by_sentence[0] == pytest.approx(0.9 * 90 / 170, abs=0.03)
+
+
+def test_sentence_negatives_follow_length_and_keep_the_pairs_valid():
+    docs = numbered_docs(10, sentences=4) + [numbered_docs(11, sentences=60)[10]]
+    for kind in ("document", "sentence"):
+        instances = create_instances(docs, "nsp_pairs", 64, 0.0, 2, seed=3, nsp_negatives=kind)
+        negatives = [i for i in instances if i.nsp_label == 1]
+        for inst in negatives:
+            assert {doc_of(t) for t in inst.tokens_b} == {inst.doc_b} != {inst.doc_a}
+        from_long = np.mean([i.doc_b == 10 for i in negatives if i.doc_a != 10])
+        # the long document has 60 of 100 sentences: 6/10 of the other documents' sentences by
+        # sentence, 1/10 of the documents by document
+        assert from_long == pytest.approx(0.1 if kind == "document" else 60 / 96, abs=0.08), kind
+    with pytest.raises(ValueError, match="nsp_negatives"):
+        create_instances(docs, "nsp_pairs", 64, 0.0, 1, seed=0, nsp_negatives="paragraph")
+    assert tuple(schema()["properties"]["instances"]["properties"]["nsp_negatives"]["enum"]) == NotNextDraw.KINDS
 
 
 def test_rows_read_in_few_syscalls_equal_the_rows_in_memory(tmp_path, monkeypatch):

@@ -208,6 +208,19 @@ def test_world_recipe_applies_only_to_the_generated_world(tmp_path):
             "roformer", 2e-3 if name == "size_wide_deep" else 4e-3)
 
 
+def test_nsp_negatives_leave_the_params_of_earlier_instances_alone(tmp_path):
+    """The default draw (by document, the only one before the key) is left out of the instances'
+    params, so no finished run is rebuilt for the key; the other draw is a param of its own."""
+    world = _load("default")
+    assert world["instances"]["nsp_negatives"] == "document"
+    assert plan.instance_settings(world, 64) == {
+        **{k: v for k, v in world["instances"].items() if k != "nsp_negatives"}, "max_seq_length": 64}
+    change = tmp_path / "draw.yaml"
+    change.write_text("instances: {nsp_negatives: sentence}\n")
+    config = cfg.load(str(ROOT / "config.yaml"), [str(change)])
+    assert plan.instance_settings(config, 128)["nsp_negatives"] == "sentence"
+
+
 def test_a_real_data_preset_cannot_inherit_half_an_ablation(tmp_path):
     """Redefining an ablation on real text states all of it: a width left out would be the world's."""
     preset = tmp_path / "mine.yaml"

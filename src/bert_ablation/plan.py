@@ -214,6 +214,16 @@ def world_layers(config: dict, name: str) -> tuple[dict, dict]:
     return recipe, recipe.get("ablations", {}).get(name, {})
 
 
+def instance_settings(config: dict, max_seq_length: int) -> dict:
+    """What the instances of one length are built with. ``nsp_negatives: document`` (the default)
+    is left out: it is the only draw there was before the key existed, so instances built then
+    keep their params and are not rebuilt for the key's sake."""
+    settings = {**config["instances"], "max_seq_length": max_seq_length}
+    if settings.get("nsp_negatives") == "document":
+        del settings["nsp_negatives"]
+    return settings
+
+
 # Execution-only pretrain keys: how a run is carried out (micro-batching, how often it logs and
 # saves its resumable state, TensorBoard), never what it computes. They are not part of a run's
 # identity: its spec hash, its state key and its cached results stay the same when they change, so
