@@ -4,7 +4,8 @@ A run's metrics.json scores its own held-out instances. Two runs whose *instance
 NotNext segments drawn by document or by sentence, instances.nsp_negatives) are then scored on
 different text, and their perplexities do not compare. This script scores every given run on the
 held-out instances of one folder, with the same fixed-seed masks and the unigram baseline of that
-folder's training instances, exactly as the pretrain job scores its own (training/heldout.py):
+folder's training instances, as the pretrain job scores its own (training/heldout.py; a seed-0 run
+scored on its own folder gets exactly its metrics.json numbers):
 
   python benchmarks/cross_heldout.py --heldout runs/tdavid_sent \\
       runs/tdavid:bert_base runs/tdavid_sent:bert_base runs/tdavid_sent:bert_base.seed1
@@ -51,10 +52,12 @@ def score(run_dir: Path, heldout_dir: Path, length: int, threads: int) -> dict:
     engine = Engine.from_settings(model, train, lr=train.lr, total_steps=max(train.steps, 1), warmup_steps=0)
     masker = Masker.for_tokenizer(MaskingProcedure.from_config(spec.masking), tokenizer)
     shards = _shards(heldout_dir, spec.packing, length)
-    data_seed = train.seeds()["data_seed"]
-    unigram = unigram_log_probs(objective, masker, InstanceBatches(shards, "train", train.batch_size, data_seed),
-                                len(tokenizer))
-    heldout = InstanceBatches(shards, "heldout", train.batch_size, 0)  # one order for every run scored
+    if not shards:
+        raise SystemExit(f"{heldout_dir}: no {spec.packing} instances of length {length} for {run_dir}")
+    # one batch order for every run scored (data seed 0): a seed-0 run gets its own metrics.json numbers
+    unigram = unigram_log_probs(objective, masker, InstanceBatches(shards, "train", train.batch_size, 0,
+                                                                   train.group_by_length), len(tokenizer))
+    heldout = InstanceBatches(shards, "heldout", train.batch_size, 0)
     metrics = heldout_metrics(engine, objective, masker, heldout, train.eval_batches, unigram)
     return {"run": f"{run_dir.parent.parent.parent.name}:{run_dir.name}", "objective": spec.objective, **metrics,
             "ratio": metrics["heldout_perplexity"] / metrics["unigram_perplexity"]}
