@@ -42,15 +42,43 @@ def _verdict(row) -> str:
     return row["verdict"]
 
 
-def controls_table(default: Path, controls: dict[str, Path]) -> tuple[str, list[str]]:
-    """The Markdown table and the problems found (a removed mechanism's claim reproduced, a
-    model-property claim whose verdict moved)."""
+JUDGED = ("reproduced", "contradicted", "inconclusive")
+
+
+def _interval(row) -> tuple[float, float] | None:
+    if row is None or row["verdict"] not in JUDGED or math.isnan(row.get("ci_low", math.nan)):
+        return None
+    return float(row["ci_low"]), float(row["ci_high"])
+
+
+def negative_control_moves(claim: str, mechanism: str, row, other, name: str) -> tuple[list[str], list[str]]:
+    """(problems, notes) for a model-property claim between the default world and a control: its
+    verdict moved, or its effect moved (both judged, their intervals apart), is a problem; a move
+    into or out of "not testable" is a note, since that is a precondition (a run leaving the
+    plateau in one world), not a verdict."""
+    where = f"{claim} ({mechanism}, a model property)"
+    if "not testable" in (row["verdict"], other["verdict"]):
+        if row["verdict"] != other["verdict"]:
+            return [], [f"{where}: {row['verdict']} -> {other['verdict']} without {name} (a precondition moved)"]
+        return [], []
+    if other["verdict"] != row["verdict"]:
+        return [f"{where}: {row['verdict']} -> {other['verdict']} without {name}"], []
+    a, b = _interval(row), _interval(other)
+    if a and b and (a[1] < b[0] or b[1] < a[0]):
+        return [f"{where}: effect {_effect(row)} -> {_effect(other)} without {name} (intervals apart)"], []
+    return [], []
+
+
+def controls_table(default: Path, controls: dict[str, Path]) -> tuple[str, list[str], list[str]]:
+    """The Markdown table, the problems found (a removed mechanism's claim reproduced, a
+    model-property claim whose verdict or effect moved) and notes (a model-property claim whose
+    testability moved)."""
     base = pd.read_csv(default / "results" / "claims.csv").set_index("id")
     runs = {name: pd.read_csv(folder / "results" / "claims.csv").set_index("id") for name, folder in controls.items()}
     lines = ["| claim | mechanism | default: verdict, effect [CI] | "
              + " | ".join(f"without {name}: verdict, effect [CI]" for name in runs) + " |",
              "|---|---|---|" + "---|" * len(runs)]
-    problems = []
+    problems, notes = [], []
     for claim, row in base.iterrows():
         mechanism = row.get("mechanism", "")
         relevant = mechanism in runs or mechanism in MODEL_PROPERTIES
@@ -64,12 +92,13 @@ def controls_table(default: Path, controls: dict[str, Path]) -> tuple[str, list[
                 continue
             if mechanism == name and other["verdict"] == "reproduced":
                 problems.append(f"{claim}: reproduced without its mechanism {name}")
-            if mechanism in MODEL_PROPERTIES and other["verdict"] != row["verdict"]:
-                problems.append(f"{claim} ({mechanism}, a model property): {row['verdict']} -> {other['verdict']} "
-                                f"without {name}")
+            if mechanism in MODEL_PROPERTIES:
+                found, noted = negative_control_moves(claim, mechanism, row, other, name)
+                problems += found
+                notes += noted
         lines.append(f"| `{claim}` | {mechanism}{' (negative control)' if mechanism in MODEL_PROPERTIES else ''} | "
                      + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n", problems
+    return "\n".join(lines) + "\n", problems, notes
 
 
 def main() -> None:
@@ -80,8 +109,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="write the table here as well")
     args = parser.parse_args()
     controls = dict(entry.split("=", 1) for entry in args.control)
-    table, problems = controls_table(args.default, {k: Path(v) for k, v in controls.items()})
-    text = table + ("\n" + "\n".join(f"- PROBLEM: {p}" for p in problems) + "\n" if problems else "")
+    table, problems, notes = controls_table(args.default, {k: Path(v) for k, v in controls.items()})
+    found = [f"- PROBLEM: {p}" for p in problems] + [f"- NOTE: {n}" for n in notes]
+    text = table + ("\n" + "\n".join(found) + "\n" if found else "")
     print(text)
     if args.out:
         args.out.write_text(text)

@@ -99,12 +99,23 @@ def test_the_controls_table_flags_a_removed_mechanisms_claim_reproduced_and_a_mo
             "control": [("mlm-beats-ltr-squad", "right_context", "reproduced", 4.0, 3.0, 5.0, ""),
                         ("more-heads-lower-ppl", "capacity", "contradicted", -0.5, -1.0, -0.1, ""),
                         ("nsp-helps-mnli", "cross_segment", "inconclusive", 0.1, -1.0, 1.0, "")]}
+    # the world's own numbers (docs/benchmark.md): an effect that moved with both verdicts
+    # inconclusive, intervals apart; a size claim that became testable when a run left the plateau
+    rows["default"] += [("ppl-falls-with-size", "capacity", "not testable", float("nan"), float("nan"),
+                         float("nan"), "not testable at this scale (capacity): left_plateau: size_wide ..."),
+                        ("largest-best-sst2", "capacity", "inconclusive", 5.57, 2.22, 8.93, "")]
+    rows["control"] += [("ppl-falls-with-size", "capacity", "inconclusive", -1.93, -3.28, -0.57, ""),
+                        ("largest-best-sst2", "capacity", "inconclusive", -1.93, -3.28, -0.57, "")]
     for name, records in rows.items():
         (tmp_path / name / "results").mkdir(parents=True)
         pd.DataFrame(records, columns=columns).to_csv(tmp_path / name / "results" / "claims.csv", index=False)
-    table, problems = module.controls_table(tmp_path / "default", {"right_context": tmp_path / "control"})
+    table, problems, notes = module.controls_table(tmp_path / "default", {"right_context": tmp_path / "control"})
     assert problems == ["mlm-beats-ltr-squad: reproduced without its mechanism right_context",
                         "more-heads-lower-ppl (capacity, a model property): inconclusive -> contradicted without "
-                        "right_context"]
+                        "right_context",
+                        "largest-best-sst2 (capacity, a model property): effect +5.57 [+2.22, +8.93] -> "
+                        "-1.93 [-3.28, -0.57] without right_context (intervals apart)"]
+    assert notes == ["ppl-falls-with-size (capacity, a model property): not testable -> inconclusive without "
+                     "right_context (a precondition moved)"]
     assert "| `mlm-beats-ltr-squad` | right_context | inconclusive, +2.00 [-1.00, +5.00] | reproduced, +4.00" in table
     assert "nsp-helps-mnli" not in table  # neither the removed mechanism's nor a model property's
