@@ -43,6 +43,9 @@ def parse_args(argv=None):
                              "pretraining one, 0 in the default recipe)")
     parser.add_argument("--center-embeddings", action="store_true",
                         help="subtract the mean word embedding (the direction every piece shares) before fine-tuning")
+    parser.add_argument("--reinit-attention", action="store_true",
+                        help="re-initialise every layer's query and key projections: attention back to near-uniform "
+                             "(averaging), values, feed-forwards and embeddings kept")
     parser.add_argument("--threads", type=int, default=1)
     return parser.parse_args(argv)
 
@@ -86,14 +89,32 @@ def reference_curve(checkpoint: str, spec, features: dict, dev_features: dict, d
 
 
 def adjust_encoder(encoder, reinit_layers: int | None = None, dropout: float | None = None,
-                   center: bool = False) -> None:
+                   center: bool = False, reinit_attention: bool = False) -> None:
     """The probe's changes to a loaded encoder, in place (docs/own_corpus.md tests each):
     ``center``: subtract the mean word embedding, the direction every piece shares; ``dropout``:
     every dropout of the encoder at this rate (its config holds the pretraining one);
     ``reinit_layers``: the pooler and the top K layers back to BERT's initialisation (0: the
-    pooler only), by hand, since transformers skips _init_weights on modules it loaded."""
+    pooler only), by hand, since transformers skips _init_weights on modules it loaded;
+    ``reinit_attention``: every layer's query and key projections back to it, so that attention
+    is near-uniform again (a random encoder's [CLS] averages its input) while what the layers
+    compute from what they attend to is kept."""
     import torch
 
+    generator = torch.Generator().manual_seed(0)
+
+    def reinit(module):
+        for sub in module.modules():
+            if isinstance(sub, torch.nn.Linear):
+                sub.weight.data.normal_(0.0, encoder.config.initializer_range, generator=generator)
+                sub.bias.data.zero_()
+            elif isinstance(sub, torch.nn.LayerNorm):
+                sub.weight.data.fill_(1.0)
+                sub.bias.data.zero_()
+
+    if reinit_attention:
+        for layer in encoder.encoder.layer:
+            reinit(layer.attention.self.query)
+            reinit(layer.attention.self.key)
     if center:
         words = encoder.get_input_embeddings().weight.data
         words -= words.mean(0, keepdim=True)
@@ -103,16 +124,9 @@ def adjust_encoder(encoder, reinit_layers: int | None = None, dropout: float | N
                 module.p = dropout
     if reinit_layers is None:
         return
-    generator = torch.Generator().manual_seed(0)
     layers = list(encoder.encoder.layer)
     for block in [encoder.pooler, *layers[len(layers) - reinit_layers:]]:
-        for module in block.modules():
-            if isinstance(module, torch.nn.Linear):
-                module.weight.data.normal_(0.0, encoder.config.initializer_range, generator=generator)
-                module.bias.data.zero_()
-            elif isinstance(module, torch.nn.LayerNorm):
-                module.weight.data.fill_(1.0)
-                module.bias.data.zero_()
+        reinit(block)
 
 
 def probe(args) -> list[dict]:
@@ -138,7 +152,7 @@ def probe(args) -> list[dict]:
         raise SystemExit(f"--checkpoint {args.checkpoint}: no {checkpoint}; this run saved: {', '.join(saved) or 'none'}")
     checkpoint = str(checkpoint)
     tokenizer, encoder = load_tokenizer(checkpoint), load_encoder(checkpoint)
-    adjust_encoder(encoder, args.reinit_layers, args.encoder_dropout, args.center_embeddings)
+    adjust_encoder(encoder, args.reinit_layers, args.encoder_dropout, args.center_embeddings, args.reinit_attention)
     data = datasets.load_from_disk(str(Path(args.results) / "tasks" / args.task))
     spec = with_labels(TASKS[args.task], data["train"])
     train = data["train"] if args.train_examples is None else data["train"].select(range(args.train_examples))
@@ -160,7 +174,7 @@ def probe(args) -> list[dict]:
                                       tokenizer.pad_token_id, "cpu", f"probe {args.task} restart {restart}",
                                       after_epoch=scorer(dev, dev))
         row = {"ablation": args.ablation, "reinit_layers": args.reinit_layers, "encoder_dropout": args.encoder_dropout,
-               "center_embeddings": args.center_embeddings,
+               "center_embeddings": args.center_embeddings, "reinit_attention": args.reinit_attention,
                "checkpoint": args.checkpoint,
                "task": args.task, "lr": args.lr, "epochs": args.epochs,
                "group_by_length": args.group_by_length, "restart": restart, "metric": metric,

@@ -62,3 +62,15 @@ def test_centering_removes_the_shared_direction_and_dropout_reaches_every_module
     assert torch.allclose(words, before - before.mean(0, keepdim=True))
     dropouts = [m.p for m in encoder.modules() if isinstance(m, torch.nn.Dropout)]
     assert dropouts and set(dropouts) == {0.1}
+
+
+def test_reinit_attention_resets_only_the_queries_and_keys():
+    encoder = _encoder()
+    before = _state(encoder)
+    _probe().adjust_encoder(encoder, reinit_attention=True)
+    after = encoder.state_dict()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed == {f"encoder.layer.{i}.attention.self.{p}.{w}" for i in range(3) for p in ("query", "key")
+                       for w in ("weight", "bias")}
+    query = encoder.encoder.layer[0].attention.self.query
+    assert query.weight.std() < 0.05 and not query.bias.any()
