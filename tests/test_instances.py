@@ -79,7 +79,7 @@ def test_not_next_draw_by_document_or_by_sentence():
         draw, rng = NotNextDraw(docs, kind), random.Random(0)
         for _ in range(4000):
             current = rng.randrange(len(docs))
-            other, start = draw(current, rng, docs)
+            other, start = draw(current, rng)
             assert other != current and 0 <= start < len(docs[other])
             counts[kind][other] += 1
     by_document, by_sentence = counts["document"] / 4000, counts["sentence"] / 4000

@@ -67,16 +67,16 @@ class NotNextDraw:
         if kind not in self.KINDS:
             raise ValueError(f"instances.nsp_negatives: unknown '{kind}'; known: {', '.join(self.KINDS)}")
         self.kind, self.n_docs = kind, len(docs)
-        if kind == "sentence":
-            starts = getattr(docs, "doc_starts", None)
-            self.doc_starts = (np.asarray(starts, dtype=np.int64) if starts is not None else
-                               np.concatenate([[0], np.cumsum([len(docs[d]) for d in range(len(docs))])]))
+        # sentence offsets of every document, so that no draw materialises a document to count it
+        starts = getattr(docs, "doc_starts", None)
+        self.doc_starts = (np.asarray(starts, dtype=np.int64) if starts is not None else
+                           np.concatenate([[0], np.cumsum([len(docs[d]) for d in range(len(docs))])]))
 
-    def __call__(self, doc_index: int, rng: random.Random, docs) -> tuple[int, int]:
+    def __call__(self, doc_index: int, rng: random.Random) -> tuple[int, int]:
         if self.kind == "document":
             other = rng.randrange(self.n_docs - 1)
             other += other >= doc_index
-            return other, rng.randrange(len(docs[other]))
+            return other, rng.randrange(int(self.doc_starts[other + 1] - self.doc_starts[other]))
         first, end = int(self.doc_starts[doc_index]), int(self.doc_starts[doc_index + 1])
         sentence = rng.randrange(int(self.doc_starts[-1]) - (end - first))
         sentence += (end - first) * (sentence >= first)  # skip the current document's sentences
@@ -100,7 +100,7 @@ def nsp_pair_instances(docs: list[list[list[int]]], doc_index: int, max_seq_leng
             tokens_a = [t for s in chunk[:a_end] for t in s]
             if len(chunk) == 1 or rng.random() < 0.5:
                 # NotNext: B from another document; the unused sentences of this chunk are reused.
-                other, start = draw_not_next(doc_index, rng, docs)
+                other, start = draw_not_next(doc_index, rng)
                 random_doc, tokens_b = docs[other], []
                 for sentence in random_doc[start:]:
                     tokens_b.extend(sentence)
