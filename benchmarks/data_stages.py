@@ -104,6 +104,7 @@ def run_pipeline(args, corpus_dir: Path, workdir: Path, shards: int) -> dict:
     config = {
         "corpus": {"source": "text", "text": {"paths": [str(corpus_dir)]}, "shards": shards},
         "claims": {"enabled": False},
+        "warm_start": False,  # each stage's peak memory must be its own process's (the benchmark files')
     }
     if not args.preset:
         config.update({

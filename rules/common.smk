@@ -6,7 +6,7 @@ import re
 
 from bert_ablation import config as cfg
 from bert_ablation import estimate as cost
-from bert_ablation import plan, rehearsal
+from bert_ablation import plan, rehearsal, warm
 from bert_ablation.data import corpus
 from bert_ablation.data.task_files import input_files as local_task_files
 from bert_ablation.facts.tasks import TaskDataError
@@ -27,6 +27,25 @@ try:
     config = rehearsal.rehearse(config)
 except cfg.ConfigError as err:
     raise WorkflowError(str(err)) from None
+
+# Warm start (bert_ablation.warm): a local run's jobs fork from one process that imported torch
+# and transformers once, instead of each paying ~4-7 s for it. Not on a cluster (each job runs
+# on its own node), nor in a rehearsal (its jobs' peak memory must be their own).
+WARM = {}
+
+
+onstart:
+    if config["warm_start"] and not config["rehearse"] and workflow.local_exec and workflow.is_main_process:
+        WARM["server"] = warm.start(os.getcwd(), "logs/warm_server.log")
+
+
+onsuccess:
+    warm.stop(WARM.pop("server", None))
+
+
+onerror:
+    warm.stop(WARM.pop("server", None))
+
 
 wildcard_constraints:
     # an ablation's pretraining runs (seed 0 under its own name, then <name>.seed<k>) or a checkpoint

@@ -122,7 +122,7 @@ def test_fine_tuning_is_estimated_from_the_tasks_sizes():
     tiny = finetune_job_estimate(config, plan.FinetuneRun("bert_tiny", "final", "mnli", "linear", "lr2e-05_bs32_ep3"))
     assert tiny["model"] == mini and tiny["flops"] < job["flops"] / 50
     world = cfg.load(str(ROOT / "config.yaml"))
-    assert estimate(world)["finetune"]["by_task"]["mnli"]["train_examples"] == 1000  # n_train x scale 1
+    assert estimate(world)["finetune"]["by_task"]["mnli"]["train_examples"] == 400  # n_train x scale 1
     assert "| mnli |" in markdown(estimate(world)) and "GPU-hours at 10% MFU" in markdown(estimate(world))
 
 

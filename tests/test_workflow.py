@@ -90,6 +90,20 @@ def test_a_complete_run_has_nothing_left_to_do(run):
     assert planned_jobs(snakemake(run, "-n")) == {}
 
 
+def test_the_jobs_ran_warm_and_a_cold_job_computes_the_same_weights(run, tmp_path):
+    """Warm start (bert_ablation.warm): the training jobs ran in forks of the run's warm server,
+    and the same job in its own process (warm_start: false) writes byte-identical weights."""
+    served = (run / "logs/warm_server.log").read_text()
+    finetune_jobs = len(list((run / "logs/finetune").rglob("*.benchmark.tsv")))
+    assert finetune_jobs and served.count(".finetune.py") == finetune_jobs
+    assert served.count(".pretrain.py") >= 1
+    snakemake(tmp_path, "results/pretrain/bert_base/metrics.json", "--config", "warm_start=False")
+    assert not (tmp_path / "logs/warm_server.log").exists()
+    for name in ("final", "step-10"):
+        weights = f"results/pretrain/bert_base/checkpoints/{name}/model.safetensors"
+        assert (tmp_path / weights).read_bytes() == (run / weights).read_bytes()
+
+
 def test_changing_one_task_hyperparameter_reruns_only_its_finetuning(run, tmp_path):
     change = tmp_path / "change.yaml"
     change.write_text("finetune: {warmup_ratio: 0.2}\n")  # params of every finetune job

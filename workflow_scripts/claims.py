@@ -1,4 +1,8 @@
 """Snakemake entry point: judge the paper's claims on our tables."""
+from bert_ablation.warm import run_in_warm_process
+
+run_in_warm_process()  # with a local snakemake's warm server: this job runs in a fork of it (imports paid once)
+
 from bert_ablation.evaluation.claims import check_claims
 from bert_ablation.workflow import job_logging, params_json
 

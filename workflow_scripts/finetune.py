@@ -1,4 +1,8 @@
 """Snakemake entry point: fine-tune one ablation's checkpoints (one per pretraining seed) on one task, all restarts."""
+from bert_ablation.warm import run_in_warm_process
+
+run_in_warm_process()  # with a local snakemake's warm server: this job runs in a fork of it (imports paid once)
+
 import os
 
 from bert_ablation.training.finetune import finetune

@@ -1,4 +1,8 @@
 """Snakemake entry point: the pretraining loss of every ablation, one panel per objective."""
+from bert_ablation.warm import run_in_warm_process
+
+run_in_warm_process()  # with a local snakemake's warm server: this job runs in a fork of it (imports paid once)
+
 from pathlib import Path
 
 from bert_ablation.evaluation.plots import plot_loss_curves

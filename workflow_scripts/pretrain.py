@@ -1,4 +1,8 @@
 """Snakemake entry point: pretrain one ablation; on several GPUs, one torchrun process per GPU."""
+from bert_ablation.warm import run_in_warm_process
+
+run_in_warm_process()  # with a local snakemake's warm server: this job runs in a fork of it (imports paid once)
+
 import json
 import os
 import subprocess

@@ -1,4 +1,8 @@
 """Snakemake entry point: the rehearsal's measurements, extrapolated to the full run."""
+from bert_ablation.warm import run_in_warm_process
+
+run_in_warm_process()  # with a local snakemake's warm server: this job runs in a fork of it (imports paid once)
+
 from bert_ablation.rehearsal_report import profile_requests, write_report
 from bert_ablation.storage import read_yaml
 from bert_ablation.workflow import job_logging, params_json
