@@ -26,7 +26,7 @@ LAYERS = (
     ("data",),  # corpus, tokenizer, instances, tasks, features (static masking uses models.masking)
     ("evaluation",),  # scoring, metrics, health, tables, plots, claims
     ("training",),  # the engine and the two loops: data in, models trained, evaluation's scores
-    ("estimate", "rehearsal", "rehearsal_report", "workflow"),  # whole-config reports and the Snakemake glue
+    ("estimate", "rehearsal", "rehearsal_report", "workflow", "warm"),  # whole-config reports and the Snakemake glue
     ("preset_table",),  # the README's table of every preset's estimate and rehearsal
 )
 LAYER = {part: level for level, parts in enumerate(LAYERS) for part in parts}

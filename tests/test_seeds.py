@@ -248,6 +248,23 @@ def test_each_precondition_fires_with_its_value_and_level(mechanism, facts, mean
     assert preconditions.failed_check(mechanism, keys, facts, {("t", r, "c"): v for r, v in means.items()}) == expected
 
 
+def _seed_facts(**rows):
+    return {("t", row, "c"): {"chance": None, "seed_runs": [
+        {"run": f"{row}.seed{k}", "perplexity_ratio": 0.1, "heldout_perplexity": p} for k, p in enumerate(ppl)]}
+        for row, ppl in rows.items()}
+
+
+def test_a_capacity_claim_needs_each_rows_pretraining_seeds_to_agree_on_perplexity():
+    """The one-head row that flipped under a control (docs/benchmark.md): seeds 1.67x apart."""
+    keys, means = [("t", "A", "c"), ("t", "B", "c")], {("t", "A", "c"): 7.6, ("t", "B", "c"): 13.0}
+    late = _seed_facts(A=[7.4, 7.6, 7.8], B=[9.9, 12.5, 16.5])
+    assert preconditions.failed_check("capacity", keys, late, means) == (
+        "seeds_agree: row B's pretraining seeds end at held-out perplexity 9.9 to 16.5 (1.67 x; needs at most 1.25 x)")
+    assert preconditions.failed_check("capacity", keys, _seed_facts(A=[7.4, 7.6, 7.8], B=[5.5, 5.8, 6.1]), means) is None
+    assert preconditions.failed_check("capacity", keys, _seed_facts(A=[7.4], B=[16.5]), means) is None  # one seed
+    assert preconditions.failed_check("right_context", keys, late, means) is None  # a capacity check only
+
+
 def test_a_claim_whose_mechanism_did_not_form_is_not_testable_never_inconclusive():
     cells = {("t", "A", "c"): np.array([58.0, 58.5, 57.5]), ("t", "B", "c"): np.array([51.0, 51.5, 50.5])}
     claim = {**_greater_claim(), "mechanism": "cross_segment"}

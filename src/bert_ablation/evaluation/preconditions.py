@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..facts.mechanisms import ABOVE_CHANCE, NSP_ACCURACY, PRECONDITIONS
+from ..facts.mechanisms import ABOVE_CHANCE, NSP_ACCURACY, PRECONDITIONS, SEED_AGREEMENT
 from ..storage import read_json
 from . import health
 
@@ -79,6 +79,21 @@ def _left_plateau(keys, facts, means) -> str | None:
         f"(needs at most {health.PLATEAU_RATIO:g})")
 
 
+def _seeds_agree(keys, facts, means) -> str | None:
+    spreads = []
+    for table, row, column in keys:
+        perplexities = [r["heldout_perplexity"] for r in facts.get((table, row, column), {}).get("seed_runs", [])
+                        if r.get("heldout_perplexity") is not None and np.isfinite(r["heldout_perplexity"])]
+        if len(perplexities) > 1:  # one seed: nothing to agree with (the report says the seed is not sampled)
+            spreads.append((max(perplexities) / min(perplexities), row, min(perplexities), max(perplexities)))
+    if not spreads:
+        return None
+    spread, row, low, high = max(spreads)
+    return None if spread <= SEED_AGREEMENT else (
+        f"seeds_agree: row {row}'s pretraining seeds end at held-out perplexity {low:.1f} to {high:.1f} "
+        f"({spread:.2f} x; needs at most {SEED_AGREEMENT:g} x)")
+
+
 def _no_collapse(keys, facts, means) -> str | None:
     worst = _worst_above(keys, facts, "last_layer_cosine", health.COLLAPSE_COSINE)
     return None if worst is None else (
@@ -87,7 +102,7 @@ def _no_collapse(keys, facts, means) -> str | None:
 
 
 MEASURES = {"task_learnt": _task_learnt, "nsp_formed": _nsp_formed, "left_plateau": _left_plateau,
-            "no_collapse": _no_collapse}
+            "seeds_agree": _seeds_agree, "no_collapse": _no_collapse}
 
 
 def failed_check(mechanism: str | None, keys: list[Key], facts: Mapping[Key, dict],

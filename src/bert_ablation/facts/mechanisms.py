@@ -45,10 +45,16 @@ CHECKS = {
                   "where QNLI is learnt)",
     "left_plateau": "every run the claim compares left the unigram plateau (held-out perplexity at most the "
                     "health check's ratio of the unigram baseline's), so a size ordering compares what was learnt",
+    "seeds_agree": "the pretraining seeds of every row the claim compares agree on held-out perplexity (the highest "
+                   "at most SEED_AGREEMENT x the lowest): seeds further apart left the unigram plateau at different "
+                   "times, so an ordering of sizes would compare when each row's runs left it, not what the size "
+                   "can learn (measured: the default world's 2/64/1 row, seeds spread over 1.6x, flips its order "
+                   "with 2/64/2 when only the corpus's word order changes; docs/benchmark.md, Controls)",
     "no_collapse": "no run the claim compares collapsed (last-layer token states' mean cosine below the health "
                    "check's threshold): a masking mix is compared on encoders that represent their input",
 }
 ABOVE_CHANCE = 10.0  # points (the scores are 0-100)
+SEED_AGREEMENT = 1.25  # highest / lowest held-out perplexity over a row's pretraining seeds
 NSP_ACCURACY = 0.75
 
 # mechanism -> the checks its claims must pass, besides the health check every claim needs
@@ -57,7 +63,7 @@ PRECONDITIONS = {
     "right_context": ("task_learnt",),
     "cross_segment": ("nsp_formed", "task_learnt"),
     "context_ambiguity": ("task_learnt",),
-    "capacity": ("left_plateau", "task_learnt"),
+    "capacity": ("left_plateau", "seeds_agree", "task_learnt"),
     "masking_mix": ("no_collapse", "task_learnt"),
     "none": ("task_learnt",),
 }
