@@ -319,6 +319,39 @@ def test_a_cell_whose_restarts_all_collapsed_is_flagged_in_the_table(tmp_path, m
     assert not pd.read_csv(outputs["csv"]).set_index("row").loc["100/0/0", "all_collapsed"]
 
 
+def test_many_long_rows_in_few_columns_keep_wide_axes(tmp_path):
+    """Table 7's shape (7 rows with long labels, 2 columns): the bars' axes used to be squeezed to a
+    sliver by the legend; they keep most of the figure's width, and the legend is saved whole."""
+    import matplotlib.image
+
+    from bert_ablation.evaluation.plots import plot_table
+
+    rows = ["Fine-tuning: BERT-Base", "Feature-based: Embeddings", "Feature-based: Second-to-Last Hidden",
+            "Feature-based: Last Hidden", "Feature-based: Weighted Sum Last Four Hidden",
+            "Feature-based: Concat Last Four Hidden", "Feature-based: Weighted Sum All 12 Layers"]
+    summary = pd.DataFrame([{"row": row, "column": column, "source": "finetune", "mean": 90.0 + k, "sd": 1.0,
+                             "paper": 95.0, "pretrain_health": "learnt", "all_collapsed": False}
+                            for k, row in enumerate(rows) for column in ("Dev F1", "Test F1")])
+    png = tmp_path / "t7.png"
+    figure = plot_table(summary, "CoNLL-2003 Named Entity Recognition results.", [str(png)])
+    axes = figure.axes[0].get_position()
+    assert axes.width > 0.6  # of the figure's width
+    legend = figure.axes[0].get_legend()
+    assert len(legend.get_texts()) == len(rows) + 1  # the rows and the paper's tick
+    extent = _extent(figure, legend)
+    assert 0 <= extent.x0 < extent.x1 <= figure.bbox.x1  # within the figure's width
+    assert matplotlib.image.imread(png).shape[1] >= figure.bbox.x1 * 0.9
+
+
+def _extent(figure, artist):
+    """Where an artist of a closed figure lies, in the figure's pixels (drawn on a fresh Agg canvas)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
+    return artist.get_window_extent(canvas.get_renderer())
+
+
 def test_a_one_column_figure_keeps_its_whole_caption_and_legend(tmp_path):
     """A one-column table's figure is narrow: its caption is wrapped to the figure and the legend
     below the axes is saved with it (it used to be cut at both edges)."""
@@ -333,8 +366,9 @@ def test_a_one_column_figure_keeps_its_whole_caption_and_legend(tmp_path):
     caption = "Ablation over the pre-training tasks using the BERT-Base architecture, on a one-column table."
     png = tmp_path / "f.png"
     figure = plot_table(summary, caption, [str(png)])
-    width = matplotlib.image.imread(png).shape[1]
-    # the nominal figure is 4.0 inches wide at 120 dpi; the four-entry legend below it is wider
-    assert width > 4.0 * 120
+    # the legend below the axes lies within the saved image (its columns fit the figure's width)
+    legend = _extent(figure, figure.axes[0].get_legend())
+    assert 0 <= legend.x0 < legend.x1 <= figure.bbox.x1 and len(figure.axes[0].get_legend().texts) == 5
+    assert matplotlib.image.imread(png).shape[0] > figure.bbox.y1 * 0.9  # saved with it
     title = figure.texts[0].get_text()
     assert title.replace("\n", " ") == caption and "\n" in title

@@ -87,7 +87,9 @@ def plot_table(summary: pd.DataFrame, caption: str, paths: list[str]):
     panels = [(source, part) for source, part in panels if len(part)]
     n_rows = summary["row"].nunique()
     widths = [part["column"].nunique() for _, part in panels]
-    fig, axes = plt.subplots(1, len(panels), figsize=(2.4 + 1.6 * sum(widths), 4.8), squeeze=False,
+    # a column group holds one bar per row: Table 7's 7 rows in 2 columns need more than 1.6 inches a group
+    group_inches = max(1.6, 0.3 * n_rows)
+    fig, axes = plt.subplots(1, len(panels), figsize=(2.4 + group_inches * sum(widths), 4.8), squeeze=False,
                              gridspec_kw={"width_ratios": widths})
     for ax, (source, part) in zip(axes[0], panels):
         if source == "finetune":
@@ -98,8 +100,12 @@ def plot_table(summary: pd.DataFrame, caption: str, paths: list[str]):
     # figure is narrow, and its caption ran off both edges
     fig.suptitle(textwrap.fill(caption, max(30, int(fig.get_figwidth() * 13)), break_on_hyphens=False), fontsize=10)
     # Below the axes: inside, the legend would hide the paper's ticks near the top.
-    axes[0][0].legend(fontsize=7, ncol=min(n_rows + 1, 4), loc="upper center", bbox_to_anchor=(0.5, -0.1),
-                      frameon=False)
+    # As many legend columns as fit the figure's width (~0.055 inch a character at size 7): a legend
+    # wider than the figure made tight_layout squeeze the axes to a sliver (Table 7's long rows).
+    label_inches = 0.4 + 0.055 * max(len(str(label)) for label in axes[0][0].get_legend_handles_labels()[1])
+    fit = max(1, int(fig.get_figwidth() // label_inches))
+    axes[0][0].legend(fontsize=7, ncol=min(n_rows + 1, 4, fit), loc="upper center",
+                      bbox_to_anchor=(0.5, -0.1), frameon=False)
     fig.tight_layout()
     save_figure(fig, paths)
     return fig
