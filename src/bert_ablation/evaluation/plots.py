@@ -113,7 +113,7 @@ def plot_table(summary: pd.DataFrame, caption: str, paths: list[str]):
 
 def plot_steps(summary: pd.DataFrame, caption: str, paths: list[str], xlabel: str, ylabel: str,
                reference: paper.PaperTable | None = None) -> None:
-    """A score vs pretraining steps per series (mean ± sd over restarts), and the paper's
+    """A score vs pretraining steps per series (mean ± sd over every run: its seeds × restarts), and the paper's
     curves (Figure 5: read off its figure) beside them."""
     plt = _pyplot()
     fig, (ours, theirs) = plt.subplots(1, 2, figsize=(10, 4.2))
@@ -124,7 +124,9 @@ def plot_steps(summary: pd.DataFrame, caption: str, paths: list[str], xlabel: st
                       label=row_label(summary, row), linestyle="--" if row_status(summary, row) else "-")
     ours.set_xlabel("pretraining steps (ours)")
     ours.set_ylabel(ylabel)
-    ours.set_title("ours: mean ± sd over restarts", fontsize=9)
+    seeds = int(summary["seeds"].max()) if "seeds" in summary and summary["seeds"].notna().any() else 1
+    ours.set_title("ours: mean ± sd over restarts" if seeds <= 1 else
+                   f"ours: mean ± sd over every run ({seeds} pretraining seeds × restarts)", fontsize=9)
     ours.legend(fontsize=8)
     if reference is not None:
         steps = [int(c) for c in reference.columns]
