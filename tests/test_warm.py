@@ -80,6 +80,18 @@ def test_a_server_that_is_gone_leaves_the_job_to_run_cold(tmp_path):
     assert result.returncode == 0 and "warm=False" in result.stdout
 
 
+def test_a_job_whose_stdin_is_closed_still_runs(server, tmp_path):
+    """Snakemake started with its stdin closed: the job still runs, with its status and output."""
+    script = tmp_path / "job.py"
+    script.write_text(JOB)
+    env = {**os.environ, warm.SOCKET_ENV: server["path"], "COLOUR": "teal",
+           "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
+    env.pop(warm.CHILD_ENV, None)
+    result = subprocess.run(f"exec 0<&- ; {sys.executable} {script} 0", shell=True, cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and "argv=['0'] colour=teal" in result.stdout and result.stderr == "to stderr\n"
+
+
 def test_a_failing_job_prints_its_traceback_and_exits_1(server, tmp_path):
     result = _job(tmp_path, "raise", socket_path=server["path"])
     assert result.returncode == 1

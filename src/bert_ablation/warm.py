@@ -64,11 +64,14 @@ def run_in_warm_process() -> None:
                "env": dict(os.environ), "umask": _umask()}
     for stream in (sys.stdout, sys.stderr):
         stream.flush()
-    _send(client, request, fds=[0, 1, 2])
-    reply = _receive(client)
+    try:
+        _send(client, request, fds=[0, 1, 2])
+        reply = _receive(client)
+    except OSError:  # a closed standard stream cannot be passed on (EBADF): run here, as without a server
+        reply = None
     if reply is None:
         client.close()
-        return  # the server refused before forking (it is shutting down): run here
+        return  # nothing forked (refused, a server shutting down, or the streams above): run here
     pid = reply["pid"]
 
     def relay(signum, _frame):  # Snakemake stops a job by signalling its process: stop the fork too
