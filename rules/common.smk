@@ -30,12 +30,14 @@ except cfg.ConfigError as err:
 
 # Warm start (bert_ablation.warm): a local run's jobs fork from one process that imported torch
 # and transformers once, instead of each paying ~4-7 s for it. Not on a cluster (each job runs
-# on its own node), nor in a rehearsal (its jobs' peak memory must be their own).
+# on its own node), nor in a rehearsal (its jobs' peak memory must be their own), nor with
+# --software-deployment-method (the rules' conda environments, not this interpreter, run the jobs).
 WARM = {}
 
 
 onstart:
-    if config["warm_start"] and not config["rehearse"] and workflow.local_exec and workflow.is_main_process:
+    if (config["warm_start"] and not config["rehearse"] and workflow.local_exec and workflow.is_main_process
+            and not workflow.deployment_settings.deployment_method):
         WARM["server"] = warm.start(os.getcwd(), "logs/warm_server.log")
 
 

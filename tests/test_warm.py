@@ -80,8 +80,9 @@ def test_a_server_that_is_gone_leaves_the_job_to_run_cold(tmp_path):
     assert result.returncode == 0 and "warm=False" in result.stdout
 
 
-def test_a_job_whose_stdin_is_closed_still_runs(server, tmp_path):
-    """Snakemake started with its stdin closed: the job still runs, with its status and output."""
+def test_a_job_whose_stdin_is_closed_runs_in_its_own_process(server, tmp_path):
+    """Snakemake started with its stdin closed: the socket would take fd 0 and be handed to the fork
+    as its stdin (keeping the connection open after the job process died); the job runs cold."""
     script = tmp_path / "job.py"
     script.write_text(JOB)
     env = {**os.environ, warm.SOCKET_ENV: server["path"], "COLOUR": "teal",
@@ -89,7 +90,22 @@ def test_a_job_whose_stdin_is_closed_still_runs(server, tmp_path):
     env.pop(warm.CHILD_ENV, None)
     result = subprocess.run(f"exec 0<&- ; {sys.executable} {script} 0", shell=True, cwd=tmp_path, env=env,
                             capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0 and "argv=['0'] colour=teal" in result.stdout and result.stderr == "to stderr\n"
+    assert result.returncode == 0 and "warm=False" in result.stdout and result.stderr == "to stderr\n"
+
+
+def test_a_broken_request_leaves_the_server_serving(server, tmp_path):
+    """A job process killed mid-handshake (here: a header promising more than it sends) costs the
+    server nothing: the next job still runs in a fork."""
+    import socket
+    import struct
+    client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    client.connect(server["path"])
+    socket.send_fds(client, [struct.pack("!I", 1000)], [0, 1, 2])
+    client.sendall(b'{"script": ')
+    client.close()
+    result = _job(tmp_path, "0", socket_path=server["path"])
+    assert result.returncode == 0 and "warm=True" in result.stdout
+    assert server["process"].poll() is None and "request failed" in server["log"].read_text()
 
 
 def test_a_failing_job_prints_its_traceback_and_exits_1(server, tmp_path):

@@ -27,6 +27,7 @@ import json
 import logging
 import os
 import selectors
+import shutil
 import signal
 import socket
 import struct
@@ -53,6 +54,11 @@ def run_in_warm_process() -> None:
     let the script run here) when no server is reachable."""
     path = os.environ.get(SOCKET_ENV)
     if not path or os.environ.get(CHILD_ENV):
+        return
+    try:  # a closed standard stream: the socket below would take its number and be handed over as it
+        for fd in (0, 1, 2):
+            os.fstat(fd)
+    except OSError:
         return
     client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
@@ -141,8 +147,12 @@ def start(workdir: str, log_path: str) -> subprocess.Popen | None:
     path = os.path.join(folder, "socket")
     os.makedirs(os.path.dirname(log_path) or ".", exist_ok=True)
     with open(log_path, "w") as handle:
+        # its own session: a Ctrl-C in the terminal reaches the jobs (each relays it to its fork, which
+        # stops as a cold job would), not the server, which would take every fork down at once
         server = subprocess.Popen([sys.executable, "-m", "bert_ablation.warm", path, str(os.getpid())],
-                                  cwd=workdir, stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+                                  cwd=workdir, stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                  start_new_session=True)
+    server.socket_folder = folder
     os.environ[SOCKET_ENV] = path  # jobs (the scheduler's subprocesses) inherit it
     return server
 
@@ -150,19 +160,28 @@ def start(workdir: str, log_path: str) -> subprocess.Popen | None:
 def stop(server: subprocess.Popen | None) -> None:
     """Stop the server (jobs still running in its forks are not touched: none are, at the end)."""
     os.environ.pop(SOCKET_ENV, None)
-    if server is None or server.poll() is not None:
+    if server is None:
         return
-    server.terminate()
-    try:
-        server.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        server.kill()
+    if server.poll() is None:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+    # a server stopped while still importing leaves its folder: remove it here
+    shutil.rmtree(getattr(server, "socket_folder", ""), ignore_errors=True)
 
 
 def serve(path: str, parent: int | None = None) -> None:
     """Import what jobs need, then fork one process per connecting job until the parent
     (the ``snakemake`` that started us) is gone or we are terminated."""
     started = time.perf_counter()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the jobs' to handle (start: its own session)
+    # numpy's BLAS sizes its thread pool at import: one thread here; each fork sets its job's count
+    # from the OMP_NUM_THREADS Snakemake gives the job (_run_job), as a cold process would read it
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[name] = "1"
     os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")  # as workflow.job_logging would
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("MPLBACKEND", "Agg")
@@ -190,8 +209,7 @@ def serve(path: str, parent: int | None = None) -> None:
         while not stopping and (parent is None or os.getppid() == parent):
             for key, _ in selector.select(timeout=0.2):
                 if key.fileobj is listener:
-                    conn, _ = listener.accept()
-                    pid = _fork_job(conn, listener, selector)
+                    pid, conn = _accept(listener, selector)
                     if pid:
                         jobs[pid] = conn
                         selector.register(conn, selectors.EVENT_READ, pid)
@@ -210,13 +228,33 @@ def serve(path: str, parent: int | None = None) -> None:
                 pass
 
 
-def _fork_job(conn: socket.socket, listener: socket.socket, selector) -> int | None:
-    request, fds = _receive(conn, with_fds=True)
-    if request is None or len(fds) != 3:
+def _accept(listener: socket.socket, selector) -> tuple[int | None, socket.socket | None]:
+    """Fork the job of one connection; (None, None) if anything fails before the fork is told to
+    its job (the job process then runs cold, or has gone): one bad connection (a job killed
+    mid-handshake, a fork refused by a process limit) must not stop the server and its other jobs."""
+    conn, fds = None, []
+    try:
+        conn, _ = listener.accept()
+        conn.settimeout(10)  # a job sends its request at once; never wait on one for long
+        request, fds = _receive(conn, with_fds=True)
+        if request is None or len(fds) != 3:
+            raise ValueError("incomplete request")
+        pid = _fork_job(conn, request, fds, listener, selector)
+        fds = []
+        conn.settimeout(None)
+        return pid, conn
+    except Exception as failed:
+        log.warning("warm: a job's request failed (%s: %s); it runs in its own process", type(failed).__name__,
+                    failed)
         for fd in fds:
             os.close(fd)
-        conn.close()
-        return None
+        if conn is not None:
+            conn.close()
+        return None, None
+
+
+def _fork_job(conn: socket.socket, request: dict, fds: list[int], listener: socket.socket, selector) -> int:
+    server = os.getpid()
     for stream in (sys.stdout, sys.stderr):  # nothing of ours may reach the job's streams
         stream.flush()
     pid = os.fork()
@@ -224,18 +262,24 @@ def _fork_job(conn: socket.socket, listener: socket.socket, selector) -> int | N
         selector.close()
         listener.close()
         conn.close()
-        _run_job(request, fds)
+        _run_job(request, fds, server)
     for fd in fds:
         os.close(fd)
-    _send(conn, {"pid": pid})
     log.info("job %s: %s", pid, request["argv"][0])
+    try:
+        _send(conn, {"pid": pid})
+    except OSError:  # its job process is gone: so is the job
+        _signal(pid, signal.SIGTERM)
+        raise
     return pid
 
 
-def _run_job(request: dict, fds: list[int]) -> None:
+def _run_job(request: dict, fds: list[int], server: int) -> None:
     code = 1
     try:
         _die_with_server()
+        if os.getppid() != server:  # the server died before the line above took effect
+            os._exit(1)
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(signum, signal.SIG_DFL if signum != signal.SIGINT else signal.default_int_handler)
         for target, fd in enumerate(fds):
@@ -247,6 +291,7 @@ def _run_job(request: dict, fds: list[int]) -> None:
         os.environ.update(request["env"])
         os.environ[CHILD_ENV] = "1"
         sys.argv = list(request["argv"])
+        _as_a_fresh_interpreter(request["script"])
         import runpy
         runpy.run_path(request["script"], run_name="__main__")
         code = 0
@@ -259,12 +304,38 @@ def _run_job(request: dict, fds: list[int]) -> None:
         import traceback
         traceback.print_exc()
     finally:
+        try:
+            import atexit
+            atexit._run_exitfuncs()  # what a cold process runs on its way out (logging's flush among them)
+        except BaseException:
+            pass
         for stream in (sys.stdout, sys.stderr):
             try:
                 stream.flush()
             except Exception:
                 pass
         os._exit(code)
+
+
+def _as_a_fresh_interpreter(script: str) -> None:
+    """What `python <script>` would have read at start-up and the server fixed at its own: the
+    script's folder first on sys.path, the job's TMPDIR, no logging set up, and the job's thread
+    count for the BLAS pools (from the OMP_NUM_THREADS Snakemake sets for it)."""
+    import logging as logging_
+    import tempfile as tempfile_
+    sys.path[0] = os.path.dirname(os.path.abspath(script))
+    tempfile_.tempdir = None  # read TMPDIR again
+    root = logging_.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    root.setLevel(logging_.WARNING)
+    threads = os.environ.get("OMP_NUM_THREADS")
+    if threads and threads.isdigit():
+        try:
+            from threadpoolctl import threadpool_limits
+            threadpool_limits(int(threads))
+        except ImportError:
+            pass
 
 
 def _reap(jobs: dict[int, socket.socket], selector) -> None:
