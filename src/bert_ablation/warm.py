@@ -178,8 +178,8 @@ def serve(path: str, parent: int | None = None) -> None:
     (the ``snakemake`` that started us) is gone or we are terminated."""
     started = time.perf_counter()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the jobs' to handle (start: its own session)
-    # numpy's BLAS sizes its thread pool at import: one thread here; each fork sets its job's count
-    # from the OMP_NUM_THREADS Snakemake gives the job (_run_job), as a cold process would read it
+    # numpy's BLAS sizes its thread pool at import: one thread, so that no fork oversubscribes the
+    # cores with it (torch sets each job's own count when the job starts training)
     for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[name] = "1"
     os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")  # as workflow.job_logging would
@@ -319,8 +319,9 @@ def _run_job(request: dict, fds: list[int], server: int) -> None:
 
 def _as_a_fresh_interpreter(script: str) -> None:
     """What `python <script>` would have read at start-up and the server fixed at its own: the
-    script's folder first on sys.path, the job's TMPDIR, no logging set up, and the job's thread
-    count for the BLAS pools (from the OMP_NUM_THREADS Snakemake sets for it)."""
+    script's folder first on sys.path, the job's TMPDIR, no logging set up. (numpy's BLAS pool keeps
+    the server's one thread; torch, which does the jobs' arithmetic, takes each job's count from
+    its threads: training/engine.py.)"""
     import logging as logging_
     import tempfile as tempfile_
     sys.path[0] = os.path.dirname(os.path.abspath(script))
@@ -329,13 +330,6 @@ def _as_a_fresh_interpreter(script: str) -> None:
     for handler in list(root.handlers):
         root.removeHandler(handler)
     root.setLevel(logging_.WARNING)
-    threads = os.environ.get("OMP_NUM_THREADS")
-    if threads and threads.isdigit():
-        try:
-            from threadpoolctl import threadpool_limits
-            threadpool_limits(int(threads))
-        except ImportError:
-            pass
 
 
 def _reap(jobs: dict[int, socket.socket], selector) -> None:
